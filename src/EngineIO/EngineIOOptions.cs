@@ -1,0 +1,98 @@
+using Microsoft.AspNetCore.Http;
+
+namespace EngineIO;
+
+/// <summary>Options of an Engine.IO v4 server. Defaults are the reference server's.</summary>
+public sealed class EngineIOOptions
+{
+    public const string Polling = "polling";
+    public const string WebSocket = "websocket";
+
+    /// <summary>How often the server sends a ping.</summary>
+    public TimeSpan PingInterval { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>How long the server waits for the pong before closing the session.</summary>
+    public TimeSpan PingTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Largest polling body or WebSocket message accepted, in bytes.</summary>
+    public int MaxPayload { get; set; } = 1_000_000;
+
+    /// <summary>How long a probed WebSocket may take to send the upgrade packet.</summary>
+    public TimeSpan UpgradeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Allowed transports, among "polling" and "websocket".</summary>
+    public IReadOnlyList<string> Transports { get; set; } = [Polling, WebSocket];
+
+    /// <summary>Whether a polling session may upgrade to WebSocket.</summary>
+    public bool AllowUpgrades { get; set; } = true;
+
+    /// <summary>
+    /// Packets a session may hold while its transport cannot keep up. When the queue is full the
+    /// slow-consumer policy applies: volatile packets are dropped, any other packet closes the
+    /// session with reason "transport error" (the client reconnects and can recover its state).
+    /// </summary>
+    public int MaxBufferedPackets { get; set; } = 8192;
+
+    /// <summary>CORS for the polling transport; null disables CORS headers.</summary>
+    public EngineCorsOptions? Cors { get; set; }
+
+    /// <summary>
+    /// Called for every handshake and upgrade request (browsers do not apply CORS to WebSocket,
+    /// so an origin check belongs here). Return null to accept, or a message to refuse with 403.
+    /// </summary>
+    public Func<HttpContext, ValueTask<string?>>? AllowRequest { get; set; }
+
+    /// <summary>The clock behind heartbeats and timeouts; tests substitute a fake one.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    internal void Validate()
+    {
+        if (PingInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(PingInterval), "PingInterval must be positive.");
+        }
+
+        if (PingTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(PingTimeout), "PingTimeout must be positive.");
+        }
+
+        if (MaxPayload < 16)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxPayload), "MaxPayload must be at least 16 bytes.");
+        }
+
+        if (MaxBufferedPackets < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxBufferedPackets), "MaxBufferedPackets must be at least 1.");
+        }
+
+        if (Transports.Count == 0 || Transports.Any(t => t is not (Polling or WebSocket)))
+        {
+            throw new ArgumentException("Transports must be a non-empty subset of \"polling\" and \"websocket\".", nameof(Transports));
+        }
+    }
+}
+
+/// <summary>CORS settings for HTTP long-polling requests.</summary>
+public sealed class EngineCorsOptions
+{
+    /// <summary>Allowed origins; "*" allows any.</summary>
+    public IReadOnlyList<string> Origins { get; set; } = [];
+
+    /// <summary>Sends Access-Control-Allow-Credentials and echoes the origin instead of "*".</summary>
+    public bool Credentials { get; set; }
+
+    public bool IsAllowed(string origin)
+    {
+        foreach (var allowed in Origins)
+        {
+            if (allowed == "*" || string.Equals(allowed, origin, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

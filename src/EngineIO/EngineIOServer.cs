@@ -1,0 +1,233 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Primitives;
+
+namespace EngineIO;
+
+/// <summary>The Engine.IO errors, with the codes and messages of the reference server.</summary>
+public sealed record EngineError(int Code, string Message, int Status)
+{
+    public static readonly EngineError UnknownTransport = new(0, "Transport unknown", 400);
+    public static readonly EngineError UnknownSid = new(1, "Session ID unknown", 400);
+    public static readonly EngineError BadHandshakeMethod = new(2, "Bad handshake method", 400);
+    public static readonly EngineError BadRequest = new(3, "Bad request", 400);
+    public static readonly EngineError Forbidden = new(4, "Forbidden", 403);
+    public static readonly EngineError UnsupportedProtocolVersion = new(5, "Unsupported protocol version", 400);
+}
+
+/// <summary>
+/// An Engine.IO v4 server: handshakes, routes polling and WebSocket requests to their session.
+/// </summary>
+public sealed class EngineIOServer
+{
+    private readonly ConcurrentDictionary<string, EngineSession> _sessions = new(StringComparer.Ordinal);
+    private readonly EngineIOOptions _options;
+
+    public EngineIOServer(EngineIOOptions options, IEngineHandler handler, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(handler);
+        options.Validate();
+        _options = options;
+        Handler = handler;
+        Log = logger ?? NullLogger.Instance;
+    }
+
+    public EngineIOOptions Options => _options;
+
+    public int SessionCount => _sessions.Count;
+
+    internal IEngineHandler Handler { get; }
+
+    internal ILogger Log { get; }
+
+    /// <summary>Closes every session (reason "server shutting down").</summary>
+    public void CloseAll()
+    {
+        foreach (var session in _sessions.Values)
+        {
+            session.Abort(EngineCloseReason.ServerShuttingDown);
+        }
+    }
+
+    internal void Remove(EngineSession session) => _sessions.TryRemove(new KeyValuePair<string, EngineSession>(session.Id, session));
+
+    public async Task HandleRequestAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var request = context.Request;
+        if (!ApplyCors(context))
+        {
+            return;
+        }
+
+        var transport = request.Query["transport"].ToString();
+        var sid = request.Query["sid"].ToString();
+        var isWebSocket = context.WebSockets.IsWebSocketRequest;
+
+        if (!_options.Transports.Contains(transport))
+        {
+            await WriteErrorAsync(context, EngineError.UnknownTransport);
+            return;
+        }
+
+        if ((transport == EngineIOOptions.WebSocket) != isWebSocket)
+        {
+            await WriteErrorAsync(context, EngineError.BadRequest);
+            return;
+        }
+
+        if (sid.Length > 0)
+        {
+            if (!_sessions.TryGetValue(sid, out var session))
+            {
+                await WriteErrorAsync(context, EngineError.UnknownSid);
+                return;
+            }
+
+            if (isWebSocket)
+            {
+                if (!_options.AllowUpgrades || !session.CanUpgrade)
+                {
+                    await WriteErrorAsync(context, EngineError.BadRequest);
+                    return;
+                }
+
+                using var upgraded = await context.WebSockets.AcceptWebSocketAsync();
+                await session.RunUpgradeAsync(upgraded);
+                return;
+            }
+
+            if (session.Transport != EngineIOOptions.Polling)
+            {
+                await WriteErrorAsync(context, EngineError.BadRequest);
+                return;
+            }
+
+            if (HttpMethods.IsGet(request.Method))
+            {
+                await session.HandlePollAsync(context);
+            }
+            else if (HttpMethods.IsPost(request.Method))
+            {
+                await session.HandlePostAsync(context);
+            }
+            else
+            {
+                await WriteErrorAsync(context, EngineError.BadRequest);
+            }
+
+            return;
+        }
+
+        if (!HttpMethods.IsGet(request.Method))
+        {
+            await WriteErrorAsync(context, EngineError.BadHandshakeMethod);
+            return;
+        }
+
+        if (request.Query["EIO"] != "4")
+        {
+            await WriteErrorAsync(context, EngineError.UnsupportedProtocolVersion);
+            return;
+        }
+
+        if (_options.AllowRequest is { } allow)
+        {
+            var refusal = await allow(context);
+            if (refusal is not null)
+            {
+                await WriteErrorAsync(context, EngineError.Forbidden with { Message = refusal });
+                return;
+            }
+        }
+
+        if (isWebSocket)
+        {
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var session = Open(context, EngineIOOptions.WebSocket);
+            await session.RunWebSocketAsync(socket);
+        }
+        else
+        {
+            var session = Open(context, EngineIOOptions.Polling);
+            await session.HandlePollAsync(context);
+        }
+    }
+
+    private EngineSession Open(HttpContext context, string transport)
+    {
+        var session = new EngineSession(this, _options, context, transport);
+        _sessions[session.Id] = session;
+        var upgrades = transport == EngineIOOptions.Polling && _options.AllowUpgrades && _options.Transports.Contains(EngineIOOptions.WebSocket)
+            ? "[\"websocket\"]"
+            : "[]";
+        var sidJson = JsonSerializer.Serialize(session.Id, EngineJsonContext.Default.String);
+        var open = EngineMessage.Control(
+            $"0{{\"sid\":{sidJson},\"upgrades\":{upgrades},\"pingInterval\":{(long)_options.PingInterval.TotalMilliseconds},\"pingTimeout\":{(long)_options.PingTimeout.TotalMilliseconds},\"maxPayload\":{_options.MaxPayload}}}");
+        session.Start(open);
+        Handler.OnOpen(session);
+        return session;
+    }
+
+    /// <summary>Adds CORS headers; answers preflight requests. False when the request is answered.</summary>
+    private bool ApplyCors(HttpContext context)
+    {
+        var cors = _options.Cors;
+        var origin = context.Request.Headers.Origin.ToString();
+        var preflight = HttpMethods.IsOptions(context.Request.Method);
+        if (cors is not null && origin.Length > 0 && cors.IsAllowed(origin))
+        {
+            var headers = context.Response.Headers;
+            var wildcard = cors.Origins.Contains("*") && !cors.Credentials;
+            headers.AccessControlAllowOrigin = wildcard ? "*" : origin;
+            if (!wildcard)
+            {
+                headers.Vary = "Origin";
+            }
+
+            if (cors.Credentials)
+            {
+                headers.AccessControlAllowCredentials = "true";
+            }
+
+            if (preflight)
+            {
+                headers.AccessControlAllowMethods = "GET,POST";
+                var requested = context.Request.Headers.AccessControlRequestHeaders;
+                if (!StringValues.IsNullOrEmpty(requested))
+                {
+                    headers.AccessControlAllowHeaders = requested;
+                }
+            }
+        }
+
+        if (preflight)
+        {
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+            context.Response.ContentLength = 0;
+            return false;
+        }
+
+        return true;
+    }
+
+    internal static async Task WriteErrorAsync(HttpContext context, EngineError error)
+    {
+        if (context.Response.HasStarted)
+        {
+            return;
+        }
+
+        context.Response.StatusCode = error.Status;
+        context.Response.ContentType = "application/json";
+        var body = JsonSerializer.SerializeToUtf8Bytes(new EngineErrorBody(error.Code, error.Message), EngineJsonContext.Default.EngineErrorBody);
+        context.Response.ContentLength = body.Length;
+        await context.Response.Body.WriteAsync(body);
+    }
+}
+
+internal sealed record EngineErrorBody(int code, string message);

@@ -1,0 +1,592 @@
+using System.Buffers;
+using System.Net;
+using System.Net.WebSockets;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace EngineIO;
+
+/// <summary>
+/// One Engine.IO session: its transport (polling, then maybe WebSocket), its bounded send queue,
+/// its heartbeat. Packets are received in order and handed to the <see cref="IEngineHandler"/>.
+/// </summary>
+public sealed class EngineSession
+{
+    private readonly EngineIOServer _server;
+    private readonly EngineIOOptions _options;
+    private readonly Channel<EngineMessage> _queue;
+    private readonly CancellationTokenSource _closed = new();
+    private readonly Lock _gate = new();
+    private readonly ITimer _pingTimer;
+    private readonly ITimer _pingTimeoutTimer;
+    private TaskCompletionSource? _pollWaiter;
+    private int _postInProgress;
+    private int _state; // 0 open, 1 closed
+    private bool _upgrading;
+    private bool _upgraded;
+    private EngineMessage _closeResponse = EngineMessage.ClosePacket;
+
+    internal EngineSession(EngineIOServer server, EngineIOOptions options, HttpContext context, string transport)
+    {
+        _server = server;
+        _options = options;
+        Id = SessionId.New();
+        Transport = transport;
+        Request = EngineRequestInfo.From(context);
+        _queue = Channel.CreateBounded<EngineMessage>(new BoundedChannelOptions(options.MaxBufferedPackets)
+        {
+            FullMode = BoundedChannelFullMode.Wait,
+            SingleReader = false,
+            SingleWriter = false,
+            AllowSynchronousContinuations = false,
+        });
+        var time = options.TimeProvider;
+        _pingTimer = time.CreateTimer(static s => ((EngineSession)s!).OnPingDue(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _pingTimeoutTimer = time.CreateTimer(static s => ((EngineSession)s!).Abort(EngineCloseReason.PingTimeout), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>The session id (sid), 20 URL-safe characters.</summary>
+    public string Id { get; }
+
+    /// <summary>"polling" or "websocket": the transport in use now.</summary>
+    public string Transport { get; private set; }
+
+    /// <summary>What the handshake request carried.</summary>
+    public EngineRequestInfo Request { get; }
+
+    /// <summary>Free slot for the layer above (Socket.IO keeps its client here).</summary>
+    public object? State { get; set; }
+
+    public bool IsOpen => Volatile.Read(ref _state) == 0;
+
+    /// <summary>Cancelled when the session closes.</summary>
+    public CancellationToken Closed => _closed.Token;
+
+    /// <summary>Packets waiting for the transport.</summary>
+    public int QueuedPackets => _queue.Reader.Count;
+
+    /// <summary>
+    /// Queues a message. Returns false when the session is closed, or when the queue is full:
+    /// a volatile message is then dropped; any other closes the session ("transport error").
+    /// </summary>
+    public bool Send(EngineMessage message)
+    {
+        if (!_queue.Writer.TryWrite(message))
+        {
+            if (IsOpen && !message.IsVolatile)
+            {
+                _server.Log.LogWarning("Session {Sid}: send queue full ({Count} packets), closing slow consumer", Id, _options.MaxBufferedPackets);
+                Abort(EngineCloseReason.TransportError);
+            }
+
+            return false;
+        }
+
+        Volatile.Read(ref _pollWaiter)?.TrySetResult();
+        return true;
+    }
+
+    /// <summary>Closes the session after the packets already queued are sent ("forced close").</summary>
+    public void Close()
+    {
+        if (!IsOpen)
+        {
+            return;
+        }
+
+        if (!_queue.Writer.TryWrite(EngineMessage.ClosePacket))
+        {
+            Abort(EngineCloseReason.ForcedClose);
+            return;
+        }
+
+        Volatile.Read(ref _pollWaiter)?.TrySetResult();
+    }
+
+    /// <summary>Closes the session at once with the given reason; queued packets are discarded.</summary>
+    public void Abort(string reason)
+    {
+        if (Interlocked.Exchange(ref _state, 1) != 0)
+        {
+            return;
+        }
+
+        _pingTimer.Dispose();
+        _pingTimeoutTimer.Dispose();
+        _queue.Writer.TryComplete();
+        Volatile.Read(ref _pollWaiter)?.TrySetResult();
+        _closed.Cancel();
+        _server.Remove(this);
+        try
+        {
+            _server.Handler.OnClose(this, reason);
+        }
+#pragma warning disable CA1031 // a failing handler must not break the transport
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _server.Log.LogError(ex, "Session {Sid}: close handler failed", Id);
+        }
+    }
+
+    internal static bool IsValidTextPacketType(byte b) => b is >= (byte)'0' and <= (byte)'6';
+
+    internal bool CanUpgrade
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return IsOpen && Transport == EngineIOOptions.Polling && !_upgrading && !_upgraded;
+            }
+        }
+    }
+
+    internal void Start(EngineMessage openPacket)
+    {
+        _queue.Writer.TryWrite(openPacket);
+        _pingTimer.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnPingDue()
+    {
+        if (!IsOpen)
+        {
+            return;
+        }
+
+        _pingTimeoutTimer.Change(_options.PingTimeout, Timeout.InfiniteTimeSpan);
+        Send(EngineMessage.Ping);
+    }
+
+    /// <summary>Handles one received packet; false when it was invalid (the session is closed).</summary>
+    private void OnPacket(EngineMessage packet)
+    {
+        if (!IsOpen)
+        {
+            return;
+        }
+
+        switch (packet.Type)
+        {
+            case EnginePacketType.Message:
+                try
+                {
+                    _server.Handler.OnMessage(this, packet);
+                }
+#pragma warning disable CA1031 // the handler's failure closes this session only
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    _server.Log.LogError(ex, "Session {Sid}: message handler failed", Id);
+                    Abort(EngineCloseReason.TransportError);
+                }
+
+                break;
+            case EnginePacketType.Pong:
+                _pingTimeoutTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _pingTimer.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
+                break;
+            case EnginePacketType.Close:
+                _closeResponse = EngineMessage.Noop;
+                Abort(EngineCloseReason.TransportClose);
+                break;
+            case EnginePacketType.Noop:
+                break;
+            default:
+                // ping (wrong heartbeat direction in v4), open, upgrade: not valid here
+                Abort(EngineCloseReason.ParseError);
+                break;
+        }
+    }
+
+    // ---- HTTP long-polling ----
+
+    internal async Task HandlePollAsync(HttpContext context)
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (Interlocked.CompareExchange(ref _pollWaiter, waiter, null) is not null)
+        {
+            // a second GET while one is pending: the spec closes the session
+            Abort(EngineCloseReason.TransportError);
+            await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
+            return;
+        }
+
+        try
+        {
+            if (_queue.Reader.Count > 0 || !IsOpen || _upgrading)
+            {
+                waiter.TrySetResult();
+            }
+
+            using (context.RequestAborted.Register(static s => ((EngineSession)s!).OnPollAborted(), this))
+            {
+                await waiter.Task;
+            }
+
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                return;
+            }
+
+            var packets = new List<EngineMessage>();
+            var closeAfter = false;
+            if (!IsOpen)
+            {
+                packets.Add(_closeResponse);
+            }
+            else if (_upgrading || _upgraded)
+            {
+                packets.Add(EngineMessage.Noop);
+            }
+            else
+            {
+                var size = 0;
+                while (size < _options.MaxPayload && _queue.Reader.TryRead(out var packet))
+                {
+                    packets.Add(packet);
+                    size += packet.Frame.Length;
+                    if (ReferenceEquals(packet, EngineMessage.ClosePacket))
+                    {
+                        closeAfter = true;
+                        break;
+                    }
+                }
+
+                if (packets.Count == 0)
+                {
+                    packets.Add(EngineMessage.Noop);
+                }
+            }
+
+            var writer = new ArrayBufferWriter<byte>(256);
+            PollingPayload.Encode(packets, writer);
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentType = "text/plain; charset=UTF-8";
+            context.Response.ContentLength = writer.WrittenCount;
+            await context.Response.Body.WriteAsync(writer.WrittenMemory, context.RequestAborted);
+            if (closeAfter)
+            {
+                Abort(EngineCloseReason.ForcedClose);
+            }
+        }
+        finally
+        {
+            Interlocked.CompareExchange(ref _pollWaiter, null, waiter);
+        }
+    }
+
+    private void OnPollAborted()
+    {
+        // the client went away while its GET was pending: the session is lost
+        Abort(EngineCloseReason.TransportClose);
+    }
+
+    internal async Task HandlePostAsync(HttpContext context)
+    {
+        if (Interlocked.Exchange(ref _postInProgress, 1) != 0)
+        {
+            Abort(EngineCloseReason.TransportError);
+            await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
+            return;
+        }
+
+        try
+        {
+            var declared = context.Request.ContentLength;
+            if (declared > _options.MaxPayload)
+            {
+                context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+                return;
+            }
+
+            var body = await ReadBodyAsync(context.Request.Body, _options.MaxPayload, context.RequestAborted);
+            if (body is null)
+            {
+                context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+                return;
+            }
+
+            var packets = new List<EngineMessage>();
+            if (!PollingPayload.TryDecode(body.Value, packets))
+            {
+                Abort(EngineCloseReason.ParseError);
+                await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
+                return;
+            }
+
+            foreach (var packet in packets)
+            {
+                OnPacket(packet);
+            }
+
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentType = "text/html";
+            context.Response.ContentLength = 2;
+            await context.Response.Body.WriteAsync("ok"u8.ToArray(), context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
+        {
+            Abort(EngineCloseReason.TransportError);
+        }
+        finally
+        {
+            Volatile.Write(ref _postInProgress, 0);
+        }
+    }
+
+    private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(Stream body, int max, CancellationToken ct)
+    {
+        var buffer = new byte[Math.Min(max + 1, 4096)];
+        var length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+            {
+                if (buffer.Length > max)
+                {
+                    return null;
+                }
+
+                Array.Resize(ref buffer, Math.Min(buffer.Length * 2, max + 1));
+            }
+
+            var read = await body.ReadAsync(buffer.AsMemory(length), ct);
+            if (read == 0)
+            {
+                return buffer.AsMemory(0, length);
+            }
+
+            length += read;
+            if (length > max)
+            {
+                return null;
+            }
+        }
+    }
+
+    // ---- WebSocket ----
+
+    internal async Task RunWebSocketAsync(WebSocket socket)
+    {
+        var writer = WriteLoopAsync(socket);
+        await ReadLoopAsync(socket, upgrade: false);
+        await writer;
+    }
+
+    internal async Task RunUpgradeAsync(WebSocket socket)
+    {
+        using var timeout = new CancellationTokenSource(_options.UpgradeTimeout, _options.TimeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _closed.Token);
+        var buffer = new byte[64];
+        try
+        {
+            while (true)
+            {
+                var result = await socket.ReceiveAsync(buffer, linked.Token);
+                if (result.MessageType != WebSocketMessageType.Text || !result.EndOfMessage)
+                {
+                    break;
+                }
+
+                var text = buffer.AsSpan(0, result.Count);
+                if (text.SequenceEqual("2probe"u8))
+                {
+                    await socket.SendAsync(EngineMessage.PongProbe.Frame, WebSocketMessageType.Text, true, linked.Token);
+                    lock (_gate)
+                    {
+                        _upgrading = true;
+                    }
+
+                    Volatile.Read(ref _pollWaiter)?.TrySetResult();
+                    continue;
+                }
+
+                if (text.SequenceEqual("5"u8) && _upgrading)
+                {
+                    lock (_gate)
+                    {
+                        _upgrading = false;
+                        _upgraded = true;
+                        Transport = EngineIOOptions.WebSocket;
+                    }
+
+                    Volatile.Read(ref _pollWaiter)?.TrySetResult();
+                    await RunWebSocketAsync(socket);
+                    return;
+                }
+
+                break;
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException)
+        {
+        }
+
+        // the probe failed: the session goes on over polling
+        lock (_gate)
+        {
+            _upgrading = false;
+        }
+
+        socket.Abort();
+    }
+
+    private async Task ReadLoopAsync(WebSocket socket, bool upgrade)
+    {
+        _ = upgrade;
+        var reason = EngineCloseReason.TransportClose;
+        var buffer = ArrayPool<byte>.Shared.Rent(4096);
+        var length = 0;
+        try
+        {
+            while (IsOpen)
+            {
+                if (length == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, _options.MaxPayload + 1));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                var result = await socket.ReceiveAsync(buffer.AsMemory(length), _closed.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    reason = EngineCloseReason.TransportClose;
+                    break;
+                }
+
+                length += result.Count;
+                if (length > _options.MaxPayload)
+                {
+                    reason = EngineCloseReason.TransportError;
+                    await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, "Max payload size exceeded");
+                    break;
+                }
+
+                if (!result.EndOfMessage)
+                {
+                    continue;
+                }
+
+                var data = buffer.AsSpan(0, length).ToArray();
+                length = 0;
+                if (result.MessageType == WebSocketMessageType.Binary)
+                {
+                    OnPacket(EngineMessage.Binary(data));
+                }
+                else if (data.Length > 0 && IsValidTextPacketType(data[0]))
+                {
+                    OnPacket(EngineMessage.FromTextFrame(data));
+                }
+                else
+                {
+                    reason = EngineCloseReason.ParseError;
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (WebSocketException)
+        {
+            reason = EngineCloseReason.TransportError;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        Abort(reason);
+        if (socket.State != WebSocketState.Closed)
+        {
+            socket.Abort();
+        }
+    }
+
+    private async Task WriteLoopAsync(WebSocket socket)
+    {
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(_closed.Token))
+            {
+                while (reader.TryRead(out var packet))
+                {
+                    if (ReferenceEquals(packet, EngineMessage.ClosePacket))
+                    {
+                        await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, null);
+                        Abort(EngineCloseReason.ForcedClose);
+                        return;
+                    }
+
+                    await socket.SendAsync(packet.Frame, packet.IsBinary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, _closed.Token);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (WebSocketException)
+        {
+            Abort(EngineCloseReason.TransportError);
+        }
+    }
+
+    private static async Task CloseSocketQuietlyAsync(WebSocket socket, WebSocketCloseStatus status, string? description)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await socket.CloseOutputAsync(status, description, cts.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+        {
+        }
+    }
+}
+
+/// <summary>What the handshake request of a session carried, kept after the request ends.</summary>
+public sealed class EngineRequestInfo
+{
+    private EngineRequestInfo(IReadOnlyDictionary<string, string> headers, IReadOnlyDictionary<string, string> query, IPAddress? remoteAddress, string url, bool secure)
+    {
+        Headers = headers;
+        Query = query;
+        RemoteAddress = remoteAddress;
+        Url = url;
+        Secure = secure;
+    }
+
+    public IReadOnlyDictionary<string, string> Headers { get; }
+
+    public IReadOnlyDictionary<string, string> Query { get; }
+
+    public IPAddress? RemoteAddress { get; }
+
+    public string Url { get; }
+
+    public bool Secure { get; }
+
+    internal static EngineRequestInfo From(HttpContext context)
+    {
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var header in context.Request.Headers)
+        {
+            headers[header.Key] = header.Value.ToString();
+        }
+
+        var query = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var item in context.Request.Query)
+        {
+            query[item.Key] = item.Value.ToString();
+        }
+
+        var url = context.Request.PathBase + context.Request.Path + context.Request.QueryString;
+        return new EngineRequestInfo(headers, query, context.Connection.RemoteIpAddress, url, context.Request.IsHttps);
+    }
+}

@@ -1,0 +1,139 @@
+using System.Text.Json;
+
+namespace SocketIO.Adapters;
+
+/// <summary>Where a broadcast goes: sockets in any of <see cref="Rooms"/> (all when empty), none in <see cref="Except"/>.</summary>
+public sealed record BroadcastOptions
+{
+    public static readonly BroadcastOptions All = new();
+
+    public IReadOnlySet<string> Rooms { get; init; } = EmptySet;
+
+    public IReadOnlySet<string> Except { get; init; } = EmptySet;
+
+    /// <summary>May be dropped when a client is not ready (never stored for recovery).</summary>
+    public bool Volatile { get; init; }
+
+    /// <summary>Only this node's sockets (no cluster fan-out).</summary>
+    public bool Local { get; init; }
+
+    /// <summary>For broadcasts expecting acknowledgements.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    internal static readonly IReadOnlySet<string> EmptySet = new HashSet<string>();
+
+    /// <summary>Whether a socket in <paramref name="socketRooms"/> is a recipient.</summary>
+    public bool Includes(IReadOnlySet<string> socketRooms)
+    {
+        foreach (var room in Except)
+        {
+            if (socketRooms.Contains(room))
+            {
+                return false;
+            }
+        }
+
+        if (Rooms.Count == 0)
+        {
+            return true;
+        }
+
+        foreach (var room in Rooms)
+        {
+            if (socketRooms.Contains(room))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>An event to broadcast: its name and arguments (any serializable values, byte[] as binary).</summary>
+public sealed record BroadcastMessage(string EventName, object?[] Args);
+
+/// <summary>A socket's state kept while it is disconnected, for connection state recovery.</summary>
+public sealed record PersistedSession(string SocketId, string Pid, IReadOnlyList<string> Rooms, IReadOnlyDictionary<string, object?> Data);
+
+/// <summary>A restored session with the events it missed, in order (each an argument array ending with its offset).</summary>
+public sealed record RestoredSession(PersistedSession Session, IReadOnlyList<object?[]> MissedPackets);
+
+/// <summary>
+/// Room membership and fan-out for one namespace. The in-memory adapter serves one node; a
+/// cluster adapter (Redis) extends it to forward broadcasts and requests to other nodes.
+/// </summary>
+public interface IAdapter : IDisposable
+{
+    void AddAll(string socketId, IEnumerable<string> rooms);
+
+    void Del(string socketId, string room);
+
+    void DelAll(string socketId);
+
+    /// <summary>The rooms of a local socket (empty when unknown).</summary>
+    IReadOnlySet<string> SocketRooms(string socketId);
+
+    /// <summary>Rooms that have at least one local socket.</summary>
+    IReadOnlyCollection<string> Rooms { get; }
+
+    /// <summary>Local socket ids in any of the given rooms (all sockets when empty).</summary>
+    IReadOnlySet<string> Sockets(IReadOnlySet<string> rooms);
+
+    /// <summary>Sends an event to every matching socket; the packet is encoded once.</summary>
+    void Broadcast(BroadcastMessage message, BroadcastOptions options);
+
+    /// <summary>Sends an event expecting an ack from each recipient; completes when all answered or the timeout elapsed.</summary>
+    Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(BroadcastOptions options, CancellationToken cancellationToken);
+
+    void AddSockets(BroadcastOptions options, IReadOnlyList<string> rooms);
+
+    void DelSockets(BroadcastOptions options, IReadOnlyList<string> rooms);
+
+    void DisconnectSockets(BroadcastOptions options, bool close);
+
+    ValueTask PersistSessionAsync(PersistedSession session);
+
+    ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset);
+}
+
+/// <summary>Acknowledgements gathered from a broadcast; <see cref="TimedOut"/> when some recipients did not answer in time.</summary>
+public sealed record BroadcastAckResult(IReadOnlyList<AckResponse> Responses, int Expected, bool TimedOut);
+
+/// <summary>A socket as seen through the adapter (local or on another node).</summary>
+public class RemoteSocket
+{
+    private readonly Socket? _local;
+
+    public RemoteSocket(string id, IReadOnlySet<string> rooms, IReadOnlyDictionary<string, object?> data, JsonElement auth)
+    {
+        Id = id;
+        Rooms = rooms;
+        Data = data;
+        Auth = auth;
+    }
+
+    internal RemoteSocket(Socket local)
+        : this(local.Id, new HashSet<string>(local.Rooms), new Dictionary<string, object?>(local.Data), local.Handshake.Auth)
+    {
+        _local = local;
+    }
+
+    public string Id { get; }
+
+    public IReadOnlySet<string> Rooms { get; }
+
+    public IReadOnlyDictionary<string, object?> Data { get; }
+
+    public JsonElement Auth { get; }
+
+    public virtual void Emit(string eventName, params object?[] args) => _local?.Emit(eventName, args);
+
+    public virtual void Join(params string[] rooms) => _local?.Join(rooms);
+
+    public virtual void Leave(string room) => _local?.Leave(room);
+
+    public virtual void Disconnect(bool close = false) => _local?.Disconnect(close);
+}

@@ -1,0 +1,435 @@
+using System.Buffers;
+using System.Globalization;
+using SocketIO.Parser;
+
+namespace SocketIO.Adapters;
+
+/// <summary>
+/// Rooms and fan-out for the sockets of this node. With connection state recovery on, every
+/// non-volatile broadcast without ack gets an offset (appended as last argument) and is kept
+/// for <see cref="ConnectionStateRecoveryOptions.MaxDisconnectionDuration"/> for replay.
+/// </summary>
+public class InMemoryAdapter : IAdapter
+{
+    private readonly Dictionary<string, HashSet<string>> _rooms = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<string>> _sids = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private readonly ConnectionStateRecoveryOptions? _recovery;
+    private readonly TimeProvider _time;
+    private readonly string _offsetPrefix = EngineIO.SessionId.New()[..8];
+    private readonly Dictionary<string, (PersistedSession Session, DateTimeOffset DisconnectedAt)> _sessions = new(StringComparer.Ordinal);
+    private readonly Queue<StoredPacket> _packets = new();
+    private readonly ITimer? _cleanup;
+    private long _nextOffset;
+
+    public InMemoryAdapter(Namespace nsp)
+    {
+        ArgumentNullException.ThrowIfNull(nsp);
+        Namespace = nsp;
+        _recovery = nsp.Server.Options.ConnectionStateRecovery;
+        _time = nsp.Server.Options.Engine.TimeProvider;
+        if (_recovery is not null)
+        {
+            _cleanup = _time.CreateTimer(static s => ((InMemoryAdapter)s!).Cleanup(), this, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
+        }
+    }
+
+    public Namespace Namespace { get; }
+
+    public IReadOnlyCollection<string> Rooms
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _rooms.Keys];
+            }
+        }
+    }
+
+    public void AddAll(string socketId, IEnumerable<string> rooms)
+    {
+        ArgumentNullException.ThrowIfNull(rooms);
+        lock (_gate)
+        {
+            if (!_sids.TryGetValue(socketId, out var own))
+            {
+                own = new HashSet<string>(StringComparer.Ordinal);
+                _sids[socketId] = own;
+            }
+
+            foreach (var room in rooms)
+            {
+                own.Add(room);
+                if (!_rooms.TryGetValue(room, out var members))
+                {
+                    members = new HashSet<string>(StringComparer.Ordinal);
+                    _rooms[room] = members;
+                }
+
+                members.Add(socketId);
+            }
+        }
+    }
+
+    public void Del(string socketId, string room)
+    {
+        lock (_gate)
+        {
+            if (_sids.TryGetValue(socketId, out var own))
+            {
+                own.Remove(room);
+            }
+
+            RemoveMember(room, socketId);
+        }
+    }
+
+    public void DelAll(string socketId)
+    {
+        lock (_gate)
+        {
+            if (!_sids.Remove(socketId, out var own))
+            {
+                return;
+            }
+
+            foreach (var room in own)
+            {
+                RemoveMember(room, socketId);
+            }
+        }
+    }
+
+    private void RemoveMember(string room, string socketId)
+    {
+        if (_rooms.TryGetValue(room, out var members) && members.Remove(socketId) && members.Count == 0)
+        {
+            _rooms.Remove(room);
+        }
+    }
+
+    public IReadOnlySet<string> SocketRooms(string socketId)
+    {
+        lock (_gate)
+        {
+            return _sids.TryGetValue(socketId, out var own) ? new HashSet<string>(own, StringComparer.Ordinal) : BroadcastOptions.EmptySet;
+        }
+    }
+
+    public IReadOnlySet<string> Sockets(IReadOnlySet<string> rooms)
+    {
+        ArgumentNullException.ThrowIfNull(rooms);
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        lock (_gate)
+        {
+            if (rooms.Count == 0)
+            {
+                result.UnionWith(_sids.Keys);
+            }
+            else
+            {
+                foreach (var room in rooms)
+                {
+                    if (_rooms.TryGetValue(room, out var members))
+                    {
+                        result.UnionWith(members);
+                    }
+                }
+            }
+        }
+
+        return result;
+    }
+
+    public virtual void Broadcast(BroadcastMessage message, BroadcastOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(options);
+        var data = BuildEventData(message);
+        if (_recovery is not null && !options.Volatile)
+        {
+            data = StoreForRecovery(data, options);
+        }
+
+        var encoded = Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, data, options.Volatile);
+        Apply(options, static (socket, state) => socket.SendEncoded(state), encoded);
+    }
+
+    public virtual async Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(options);
+        var id = Namespace.NextAckId();
+        var encoded = Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, id, BuildEventData(message), options.Volatile);
+        var waits = new List<Task<AckResponse>>();
+        Apply(options, (socket, state) => waits.Add(socket.SendWithAck(state, id)), encoded);
+        var all = Task.WhenAll(waits);
+        var timedOut = false;
+        try
+        {
+            await all.WaitAsync(options.Timeout ?? Timeout.InfiniteTimeSpan, _time, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            timedOut = true;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            timedOut = true;
+        }
+
+        var responses = new List<AckResponse>(waits.Count);
+        foreach (var wait in waits)
+        {
+            if (wait.IsCompletedSuccessfully)
+            {
+                responses.Add(wait.Result);
+            }
+        }
+
+        return new BroadcastAckResult(responses, waits.Count, timedOut || responses.Count < waits.Count);
+    }
+
+    public virtual Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(BroadcastOptions options, CancellationToken cancellationToken)
+    {
+        var result = new List<RemoteSocket>();
+        Apply(options, (socket, _) => result.Add(new RemoteSocket(socket)), (object?)null);
+        return Task.FromResult<IReadOnlyList<RemoteSocket>>(result);
+    }
+
+    public virtual void AddSockets(BroadcastOptions options, IReadOnlyList<string> rooms) =>
+        Apply(options, static (socket, r) => socket.Join(r!), rooms);
+
+    public virtual void DelSockets(BroadcastOptions options, IReadOnlyList<string> rooms) =>
+        Apply(options, static (socket, r) =>
+        {
+            foreach (var room in r!)
+            {
+                socket.Leave(room);
+            }
+        }, rooms);
+
+    public virtual void DisconnectSockets(BroadcastOptions options, bool close) =>
+        Apply(options, static (socket, c) => socket.Disconnect(c), close);
+
+    /// <summary>
+    /// Calls <paramref name="action"/> for each local recipient, deduplicated across rooms. The
+    /// recipients are gathered under the lock into a pooled array and served outside it.
+    /// </summary>
+    protected void Apply<TState>(BroadcastOptions options, Action<Socket, TState> action, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(action);
+        string[] ids;
+        int count;
+        lock (_gate)
+        {
+            if (options.Rooms.Count == 0)
+            {
+                ids = ArrayPool<string>.Shared.Rent(Math.Max(1, _sids.Count));
+                count = 0;
+                foreach (var pair in _sids)
+                {
+                    if (!IsExcluded(pair.Value, options))
+                    {
+                        ids[count++] = pair.Key;
+                    }
+                }
+            }
+            else if (options.Rooms.Count == 1 && options.Except.Count == 0)
+            {
+                var room = options.Rooms.First();
+                if (!_rooms.TryGetValue(room, out var members))
+                {
+                    return;
+                }
+
+                ids = ArrayPool<string>.Shared.Rent(members.Count);
+                members.CopyTo(ids);
+                count = members.Count;
+            }
+            else
+            {
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var room in options.Rooms)
+                {
+                    if (_rooms.TryGetValue(room, out var members))
+                    {
+                        foreach (var id in members)
+                        {
+                            if (_sids.TryGetValue(id, out var own) && !IsExcluded(own, options))
+                            {
+                                seen.Add(id);
+                            }
+                        }
+                    }
+                }
+
+                ids = ArrayPool<string>.Shared.Rent(Math.Max(1, seen.Count));
+                seen.CopyTo(ids);
+                count = seen.Count;
+            }
+        }
+
+        try
+        {
+            var sockets = Namespace.SocketsById;
+            for (var i = 0; i < count; i++)
+            {
+                if (sockets.TryGetValue(ids[i], out var socket))
+                {
+                    action(socket, state);
+                }
+            }
+        }
+        finally
+        {
+            Array.Clear(ids, 0, count);
+            ArrayPool<string>.Shared.Return(ids);
+        }
+    }
+
+    private static bool IsExcluded(HashSet<string> own, BroadcastOptions options)
+    {
+        foreach (var room in options.Except)
+        {
+            if (own.Contains(room))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static object?[] BuildEventData(BroadcastMessage message)
+    {
+        var data = new object?[message.Args.Length + 1];
+        data[0] = message.EventName;
+        message.Args.CopyTo(data, 1);
+        return data;
+    }
+
+    // ---- connection state recovery ----
+
+    private object?[] StoreForRecovery(object?[] data, BroadcastOptions options)
+    {
+        lock (_gate)
+        {
+            var offset = _offsetPrefix + "-" + (++_nextOffset).ToString("x", CultureInfo.InvariantCulture);
+            var withOffset = new object?[data.Length + 1];
+            data.CopyTo(withOffset, 0);
+            withOffset[^1] = offset;
+            _packets.Enqueue(new StoredPacket(_nextOffset, options, withOffset, _time.GetUtcNow()));
+            while (_packets.Count > _recovery!.MaxStoredPackets)
+            {
+                _packets.Dequeue();
+            }
+
+            return withOffset;
+        }
+    }
+
+    public virtual ValueTask PersistSessionAsync(PersistedSession session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        if (_recovery is not null)
+        {
+            lock (_gate)
+            {
+                _sessions[session.Pid] = (session, _time.GetUtcNow());
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public virtual ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset)
+    {
+        if (_recovery is null)
+        {
+            return ValueTask.FromResult<RestoredSession?>(null);
+        }
+
+        lock (_gate)
+        {
+            if (!_sessions.Remove(pid, out var entry))
+            {
+                return ValueTask.FromResult<RestoredSession?>(null);
+            }
+
+            if (entry.DisconnectedAt + _recovery.MaxDisconnectionDuration < _time.GetUtcNow())
+            {
+                return ValueTask.FromResult<RestoredSession?>(null);
+            }
+
+            if (!TryParseOffset(offset, out var seq))
+            {
+                return ValueTask.FromResult<RestoredSession?>(null);
+            }
+
+            var missed = new List<object?[]>();
+            var found = false;
+            var rooms = new HashSet<string>(entry.Session.Rooms, StringComparer.Ordinal);
+            foreach (var packet in _packets)
+            {
+                if (packet.Seq == seq)
+                {
+                    found = true;
+                    continue;
+                }
+
+                if (packet.Seq > seq && packet.Options.Includes(rooms))
+                {
+                    missed.Add(packet.Data);
+                }
+            }
+
+            // an offset no longer in the buffer means packets may have been lost: no recovery
+            return ValueTask.FromResult(found ? new RestoredSession(entry.Session, missed) : null);
+        }
+    }
+
+    private bool TryParseOffset(string offset, out long seq)
+    {
+        seq = 0;
+        return offset.Length > _offsetPrefix.Length + 1
+            && offset.StartsWith(_offsetPrefix, StringComparison.Ordinal)
+            && offset[_offsetPrefix.Length] == '-'
+            && long.TryParse(offset.AsSpan(_offsetPrefix.Length + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out seq);
+    }
+
+    private void Cleanup()
+    {
+        var limit = _time.GetUtcNow() - _recovery!.MaxDisconnectionDuration;
+        lock (_gate)
+        {
+            while (_packets.TryPeek(out var oldest) && oldest.EmittedAt < limit)
+            {
+                _packets.Dequeue();
+            }
+
+            foreach (var pid in _sessions.Where(s => s.Value.DisconnectedAt < limit).Select(s => s.Key).ToList())
+            {
+                _sessions.Remove(pid);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _cleanup?.Dispose();
+        }
+    }
+
+    private sealed record StoredPacket(long Seq, BroadcastOptions Options, object?[] Data, DateTimeOffset EmittedAt);
+}

@@ -1,0 +1,255 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using SocketIO.Adapters;
+using SocketIO.Parser;
+
+namespace SocketIO;
+
+/// <summary>
+/// A Socket.IO namespace: its middleware, connection handlers, sockets and adapter. A dynamic
+/// namespace (created by <see cref="SocketIOServer.Of(Func{string, JsonElement, bool})"/>) is the
+/// parent of the concrete namespaces it accepts; they share its middleware and handlers.
+/// </summary>
+public sealed class Namespace
+{
+    private readonly List<Func<Socket, CancellationToken, ValueTask>> _middlewares = [];
+    private readonly List<Func<Socket, ValueTask>> _connectionHandlers = [];
+    private readonly ConcurrentDictionary<string, Namespace> _children = new(StringComparer.Ordinal);
+    private readonly Namespace? _parent;
+    private IAdapter? _adapter;
+    private long _ackIds;
+
+    internal Namespace(SocketIOServer server, string name, Namespace? parent = null)
+    {
+        Server = server;
+        Name = name;
+        _parent = parent;
+    }
+
+    public string Name { get; }
+
+    public SocketIOServer Server { get; }
+
+    public IAdapter Adapter
+    {
+        get
+        {
+            if (_adapter is null)
+            {
+                var created = Server.Options.AdapterFactory?.Invoke(this) ?? new InMemoryAdapter(this);
+                if (Interlocked.CompareExchange(ref _adapter, created, null) is not null)
+                {
+                    created.Dispose();
+                }
+            }
+
+            return _adapter;
+        }
+    }
+
+    /// <summary>Connected sockets of this node, by id.</summary>
+    public IReadOnlyDictionary<string, Socket> Sockets => SocketsById;
+
+    internal ConcurrentDictionary<string, Socket> SocketsById { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Adds middleware, run in order for every connection before it is accepted. Throwing
+    /// <see cref="ConnectRejectedException"/> (or any exception) refuses the connection: the client
+    /// gets connect_error with the message (and <c>data</c>).
+    /// </summary>
+    public Namespace Use(Func<Socket, CancellationToken, ValueTask> middleware)
+    {
+        ArgumentNullException.ThrowIfNull(middleware);
+        lock (_middlewares)
+        {
+            _middlewares.Add(middleware);
+        }
+
+        return this;
+    }
+
+    public Namespace OnConnection(Func<Socket, ValueTask> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_connectionHandlers)
+        {
+            _connectionHandlers.Add(handler);
+        }
+
+        return this;
+    }
+
+    public Namespace OnConnection(Action<Socket> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        return OnConnection(socket =>
+        {
+            handler(socket);
+            return ValueTask.CompletedTask;
+        });
+    }
+
+    public BroadcastOperator To(params string[] rooms) => new BroadcastOperator(this).To(rooms);
+
+    public BroadcastOperator In(params string[] rooms) => To(rooms);
+
+    public BroadcastOperator Except(params string[] rooms) => new BroadcastOperator(this).Except(rooms);
+
+    public BroadcastOperator Volatile => new BroadcastOperator(this).Volatile;
+
+    public BroadcastOperator Local => new BroadcastOperator(this).Local;
+
+    public BroadcastOperator Timeout(TimeSpan timeout) => new BroadcastOperator(this).Timeout(timeout);
+
+    /// <summary>Sends an event to every socket of the namespace (of every child, for a dynamic namespace).</summary>
+    public void Emit(string eventName, params object?[] args)
+    {
+        if (_children.IsEmpty)
+        {
+            new BroadcastOperator(this).Emit(eventName, args);
+            return;
+        }
+
+        foreach (var child in _children.Values)
+        {
+            child.Emit(eventName, args);
+        }
+    }
+
+    public Task<IReadOnlyList<AckResponse>> EmitWithAckAsync(string eventName, object?[] args, CancellationToken cancellationToken = default) =>
+        new BroadcastOperator(this).EmitWithAckAsync(eventName, args, cancellationToken);
+
+    public Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(CancellationToken cancellationToken = default) =>
+        new BroadcastOperator(this).FetchSocketsAsync(cancellationToken);
+
+    public void SocketsJoin(params string[] rooms) => new BroadcastOperator(this).SocketsJoin(rooms);
+
+    public void SocketsLeave(params string[] rooms) => new BroadcastOperator(this).SocketsLeave(rooms);
+
+    public void DisconnectSockets(bool close = false) => new BroadcastOperator(this).DisconnectSockets(close);
+
+    internal long NextAckId() => Interlocked.Increment(ref _ackIds) - 1;
+
+    internal Namespace Child(string name) => _children.GetOrAdd(name, static (n, parent) => new Namespace(parent.Server, n, parent), this);
+
+    /// <summary>Runs recovery and middleware; returns the socket to connect, or null when refused.</summary>
+    internal async Task<Socket?> AddAsync(Client client, JsonElement auth)
+    {
+        var recovery = Server.Options.ConnectionStateRecovery;
+        RestoredSession? restored = null;
+        if (recovery is not null && auth.ValueKind == JsonValueKind.Object
+            && auth.TryGetProperty("pid", out var pid) && pid.ValueKind == JsonValueKind.String
+            && auth.TryGetProperty("offset", out var offset) && offset.ValueKind == JsonValueKind.String)
+        {
+            restored = await Adapter.RestoreSessionAsync(pid.GetString()!, offset.GetString()!);
+        }
+
+        var socket = new Socket(this, client, auth, restored?.Session);
+        socket.Restored = restored;
+        if (restored is null || recovery?.SkipMiddlewares != true)
+        {
+            var owner = _parent ?? this;
+            Func<Socket, CancellationToken, ValueTask>[] middlewares;
+            lock (owner._middlewares)
+            {
+                middlewares = [.. owner._middlewares];
+            }
+
+            foreach (var middleware in middlewares)
+            {
+                try
+                {
+                    await middleware(socket, client.Session.Closed);
+                }
+                catch (ConnectRejectedException ex)
+                {
+                    Reject(client, ex.Message, ex.ErrorData);
+                    return null;
+                }
+#pragma warning disable CA1031 // any middleware failure refuses the connection, as next(err) does
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    if (!client.Session.IsOpen)
+                    {
+                        return null;
+                    }
+
+                    Server.Log.LogDebug(ex, "Middleware of {Nsp} refused a connection", Name);
+                    Reject(client, ex.Message, null);
+                    return null;
+                }
+            }
+        }
+
+        return client.Session.IsOpen ? socket : null;
+    }
+
+    private void Reject(Client client, string message, object? data)
+    {
+        var payload = new Dictionary<string, object?> { ["message"] = message };
+        if (data is not null)
+        {
+            payload["data"] = data;
+        }
+
+        client.Send(Server.Parser.Encode(SocketPacketType.ConnectError, Name, null, payload));
+    }
+
+    internal void CompleteConnect(Socket socket)
+    {
+        SocketsById[socket.Id] = socket;
+        var restored = socket.Restored;
+        socket.Restored = null;
+        socket.OnConnected(restored?.Session.Rooms);
+        if (restored is not null)
+        {
+            foreach (var missed in restored.MissedPackets)
+            {
+                socket.SendEncoded(Server.Parser.Encode(SocketPacketType.Event, Name, null, missed));
+            }
+        }
+
+        var owner = _parent ?? this;
+        Func<Socket, ValueTask>[] handlers;
+        lock (owner._connectionHandlers)
+        {
+            handlers = [.. owner._connectionHandlers];
+        }
+
+        foreach (var handler in handlers)
+        {
+            try
+            {
+                var pending = handler(socket);
+                if (!pending.IsCompletedSuccessfully)
+                {
+                    _ = ObserveAsync(pending);
+                }
+            }
+#pragma warning disable CA1031 // an application handler's failure must not break the connection
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Server.Log.LogError(ex, "Connection handler of {Nsp} failed", Name);
+            }
+        }
+    }
+
+    private async Task ObserveAsync(ValueTask pending)
+    {
+        try
+        {
+            await pending;
+        }
+#pragma warning disable CA1031 // an application handler's failure must not break the connection
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Server.Log.LogError(ex, "Connection handler of {Nsp} failed", Name);
+        }
+    }
+
+    internal void Remove(Socket socket) => SocketsById.TryRemove(new KeyValuePair<string, Socket>(socket.Id, socket));
+}

@@ -1,0 +1,357 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using EngineIO;
+using Microsoft.Extensions.Logging;
+using SocketIO.Adapters;
+using SocketIO.Parser;
+
+namespace SocketIO;
+
+/// <summary>Socket.IO disconnect reasons, as the reference server reports them.</summary>
+public static class DisconnectReason
+{
+    public const string ServerNamespaceDisconnect = "server namespace disconnect";
+    public const string ClientNamespaceDisconnect = "client namespace disconnect";
+    public const string TransportClose = EngineCloseReason.TransportClose;
+    public const string TransportError = EngineCloseReason.TransportError;
+    public const string PingTimeout = EngineCloseReason.PingTimeout;
+    public const string ParseError = EngineCloseReason.ParseError;
+    public const string ForcedClose = EngineCloseReason.ForcedClose;
+    public const string ServerShuttingDown = EngineCloseReason.ServerShuttingDown;
+
+    internal static bool IsRecoverable(string reason) =>
+        reason is TransportClose or TransportError or PingTimeout or ForcedClose or ServerShuttingDown;
+}
+
+/// <summary>A client's connection to one namespace.</summary>
+public sealed class Socket
+{
+    private static readonly string[] s_reserved = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
+    private readonly ConcurrentDictionary<string, Func<SocketEventContext, ValueTask>> _handlers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<long, TaskCompletionSource<AckResponse>> _acks = new();
+    private readonly List<Action<string>> _disconnecting = [];
+    private readonly List<Action<string>> _disconnected = [];
+    private Func<SocketEventContext, ValueTask>? _any;
+    private int _connected;
+
+    internal Socket(Namespace nsp, Client client, JsonElement auth, PersistedSession? previous)
+    {
+        Namespace = nsp;
+        Client = client;
+        Handshake = new Handshake(client.Session.Request, auth, nsp.Server.Options.Engine.TimeProvider.GetUtcNow());
+        if (previous is not null)
+        {
+            Id = previous.SocketId;
+            Pid = previous.Pid;
+            Recovered = true;
+            foreach (var pair in previous.Data)
+            {
+                Data[pair.Key] = pair.Value;
+            }
+        }
+        else
+        {
+            Id = SessionId.New();
+            Pid = nsp.Server.Options.ConnectionStateRecovery is null ? null : SessionId.New();
+        }
+    }
+
+    /// <summary>The socket id (20 characters), fresh for each namespace connection unless recovered.</summary>
+    public string Id { get; }
+
+    /// <summary>Private session id for connection state recovery (null when recovery is off).</summary>
+    internal string? Pid { get; }
+
+    public Namespace Namespace { get; }
+
+    internal Client Client { get; }
+
+    /// <summary>The recovered session, between its restoration and the connection.</summary>
+    internal RestoredSession? Restored { get; set; }
+
+    /// <summary>The underlying Engine.IO session.</summary>
+    public EngineSession Conn => Client.Session;
+
+    public Handshake Handshake { get; }
+
+    /// <summary>Application data attached to the socket (restored on recovery).</summary>
+    public ConcurrentDictionary<string, object?> Data { get; } = new(StringComparer.Ordinal);
+
+    public bool Connected => Volatile.Read(ref _connected) == 1;
+
+    /// <summary>Whether this connection recovered a previous session (id, rooms, data and missed events).</summary>
+    public bool Recovered { get; }
+
+    /// <summary>The rooms the socket is in (including its own id).</summary>
+    public IReadOnlySet<string> Rooms => Namespace.Adapter.SocketRooms(Id);
+
+    private ILogger Log => Namespace.Server.Log;
+
+    /// <summary>Registers the handler of an event (replacing any previous one).</summary>
+    public void On(string eventName, Func<SocketEventContext, ValueTask> handler)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        ArgumentNullException.ThrowIfNull(handler);
+        _handlers[eventName] = handler;
+    }
+
+    public void On(string eventName, Action<SocketEventContext> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        On(eventName, ctx =>
+        {
+            handler(ctx);
+            return ValueTask.CompletedTask;
+        });
+    }
+
+    /// <summary>Called for events that have no handler of their own.</summary>
+    public void OnAny(Func<SocketEventContext, ValueTask> handler) => _any = handler;
+
+    /// <summary>Called before the socket leaves its rooms.</summary>
+    public void OnDisconnecting(Action<string> handler)
+    {
+        lock (_disconnecting)
+        {
+            _disconnecting.Add(handler);
+        }
+    }
+
+    public void OnDisconnect(Action<string> handler)
+    {
+        lock (_disconnected)
+        {
+            _disconnected.Add(handler);
+        }
+    }
+
+    public void Join(params string[] rooms) => Namespace.Adapter.AddAll(Id, rooms);
+
+    public void Join(IEnumerable<string> rooms) => Namespace.Adapter.AddAll(Id, rooms);
+
+    public void Leave(string room) => Namespace.Adapter.Del(Id, room);
+
+    /// <summary>Sends an event to this client; byte[] values anywhere in the arguments go as binary.</summary>
+    public void Emit(string eventName, params object?[] args)
+    {
+        CheckEventName(eventName);
+        if (Namespace.Server.Options.ConnectionStateRecovery is not null)
+        {
+            // through the adapter, so the packet gets an offset and can be replayed after a blip
+            Namespace.Adapter.Broadcast(new BroadcastMessage(eventName, args), new BroadcastOptions { Rooms = new HashSet<string> { Id } });
+            return;
+        }
+
+        SendEncoded(Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, EventData(eventName, args)));
+    }
+
+    /// <summary>Sends an event and waits for the client's acknowledgement.</summary>
+    public async Task<AckResponse> EmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        CheckEventName(eventName);
+        var id = Namespace.NextAckId();
+        var encoded = Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, id, EventData(eventName, args));
+        var wait = SendWithAck(encoded, id);
+        try
+        {
+            return await wait.WaitAsync(timeout, Namespace.Server.Options.Engine.TimeProvider, cancellationToken);
+        }
+        finally
+        {
+            _acks.TryRemove(id, out _);
+        }
+    }
+
+    public BroadcastOperator To(params string[] rooms) => new BroadcastOperator(Namespace).Except(Id).To(rooms);
+
+    public BroadcastOperator In(params string[] rooms) => To(rooms);
+
+    public BroadcastOperator Except(params string[] rooms) => new BroadcastOperator(Namespace).Except(Id).Except(rooms);
+
+    /// <summary>Every socket of the namespace but this one.</summary>
+    public BroadcastOperator Broadcast => new BroadcastOperator(Namespace).Except(Id);
+
+    /// <summary>Disconnects from the namespace; with <paramref name="close"/> the whole connection closes.</summary>
+    public void Disconnect(bool close = false)
+    {
+        if (!Connected)
+        {
+            return;
+        }
+
+        if (close)
+        {
+            Client.Close();
+            return;
+        }
+
+        SendEncoded(Namespace.Server.Parser.Encode(SocketPacketType.Disconnect, Namespace.Name, null, null));
+        OnClose(DisconnectReason.ServerNamespaceDisconnect);
+    }
+
+    internal void SendEncoded(EncodedPacket packet) => Client.Send(packet);
+
+    internal Task<AckResponse> SendWithAck(EncodedPacket packet, long id)
+    {
+        var tcs = new TaskCompletionSource<AckResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _acks[id] = tcs;
+        if (!Connected)
+        {
+            tcs.TrySetException(new InvalidOperationException("The socket is disconnected."));
+        }
+
+        Client.Send(packet);
+        return tcs.Task;
+    }
+
+    internal void SendAck(long id, object?[] args) =>
+        SendEncoded(Namespace.Server.Parser.Encode(SocketPacketType.Ack, Namespace.Name, id, args));
+
+    internal void OnConnected(IReadOnlyList<string>? restoredRooms)
+    {
+        Volatile.Write(ref _connected, 1);
+        Namespace.Adapter.AddAll(Id, restoredRooms is null ? [Id] : restoredRooms.Append(Id));
+        var data = new Dictionary<string, string>(2) { ["sid"] = Id };
+        if (Pid is not null)
+        {
+            data["pid"] = Pid;
+        }
+
+        SendEncoded(Namespace.Server.Parser.Encode(SocketPacketType.Connect, Namespace.Name, null, data));
+    }
+
+    internal void OnPacket(SocketPacket packet)
+    {
+        switch (packet.Type)
+        {
+            case SocketPacketType.Event:
+            case SocketPacketType.BinaryEvent:
+                OnEvent(packet);
+                break;
+            case SocketPacketType.Ack:
+            case SocketPacketType.BinaryAck:
+                if (packet.Id is { } id && _acks.TryRemove(id, out var tcs))
+                {
+                    tcs.TrySetResult(new AckResponse(Id, packet.Data!.Value, packet.Attachments, Namespace.Server.SerializerOptions));
+                }
+
+                break;
+            case SocketPacketType.Disconnect:
+                OnClose(DisconnectReason.ClientNamespaceDisconnect);
+                break;
+            default:
+                Client.Close();
+                break;
+        }
+    }
+
+    private void OnEvent(SocketPacket packet)
+    {
+        var array = packet.Data!.Value;
+        var first = array[0];
+        var name = first.ValueKind == JsonValueKind.String ? first.GetString()! : first.GetRawText();
+        var context = new SocketEventContext(this, name, array, packet.Attachments, packet.Id, Namespace.Server.SerializerOptions);
+        var handler = _handlers.TryGetValue(name, out var h) ? h : _any;
+        if (handler is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var pending = handler(context);
+            if (!pending.IsCompletedSuccessfully)
+            {
+                _ = ObserveAsync(pending, name);
+            }
+        }
+#pragma warning disable CA1031 // an application handler's failure must not break the connection
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.LogError(ex, "Socket {SocketId}: handler of {Event} failed", Id, name);
+        }
+    }
+
+    private async Task ObserveAsync(ValueTask pending, string name)
+    {
+        try
+        {
+            await pending;
+        }
+#pragma warning disable CA1031 // an application handler's failure must not break the connection
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.LogError(ex, "Socket {SocketId}: handler of {Event} failed", Id, name);
+        }
+    }
+
+    internal void OnClose(string reason)
+    {
+        if (Interlocked.Exchange(ref _connected, 0) != 1)
+        {
+            return;
+        }
+
+        Invoke(_disconnecting, reason);
+        if (Pid is not null && DisconnectReason.IsRecoverable(reason))
+        {
+            var rooms = Namespace.Adapter.SocketRooms(Id).Where(r => r != Id).ToList();
+            _ = Namespace.Adapter.PersistSessionAsync(new PersistedSession(Id, Pid, rooms, new Dictionary<string, object?>(Data)));
+        }
+
+        Namespace.Adapter.DelAll(Id);
+        Namespace.Remove(this);
+        Client.Remove(this);
+        foreach (var pair in _acks)
+        {
+            if (_acks.TryRemove(pair.Key, out var tcs))
+            {
+                tcs.TrySetException(new InvalidOperationException($"The socket disconnected ({reason})."));
+            }
+        }
+
+        Invoke(_disconnected, reason);
+    }
+
+    private void Invoke(List<Action<string>> handlers, string reason)
+    {
+        Action<string>[] copy;
+        lock (handlers)
+        {
+            copy = [.. handlers];
+        }
+
+        foreach (var handler in copy)
+        {
+            try
+            {
+                handler(reason);
+            }
+#pragma warning disable CA1031 // an application handler's failure must not break the disconnection
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.LogError(ex, "Socket {SocketId}: disconnect handler failed", Id);
+            }
+        }
+    }
+
+    internal static object?[] EventData(string eventName, object?[] args)
+    {
+        var data = new object?[args.Length + 1];
+        data[0] = eventName;
+        args.CopyTo(data, 1);
+        return data;
+    }
+
+    internal static void CheckEventName(string eventName)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        if (Array.IndexOf(s_reserved, eventName) >= 0)
+        {
+            throw new ArgumentException($"\"{eventName}\" is a reserved event name.", nameof(eventName));
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using System.Text.Json;
+using EngineIO;
+using SocketIO.Adapters;
+using SocketIO.Parser;
+
+namespace SocketIO;
+
+/// <summary>Options of the Socket.IO server.</summary>
+public sealed class SocketIOOptions
+{
+    /// <summary>The Engine.IO transport options.</summary>
+    public EngineIOOptions Engine { get; } = new();
+
+    /// <summary>How long a new connection may take to join a namespace before it is closed.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>Serializer settings for event arguments (camelCase web defaults when null).</summary>
+    public JsonSerializerOptions? JsonSerializerOptions { get; set; }
+
+    /// <summary>The packet format; the JSON parser by default.</summary>
+    public ISocketIOParser? Parser { get; set; }
+
+    /// <summary>Connection state recovery (Socket.IO 4.6+ semantics); null disables it.</summary>
+    public ConnectionStateRecoveryOptions? ConnectionStateRecovery { get; set; }
+
+    /// <summary>Creates each namespace's adapter; the in-memory adapter by default.</summary>
+    public Func<Namespace, IAdapter>? AdapterFactory { get; set; }
+}
+
+/// <summary>How long a disconnected client's state (id, rooms, data, missed packets) is kept.</summary>
+public sealed class ConnectionStateRecoveryOptions
+{
+    public TimeSpan MaxDisconnectionDuration { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Whether a recovered connection skips the namespace middleware.</summary>
+    public bool SkipMiddlewares { get; set; } = true;
+
+    /// <summary>Upper bound on packets kept for replay per namespace (oldest dropped first).</summary>
+    public int MaxStoredPackets { get; set; } = 100_000;
+}

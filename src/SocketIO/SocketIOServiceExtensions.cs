@@ -1,0 +1,36 @@
+using EngineIO;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace SocketIO;
+
+public static class SocketIOServiceExtensions
+{
+    /// <summary>Registers a <see cref="SocketIOServer"/> singleton configured by <paramref name="configure"/>.</summary>
+    public static IServiceCollection AddSocketIO(this IServiceCollection services, Action<SocketIOOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddSingleton(sp =>
+        {
+            var options = new SocketIOOptions();
+            configure?.Invoke(options);
+            return new SocketIOServer(options, sp.GetService<ILoggerFactory>());
+        });
+        return services;
+    }
+
+    /// <summary>
+    /// Serves the registered Socket.IO server at <paramref name="path"/> (clients use it as their
+    /// <c>path</c> option; "/socket.io" by default). Needs <c>app.UseWebSockets()</c> for WebSocket.
+    /// </summary>
+    public static IEndpointConventionBuilder MapSocketIO(this IEndpointRouteBuilder endpoints, string path = "/socket.io")
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var server = endpoints.ServiceProvider.GetRequiredService<SocketIOServer>();
+        endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(server.Close);
+        return endpoints.MapEngineIO(path, server.Engine);
+    }
+}
