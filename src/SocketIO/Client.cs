@@ -44,6 +44,23 @@ internal sealed class Client
     /// <summary>Closes the whole connection once queued packets are flushed.</summary>
     public void Close() => Session.Close();
 
+    /// <summary>Disconnects every namespace socket (each client sees "io server disconnect"), then closes.</summary>
+    public void DisconnectAll()
+    {
+        Socket[] sockets;
+        lock (_sockets)
+        {
+            sockets = [.. _sockets.Values];
+        }
+
+        foreach (var socket in sockets)
+        {
+            socket.Disconnect();
+        }
+
+        Close();
+    }
+
     public void Remove(Socket socket)
     {
         lock (_sockets)

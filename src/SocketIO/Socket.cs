@@ -181,7 +181,7 @@ public sealed class Socket
 
         if (close)
         {
-            Client.Close();
+            Client.DisconnectAll();
             return;
         }
 
