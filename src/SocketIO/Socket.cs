@@ -77,7 +77,7 @@ public sealed class Socket
     /// <summary>Application data attached to the socket (restored on recovery).</summary>
     public ConcurrentDictionary<string, object?> Data { get; } = new(StringComparer.Ordinal);
 
-    public bool Connected => Volatile.Read(ref _connected) == 1;
+    public bool Connected => System.Threading.Volatile.Read(ref _connected) == 1;
 
     /// <summary>Whether this connection recovered a previous session (id, rooms, data and missed events).</summary>
     public bool Recovered { get; }
@@ -168,6 +168,9 @@ public sealed class Socket
 
     public BroadcastOperator Except(params string[] rooms) => new BroadcastOperator(Namespace).Except(Id).Except(rooms);
 
+    /// <summary>This socket only, as a volatile emission (dropped rather than queued or stored when the client lags).</summary>
+    public BroadcastOperator Volatile => new BroadcastOperator(Namespace).To(Id).Volatile;
+
     /// <summary>Every socket of the namespace but this one.</summary>
     public BroadcastOperator Broadcast => new BroadcastOperator(Namespace).Except(Id);
 
@@ -209,7 +212,7 @@ public sealed class Socket
 
     internal void OnConnected(IReadOnlyList<string>? restoredRooms)
     {
-        Volatile.Write(ref _connected, 1);
+        System.Threading.Volatile.Write(ref _connected, 1);
         Namespace.Adapter.AddAll(Id, restoredRooms is null ? [Id] : restoredRooms.Append(Id));
         var data = new Dictionary<string, string>(2) { ["sid"] = Id };
         if (Pid is not null)

@@ -5,6 +5,9 @@ namespace SocketIO.Adapters;
 /// <summary>Where a broadcast goes: sockets in any of <see cref="Rooms"/> (all when empty), none in <see cref="Except"/>.</summary>
 public sealed record BroadcastOptions
 {
+    // declared before All: static fields initialize in order
+    internal static readonly IReadOnlySet<string> EmptySet = new HashSet<string>();
+
     public static readonly BroadcastOptions All = new();
 
     public IReadOnlySet<string> Rooms { get; init; } = EmptySet;
@@ -19,8 +22,6 @@ public sealed record BroadcastOptions
 
     /// <summary>For broadcasts expecting acknowledgements.</summary>
     public TimeSpan? Timeout { get; init; }
-
-    internal static readonly IReadOnlySet<string> EmptySet = new HashSet<string>();
 
     /// <summary>Whether a socket in <paramref name="socketRooms"/> is a recipient.</summary>
     public bool Includes(IReadOnlySet<string> socketRooms)

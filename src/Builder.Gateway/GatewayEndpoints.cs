@@ -1,0 +1,207 @@
+using System.Text.Json;
+using Builder.Auth;
+using Builder.Contracts;
+using Builder.Decisions;
+using Builder.Events;
+using Builder.Hub;
+
+namespace Builder.Gateway;
+
+/// <summary>The HTTP contract: producers' API, operations endpoints, development helpers.</summary>
+internal static class GatewayEndpoints
+{
+    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
+
+    public static void Map(WebApplication app, BuilderOptions options)
+    {
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", async (IEventLog log) =>
+        {
+            await log.LatestSeqAsync("readyz-probe");
+            return Results.Text("ready");
+        });
+        app.MapGet("/metrics", (GatewayMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
+
+        app.MapPost("/api/projects/{projectId}/events", PublishAsync);
+        app.MapPost("/api/projects/{projectId}/decisions", CreateDecisionAsync);
+        app.MapGet("/api/decisions/{decisionId}", GetDecisionAsync);
+
+        if (app.Environment.IsDevelopment() && options.Dev.Enabled)
+        {
+            app.MapGet("/dev/token", (HttpRequest request, TimeProvider time) =>
+            {
+                var user = request.Query["user"].ToString() is { Length: > 0 } u ? u : "dev-user";
+                var projects = request.Query["projects"].ToString() is { Length: > 0 } p ? p.Split(',') : ["*"];
+                var role = request.Query["role"].ToString() is { Length: > 0 } r ? r : null;
+                var token = TokenIssuer.Issue(options.Jwt.Secret!, user, user, projects, TimeSpan.FromHours(8), time, role, options.Jwt.Issuer, options.Jwt.Audience);
+                return Results.Json(new { token, userId = user, projects, role });
+            });
+        }
+    }
+
+    private static IResult Problem(int status, string code, string message, object? fields = null) =>
+        Results.Json(new { error = new { code, message, fields } }, s_json, statusCode: status);
+
+    private static async Task<(JsonElement? Body, IResult? Error)> ReadBodyAsync(HttpRequest request, int maxBytes)
+    {
+        if (request.ContentLength > maxBytes)
+        {
+            return (null, Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes."));
+        }
+
+        try
+        {
+            using var limited = new MemoryStream();
+            var buffer = new byte[8192];
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
+            {
+                if (limited.Length + read > maxBytes)
+                {
+                    return (null, Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes."));
+                }
+
+                limited.Write(buffer, 0, read);
+            }
+
+            if (limited.Length == 0)
+            {
+                return (null, Problem(400, "INVALID_JSON", "The body is empty; a JSON object is expected."));
+            }
+
+            using var doc = JsonDocument.Parse(limited.ToArray());
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                return (null, Problem(400, "INVALID_JSON", "The body must be a JSON object."));
+            }
+
+            return (doc.RootElement.Clone(), null);
+        }
+        catch (JsonException ex)
+        {
+            return (null, Problem(400, "INVALID_JSON", "The body is not valid JSON: " + ex.Message));
+        }
+    }
+
+    private static async Task<IResult> PublishAsync(string projectId, HttpRequest request, ProducerAuth auth, EventPublisher publisher, BuilderOptions options)
+    {
+        var check = await auth.CheckAsync(request, projectId);
+        if (!check.Allowed)
+        {
+            return Problem(check.Status, check.Code!, check.Message!);
+        }
+
+        var (body, error) = await ReadBodyAsync(request, options.Limits.MaxEventBytes + 1024);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var root = body!.Value;
+        var fields = new List<FieldError>();
+        if (!root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
+        {
+            fields.Add(new FieldError("type", "is required (one of " + string.Join(", ", EventTypes.Publishable) + ")"));
+        }
+        else if (Array.IndexOf(EventTypes.Publishable, typeElement.GetString()) < 0)
+        {
+            fields.Add(new FieldError("type", $"\"{typeElement.GetString()}\" cannot be published; expected one of " + string.Join(", ", EventTypes.Publishable)));
+        }
+
+        if (!root.TryGetProperty("payload", out var payload))
+        {
+            fields.Add(new FieldError("payload", "is required"));
+        }
+
+        if (fields.Count > 0)
+        {
+            return Problem(400, "VALIDATION_FAILED", "The event is invalid.", Fields(fields));
+        }
+
+        var result = await publisher.PublishAsync(projectId, typeElement.GetString()!, payload, request.HttpContext.RequestAborted);
+        return result.Ok
+            ? Results.Json(result.Envelope, s_json, statusCode: 202)
+            : Problem(400, "VALIDATION_FAILED", "The event is invalid: " + string.Join("; ", result.Errors.Select(e => $"{e.Field} {e.Message}")), Fields(result.Errors));
+    }
+
+    private static object Fields(IEnumerable<FieldError> errors) => errors.Select(e => new { field = e.Field, message = e.Message }).ToList();
+
+    private static async Task<IResult> CreateDecisionAsync(string projectId, HttpRequest request, ProducerAuth auth, DecisionService decisions, BuilderOptions options)
+    {
+        var check = await auth.CheckAsync(request, projectId);
+        if (!check.Allowed)
+        {
+            return Problem(check.Status, check.Code!, check.Message!);
+        }
+
+        if (!ProjectIds.IsValid(projectId))
+        {
+            return Problem(400, "VALIDATION_FAILED", "The project id is invalid.", Fields([new FieldError("projectId", ProjectIds.Rule)]));
+        }
+
+        var (body, error) = await ReadBodyAsync(request, options.Limits.MaxEventBytes);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        DecisionRequest? decision;
+        try
+        {
+            var raw = body!.Value.Deserialize<DecisionBody>(s_json);
+            decision = raw is null ? null : new DecisionRequest(raw.AgentId, raw.Question ?? string.Empty, raw.Options ?? [], raw.Timeout ?? 300, raw.DefaultOptionId);
+        }
+        catch (JsonException ex)
+        {
+            return Problem(400, "VALIDATION_FAILED", "The decision is invalid: " + ex.Message);
+        }
+
+        var problems = DecisionService.Validate(decision);
+        if (problems.Count > 0)
+        {
+            return Problem(400, "VALIDATION_FAILED", "The decision is invalid: " + string.Join("; ", problems.Select(e => $"{e.Field} {e.Message}")), Fields(problems));
+        }
+
+        var created = await decisions.CreateAsync(projectId, decision!, request.HttpContext.RequestAborted);
+        return Results.Json(new { decisionId = created.DecisionId, projectId, deadline = created.Deadline.ToUnixTimeMilliseconds(), defaultOptionId = created.DefaultOptionId }, s_json, statusCode: 201);
+    }
+
+    private static async Task<IResult> GetDecisionAsync(string decisionId, HttpRequest request, ProducerAuth auth, DecisionService decisions)
+    {
+        var check = await auth.CheckAsync(request, null);
+        if (!check.Allowed)
+        {
+            return Problem(check.Status, check.Code!, check.Message!);
+        }
+
+        var wait = 0;
+        var waitText = request.Query["wait"].ToString();
+        if (waitText.Length > 0 && (!int.TryParse(waitText, out wait) || wait < 0 || wait > 300))
+        {
+            return Problem(400, "VALIDATION_FAILED", "wait must be an integer number of seconds between 0 and 300.", Fields([new FieldError("wait", "must be 0-300")]));
+        }
+
+        var decision = await decisions.GetAsync(decisionId, request.HttpContext.RequestAborted);
+        if (decision is null)
+        {
+            return Problem(404, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
+        }
+
+        var resolution = decision.Resolution;
+        if (resolution is null && wait > 0)
+        {
+            resolution = await decisions.WaitAsync(decisionId, TimeSpan.FromSeconds(wait), request.HttpContext.RequestAborted);
+        }
+
+        return Results.Json(new
+        {
+            decisionId,
+            projectId = decision.ProjectId,
+            status = resolution is null ? "pending" : "resolved",
+            deadline = decision.Deadline.ToUnixTimeMilliseconds(),
+            resolution = resolution is null ? null : new { selectedOptionId = resolution.SelectedOptionId, resolvedBy = resolution.ResolvedBy, userId = resolution.UserId, feedback = resolution.Feedback, resolvedAt = resolution.ResolvedAt.ToUnixTimeMilliseconds() },
+        }, s_json);
+    }
+
+    private sealed record DecisionBody(string? AgentId, string? Question, List<DecisionOption>? Options, int? Timeout, string? DefaultOptionId);
+}

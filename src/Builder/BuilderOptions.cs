@@ -1,0 +1,168 @@
+namespace Builder;
+
+/// <summary>The "Builder" configuration section.</summary>
+public sealed class BuilderOptions
+{
+    public const string Section = "Builder";
+
+    public JwtOptions Jwt { get; set; } = new();
+
+    public CorsSettings Cors { get; set; } = new();
+
+    public HeartbeatOptions Heartbeat { get; set; } = new();
+
+    public StoreOptions Store { get; set; } = new();
+
+    public RedisOptions Redis { get; set; } = new();
+
+    public IngestOptions Ingest { get; set; } = new();
+
+    public AccessOptions Access { get; set; } = new();
+
+    public LimitOptions Limits { get; set; } = new();
+
+    public DevOptions Dev { get; set; } = new();
+
+    /// <summary>Checks every key; returns the problems, each naming its key.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        var hasSecret = !string.IsNullOrEmpty(Jwt.Secret);
+        var hasKey = !string.IsNullOrEmpty(Jwt.PublicKeyFile) || !string.IsNullOrEmpty(Jwt.JwksFile);
+        if (!hasSecret && !hasKey)
+        {
+            errors.Add("Builder:Jwt:Secret (or Builder:Jwt:PublicKeyFile / Builder:Jwt:JwksFile) must be set.");
+        }
+
+        if (hasSecret && System.Text.Encoding.UTF8.GetByteCount(Jwt.Secret!) < 32)
+        {
+            errors.Add("Builder:Jwt:Secret must be at least 32 bytes long.");
+        }
+
+        if (!string.IsNullOrEmpty(Jwt.PublicKeyFile) && !File.Exists(Jwt.PublicKeyFile))
+        {
+            errors.Add($"Builder:Jwt:PublicKeyFile: file '{Jwt.PublicKeyFile}' does not exist.");
+        }
+
+        if (!string.IsNullOrEmpty(Jwt.JwksFile) && !File.Exists(Jwt.JwksFile))
+        {
+            errors.Add($"Builder:Jwt:JwksFile: file '{Jwt.JwksFile}' does not exist.");
+        }
+
+        if (Cors.Origins.Length == 0 || Cors.Origins.Any(o => string.IsNullOrWhiteSpace(o) || (o != "*" && !Uri.TryCreate(o, UriKind.Absolute, out _))))
+        {
+            errors.Add("Builder:Cors:Origins must list absolute origins such as http://localhost:12000 (or \"*\").");
+        }
+
+        if (Heartbeat.IntervalSeconds <= 0)
+        {
+            errors.Add("Builder:Heartbeat:IntervalSeconds must be positive.");
+        }
+
+        if (Heartbeat.MaxMissed < 1)
+        {
+            errors.Add("Builder:Heartbeat:MaxMissed must be at least 1.");
+        }
+
+        if (Store.Provider is not ("sqlite" or "memory"))
+        {
+            errors.Add($"Builder:Store:Provider must be \"sqlite\" or \"memory\" (got \"{Store.Provider}\").");
+        }
+
+        if (Store.Provider == "sqlite" && string.IsNullOrWhiteSpace(Store.Path))
+        {
+            errors.Add("Builder:Store:Path must be set for the sqlite store.");
+        }
+
+        if (Ingest.ApiKeys.Any(k => k is null || k.Length < 16))
+        {
+            errors.Add("Builder:Ingest:ApiKeys entries must be at least 16 characters long.");
+        }
+
+        if (!string.IsNullOrEmpty(Access.CheckUrl) && !Uri.TryCreate(Access.CheckUrl, UriKind.Absolute, out _))
+        {
+            errors.Add("Builder:Access:CheckUrl must be an absolute URL.");
+        }
+
+        if (Limits.MaxEventBytes < 1024)
+        {
+            errors.Add("Builder:Limits:MaxEventBytes must be at least 1024.");
+        }
+
+        if (Limits.ClientEventsPerSecond <= 0)
+        {
+            errors.Add("Builder:Limits:ClientEventsPerSecond must be positive.");
+        }
+
+        return errors;
+    }
+}
+
+public sealed class JwtOptions
+{
+    /// <summary>HS256 shared secret (at least 32 bytes).</summary>
+    public string? Secret { get; set; }
+
+    /// <summary>PEM file with an RSA or EC public key (RS256 / ES256).</summary>
+    public string? PublicKeyFile { get; set; }
+
+    /// <summary>JWKS file (RS256 / ES256 keys).</summary>
+    public string? JwksFile { get; set; }
+
+    public string? Issuer { get; set; }
+
+    public string? Audience { get; set; }
+
+    public int ClockSkewSeconds { get; set; } = 30;
+}
+
+public sealed class CorsSettings
+{
+    public string[] Origins { get; set; } = ["http://localhost:12000"];
+}
+
+public sealed class HeartbeatOptions
+{
+    public int IntervalSeconds { get; set; } = 30;
+
+    public int MaxMissed { get; set; } = 2;
+}
+
+public sealed class StoreOptions
+{
+    public string Provider { get; set; } = "sqlite";
+
+    public string Path { get; set; } = "data/builder.db";
+}
+
+public sealed class RedisOptions
+{
+    public string? Configuration { get; set; }
+}
+
+public sealed class IngestOptions
+{
+    public string[] ApiKeys { get; set; } = [];
+}
+
+public sealed class AccessOptions
+{
+    /// <summary>Optional platform URL asked whether a user may access a project.</summary>
+    public string? CheckUrl { get; set; }
+
+    public int CacheSeconds { get; set; } = 30;
+}
+
+public sealed class LimitOptions
+{
+    public int MaxEventBytes { get; set; } = 256 * 1024;
+
+    public double ClientEventsPerSecond { get; set; } = 50;
+
+    public int ClientEventBurst { get; set; } = 100;
+}
+
+public sealed class DevOptions
+{
+    public bool Enabled { get; set; }
+}

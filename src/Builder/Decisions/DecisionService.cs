@@ -1,0 +1,287 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Builder.Contracts;
+using Builder.Events;
+using Microsoft.Extensions.Logging;
+
+namespace Builder.Decisions;
+
+/// <summary>What a producer asks the user.</summary>
+public sealed record DecisionRequest(string? AgentId, string Question, IReadOnlyList<DecisionOption> Options, int TimeoutSeconds, string? DefaultOptionId = null);
+
+/// <summary>Why an answer was refused (each code also goes out as an error event).</summary>
+public static class DecisionErrors
+{
+    public const string NotFound = "DECISION_NOT_FOUND";
+    public const string AlreadyResolved = "DECISION_ALREADY_RESOLVED";
+    public const string InvalidOption = "DECISION_INVALID_OPTION";
+    public const string Forbidden = "FORBIDDEN";
+}
+
+public sealed record DecisionAnswer(DecisionResolution? Resolution, string? ErrorCode, string? ErrorMessage);
+
+/// <summary>
+/// Decisions: created by producers, broadcast as <c>user:decision:required</c>, answered once
+/// (the first valid answer wins) or defaulted at their deadline, resolved as
+/// <c>user:decision:resolved</c>. Pending decisions and deadlines are persisted and rescheduled
+/// at start-up.
+/// </summary>
+public sealed class DecisionService : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, Entry> _pending = new(StringComparer.Ordinal);
+    private readonly IDecisionStore _store;
+    private readonly EventPublisher _publisher;
+    private readonly TimeProvider _time;
+    private readonly ILogger<DecisionService> _logger;
+
+    public DecisionService(IDecisionStore store, EventPublisher publisher, TimeProvider time, ILogger<DecisionService> logger)
+    {
+        _store = store;
+        _publisher = publisher;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Raised once per resolution (Redis forwarding, metrics).</summary>
+    public event Action<string, DecisionResolution>? Resolved;
+
+    public static IReadOnlyList<FieldError> Validate(DecisionRequest? request)
+    {
+        var errors = new List<FieldError>();
+        if (request is null)
+        {
+            errors.Add(new FieldError("body", "must be a JSON object"));
+            return errors;
+        }
+
+        if (string.IsNullOrWhiteSpace(request.Question))
+        {
+            errors.Add(new FieldError("question", "is required"));
+        }
+
+        if (request.Options is null || request.Options.Count == 0)
+        {
+            errors.Add(new FieldError("options", "must list at least one option"));
+        }
+        else
+        {
+            for (var i = 0; i < request.Options.Count; i++)
+            {
+                var option = request.Options[i];
+                if (option is null || string.IsNullOrWhiteSpace(option.Id))
+                {
+                    errors.Add(new FieldError($"options[{i}].id", "is required"));
+                }
+
+                if (option is null || string.IsNullOrWhiteSpace(option.Label))
+                {
+                    errors.Add(new FieldError($"options[{i}].label", "is required"));
+                }
+            }
+
+            if (request.Options.Where(o => o?.Id is not null).GroupBy(o => o.Id).Any(g => g.Count() > 1))
+            {
+                errors.Add(new FieldError("options", "ids must be unique"));
+            }
+
+            if (request.DefaultOptionId is not null && request.Options.All(o => o?.Id != request.DefaultOptionId))
+            {
+                errors.Add(new FieldError("defaultOptionId", "must be the id of one of the options"));
+            }
+        }
+
+        if (request.TimeoutSeconds is < 1 or > 86_400)
+        {
+            errors.Add(new FieldError("timeout", "must be between 1 and 86400 seconds"));
+        }
+
+        return errors;
+    }
+
+    /// <summary>Creates a decision and broadcasts it to the project's room.</summary>
+    public async Task<StoredDecision> CreateAsync(string projectId, DecisionRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var errors = Validate(request);
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), nameof(request));
+        }
+
+        var now = _time.GetUtcNow();
+        var decision = new StoredDecision(
+            "decision-" + Guid.NewGuid().ToString("N"),
+            projectId,
+            request.AgentId,
+            request.Question,
+            request.Options,
+            request.TimeoutSeconds,
+            request.DefaultOptionId ?? request.Options[0].Id,
+            now,
+            now.AddSeconds(request.TimeoutSeconds),
+            null);
+        await _store.SaveAsync(decision, cancellationToken);
+        Track(decision);
+        var payload = new Dictionary<string, object?>
+        {
+            ["projectId"] = projectId,
+            ["agentId"] = request.AgentId,
+            ["decisionId"] = decision.DecisionId,
+            ["question"] = request.Question,
+            ["options"] = request.Options,
+            ["timeout"] = request.TimeoutSeconds,
+            ["defaultOptionId"] = decision.DefaultOptionId,
+            ["deadline"] = decision.Deadline.ToUnixTimeMilliseconds(),
+        };
+        await _publisher.PublishTrustedAsync(projectId, EventTypes.DecisionRequired, JsonSerializer.SerializeToElement(payload, StoreJson.Options), cancellationToken);
+        return decision;
+    }
+
+    /// <summary>Reschedules the pending decisions found in the store (after a restart).</summary>
+    public async Task RestoreAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var decision in await _store.LoadPendingAsync(cancellationToken))
+        {
+            Track(decision);
+        }
+    }
+
+    /// <summary>Pending decisions of a project (for snapshots).</summary>
+    public IReadOnlyList<StoredDecision> Pending(string projectId) =>
+        _pending.Values.Where(e => e.Decision.ProjectId == projectId && !e.Completion.Task.IsCompleted).Select(e => e.Decision).ToList();
+
+    public ValueTask<StoredDecision?> GetAsync(string decisionId, CancellationToken cancellationToken = default) =>
+        _pending.TryGetValue(decisionId, out var entry) ? ValueTask.FromResult<StoredDecision?>(entry.Decision) : _store.LoadAsync(decisionId, cancellationToken);
+
+    /// <summary>A user's answer. <paramref name="mayAccess"/> checks the user against the decision's project.</summary>
+    public async Task<DecisionAnswer> RespondAsync(string userId, string decisionId, string selectedOptionId, string? feedback, Func<string, Task<bool>> mayAccess, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(mayAccess);
+        if (!_pending.TryGetValue(decisionId, out var entry))
+        {
+            var stored = await _store.LoadAsync(decisionId, cancellationToken);
+            if (stored is null)
+            {
+                return new DecisionAnswer(null, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
+            }
+
+            return await mayAccess(stored.ProjectId)
+                ? new DecisionAnswer(null, DecisionErrors.AlreadyResolved, $"Decision \"{decisionId}\" was already resolved.")
+                : new DecisionAnswer(null, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
+        }
+
+        if (!await mayAccess(entry.Decision.ProjectId))
+        {
+            return new DecisionAnswer(null, DecisionErrors.Forbidden, "You may not answer decisions of this project.");
+        }
+
+        if (entry.Decision.Options.All(o => o.Id != selectedOptionId))
+        {
+            return new DecisionAnswer(null, DecisionErrors.InvalidOption, $"\"{selectedOptionId}\" is not an option of this decision; expected one of {string.Join(", ", entry.Decision.Options.Select(o => o.Id))}.");
+        }
+
+        var resolution = await ResolveAsync(entry, selectedOptionId, "user", userId, feedback);
+        return resolution is null
+            ? new DecisionAnswer(null, DecisionErrors.AlreadyResolved, $"Decision \"{decisionId}\" was already resolved.")
+            : new DecisionAnswer(resolution, null, null);
+    }
+
+    /// <summary>Waits for a decision's resolution; null when it does not come within <paramref name="timeout"/>.</summary>
+    public async Task<DecisionResolution?> WaitAsync(string decisionId, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (_pending.TryGetValue(decisionId, out var entry))
+        {
+            try
+            {
+                return await entry.Completion.Task.WaitAsync(timeout, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                return null;
+            }
+        }
+
+        return (await _store.LoadAsync(decisionId, cancellationToken))?.Resolution;
+    }
+
+    private void Track(StoredDecision decision)
+    {
+        var entry = new Entry(decision);
+        if (!_pending.TryAdd(decision.DecisionId, entry))
+        {
+            return;
+        }
+
+        var due = decision.Deadline - _time.GetUtcNow();
+        entry.Timer = _time.CreateTimer(static s => _ = ((DecisionService)((object[])s!)[0]).OnDeadlineAsync((Entry)((object[])s!)[1]), new object[] { this, entry }, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+    }
+
+    private async Task OnDeadlineAsync(Entry entry)
+    {
+        try
+        {
+            await ResolveAsync(entry, entry.Decision.DefaultOptionId, "timeout", null, null);
+        }
+#pragma warning disable CA1031 // a timer callback must not crash the process
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LogError(ex, "Resolving decision {DecisionId} at its deadline failed", entry.Decision.DecisionId);
+        }
+    }
+
+    private async Task<DecisionResolution?> ResolveAsync(Entry entry, string optionId, string resolvedBy, string? userId, string? feedback)
+    {
+        if (Interlocked.Exchange(ref entry.Resolving, 1) != 0)
+        {
+            return null;
+        }
+
+        entry.Timer?.Dispose();
+        var resolution = new DecisionResolution(entry.Decision.DecisionId, optionId, resolvedBy, userId, feedback, _time.GetUtcNow());
+        var decision = entry.Decision with { Resolution = resolution };
+        await _store.SaveAsync(decision);
+        _pending.TryRemove(decision.DecisionId, out _);
+        var payload = new Dictionary<string, object?>
+        {
+            ["decisionId"] = decision.DecisionId,
+            ["selectedOptionId"] = optionId,
+            ["resolvedBy"] = resolvedBy,
+        };
+        if (userId is not null)
+        {
+            payload["userId"] = userId;
+        }
+
+        if (feedback is not null)
+        {
+            payload["feedback"] = feedback;
+        }
+
+        await _publisher.PublishTrustedAsync(decision.ProjectId, EventTypes.DecisionResolved, JsonSerializer.SerializeToElement(payload, StoreJson.Options));
+        entry.Completion.TrySetResult(resolution);
+        Resolved?.Invoke(decision.ProjectId, resolution);
+        return resolution;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        foreach (var entry in _pending.Values)
+        {
+            entry.Timer?.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private sealed class Entry(StoredDecision decision)
+    {
+        public StoredDecision Decision { get; } = decision;
+
+        public TaskCompletionSource<DecisionResolution> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ITimer? Timer { get; set; }
+
+        public int Resolving;
+    }
+}

@@ -1,0 +1,200 @@
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace Builder.Events;
+
+/// <summary>
+/// SQLite persistence (the embedded default): the event log and the decisions, in one file.
+/// One connection, serialized by a semaphore; WAL mode.
+/// </summary>
+public sealed class SqliteStore : IEventLog, IDecisionStore
+{
+    private readonly SqliteConnection _connection;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    public SqliteStore(string path)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _connection.Open();
+        Execute("""
+            PRAGMA journal_mode=WAL;
+            PRAGMA synchronous=NORMAL;
+            CREATE TABLE IF NOT EXISTS events (
+              project_id TEXT NOT NULL,
+              seq INTEGER NOT NULL,
+              event_id TEXT NOT NULL,
+              type TEXT NOT NULL,
+              timestamp INTEGER NOT NULL,
+              payload TEXT NOT NULL,
+              PRIMARY KEY (project_id, seq)
+            ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS decisions (
+              decision_id TEXT PRIMARY KEY,
+              project_id TEXT NOT NULL,
+              state TEXT NOT NULL,
+              body TEXT NOT NULL
+            );
+            """);
+    }
+
+    private void Execute(string sql)
+    {
+        using var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    public async ValueTask<EventEnvelope> AppendAsync(string projectId, string type, JsonElement payload, long timestamp, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = """
+                INSERT INTO events (project_id, seq, event_id, type, timestamp, payload)
+                VALUES ($p, COALESCE((SELECT MAX(seq) FROM events WHERE project_id = $p), 0) + 1, $id, $type, $ts, $payload)
+                RETURNING seq;
+                """;
+            var eventId = Guid.NewGuid().ToString();
+            command.Parameters.AddWithValue("$p", projectId);
+            command.Parameters.AddWithValue("$id", eventId);
+            command.Parameters.AddWithValue("$type", type);
+            command.Parameters.AddWithValue("$ts", timestamp);
+            command.Parameters.AddWithValue("$payload", payload.GetRawText());
+            var seq = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+            return new EventEnvelope(type, timestamp, payload.Clone(), projectId, seq, eventId);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<EventEnvelope>> ReadAsync(string projectId, long afterSeq, int limit, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = "SELECT seq, event_id, type, timestamp, payload FROM events WHERE project_id = $p AND seq > $after ORDER BY seq LIMIT $limit";
+            command.Parameters.AddWithValue("$p", projectId);
+            command.Parameters.AddWithValue("$after", afterSeq);
+            command.Parameters.AddWithValue("$limit", limit);
+            var result = new List<EventEnvelope>();
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                using var doc = JsonDocument.Parse(reader.GetString(4));
+                result.Add(new EventEnvelope(reader.GetString(2), reader.GetInt64(3), doc.RootElement.Clone(), projectId, reader.GetInt64(0), reader.GetString(1)));
+            }
+
+            return result;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public ValueTask<long> LatestSeqAsync(string projectId, CancellationToken cancellationToken = default) =>
+        ScalarAsync("SELECT COALESCE(MAX(seq), 0) FROM events WHERE project_id = $p", projectId, cancellationToken);
+
+    public ValueTask<long> EarliestSeqAsync(string projectId, CancellationToken cancellationToken = default) =>
+        ScalarAsync("SELECT COALESCE(MIN(seq), 0) FROM events WHERE project_id = $p", projectId, cancellationToken);
+
+    private async ValueTask<long> ScalarAsync(string sql, string projectId, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = sql;
+            command.Parameters.AddWithValue("$p", projectId);
+            return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask SaveAsync(StoredDecision decision, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(decision);
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = """
+                INSERT INTO decisions (decision_id, project_id, state, body) VALUES ($id, $p, $state, $body)
+                ON CONFLICT(decision_id) DO UPDATE SET state = excluded.state, body = excluded.body;
+                """;
+            command.Parameters.AddWithValue("$id", decision.DecisionId);
+            command.Parameters.AddWithValue("$p", decision.ProjectId);
+            command.Parameters.AddWithValue("$state", decision.Resolution is null ? "pending" : "resolved");
+            command.Parameters.AddWithValue("$body", JsonSerializer.Serialize(decision, StoreJson.Options));
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask<StoredDecision?> LoadAsync(string decisionId, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = "SELECT body FROM decisions WHERE decision_id = $id";
+            command.Parameters.AddWithValue("$id", decisionId);
+            var body = await command.ExecuteScalarAsync(cancellationToken) as string;
+            return body is null ? null : JsonSerializer.Deserialize<StoredDecision>(body, StoreJson.Options);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<StoredDecision>> LoadPendingAsync(CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = "SELECT body FROM decisions WHERE state = 'pending'";
+            var result = new List<StoredDecision>();
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                result.Add(JsonSerializer.Deserialize<StoredDecision>(reader.GetString(0), StoreJson.Options)!);
+            }
+
+            return result;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync();
+        await _connection.DisposeAsync();
+        _gate.Dispose();
+    }
+}
+
+internal static class StoreJson
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web);
+}

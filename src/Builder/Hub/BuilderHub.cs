@@ -1,0 +1,401 @@
+using System.Text.Json;
+using Builder.Auth;
+using Builder.Contracts;
+using Builder.Decisions;
+using Builder.Events;
+using Microsoft.Extensions.Logging;
+using SocketIO;
+
+namespace Builder.Hub;
+
+/// <summary>
+/// The /builder namespace: handshake authentication, the client → server events of the
+/// protocol document (authenticate, join-project, user:decision:response, pong) and what it adds
+/// (leave-project, replay by lastSeq, snapshots), with the document's error event for every mistake.
+/// </summary>
+public sealed class BuilderHub
+{
+    public const string NamespaceName = "/builder";
+    private const int ReplayPage = 500;
+
+    private readonly TokenValidator _tokens;
+    private readonly ProjectAccess _access;
+    private readonly EventPublisher _publisher;
+    private readonly DecisionService _decisions;
+    private readonly IEventLog _log;
+    private readonly SnapshotBuilder _snapshots;
+    private readonly BuilderOptions _options;
+    private readonly TimeProvider _time;
+    private readonly GatewayMetrics _metrics;
+    private readonly ILogger<BuilderHub> _logger;
+
+    public BuilderHub(Namespace nsp, TokenValidator tokens, ProjectAccess access, EventPublisher publisher, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
+    {
+        ArgumentNullException.ThrowIfNull(nsp);
+        Namespace = nsp;
+        _tokens = tokens;
+        _access = access;
+        _publisher = publisher;
+        _decisions = decisions;
+        _log = log;
+        _snapshots = snapshots;
+        _options = options;
+        _time = time;
+        _metrics = metrics;
+        _logger = logger;
+        nsp.Use(AuthenticateAsync);
+        nsp.OnConnection(OnConnection);
+    }
+
+    public Namespace Namespace { get; }
+
+    private async ValueTask AuthenticateAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        var result = await _tokens.ValidateAsync(socket.Handshake.AuthString("token"));
+        if (!result.IsValid)
+        {
+            _metrics.Increment("builder_auth_failures_total", result.ErrorCode);
+            throw new ConnectRejectedException("Authentication failed", new { code = result.ErrorCode, message = result.ErrorMessage });
+        }
+
+        socket.Data[BuilderConnection.DataKey] = new BuilderConnection(result.Identity!, _options.Limits.ClientEventBurst, _time.GetTimestamp());
+    }
+
+    private void OnConnection(Socket socket)
+    {
+        if (socket.Data.GetValueOrDefault(BuilderConnection.DataKey) is not BuilderConnection state)
+        {
+            socket.Disconnect();
+            return;
+        }
+
+        _metrics.Increment("builder_connections_total");
+        using var scope = _logger.BeginScope(new Dictionary<string, object> { ["SocketId"] = socket.Id, ["UserId"] = state.Identity.UserId });
+        if (state.Identity.ExpiresAt <= _time.GetUtcNow())
+        {
+            Expire(socket, state);
+            return;
+        }
+
+        socket.Emit("authenticated", new { userId = state.Identity.UserId, username = state.Identity.Username });
+        ScheduleExpiry(socket, state);
+
+        Handle(socket, state, "authenticate", OnAuthenticateAsync);
+        Handle(socket, state, "join-project", OnJoinProjectAsync);
+        Handle(socket, state, "leave-project", OnLeaveProjectAsync);
+        Handle(socket, state, "user:decision:response", OnDecisionResponseAsync);
+        socket.On("pong", _ => OnPong(state));
+        socket.OnAny(ctx =>
+        {
+            _metrics.Increment("builder_client_errors_total", ErrorCodes.UnknownEvent);
+            Fail(ctx, ErrorCodes.UnknownEvent, $"Unknown event \"{ctx.EventName}\".", new { @event = ctx.EventName, known = new[] { "authenticate", "join-project", "leave-project", "user:decision:response", "pong" } }, true);
+            return ValueTask.CompletedTask;
+        });
+        socket.OnDisconnect(_ => state.ExpiryTimer?.Dispose());
+    }
+
+    private void Handle(Socket socket, BuilderConnection state, string eventName, Func<SocketEventContext, BuilderConnection, Task> handler)
+    {
+        socket.On(eventName, async ctx =>
+        {
+            if (!state.TryTake(_options.Limits.ClientEventsPerSecond, _options.Limits.ClientEventBurst, _time.GetTimestamp(), _time.TimestampFrequency))
+            {
+                _metrics.Increment("builder_client_errors_total", ErrorCodes.RateLimited);
+                Fail(ctx, ErrorCodes.RateLimited, $"Too many events: at most {_options.Limits.ClientEventsPerSecond} per second.", new { limit = _options.Limits.ClientEventsPerSecond }, true);
+                return;
+            }
+
+            var size = 0;
+            for (var i = 0; i < ctx.Count; i++)
+            {
+                size += ctx[i].GetRawText().Length;
+            }
+
+            if (size > _options.Limits.MaxEventBytes)
+            {
+                _metrics.Increment("builder_client_errors_total", ErrorCodes.PayloadTooLarge);
+                Fail(ctx, ErrorCodes.PayloadTooLarge, $"The payload of \"{eventName}\" is larger than {_options.Limits.MaxEventBytes} bytes.", new { size, limit = _options.Limits.MaxEventBytes }, true);
+                return;
+            }
+
+            try
+            {
+                await handler(ctx, state);
+            }
+#pragma warning disable CA1031 // a failure is reported to the client, the socket stays up
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                _logger.LogError(ex, "Handling {Event} failed", eventName);
+                Fail(ctx, ErrorCodes.Internal, "The server could not handle the event.", new { }, true);
+            }
+        });
+    }
+
+    private async Task OnAuthenticateAsync(SocketEventContext ctx, BuilderConnection state)
+    {
+        if (!ctx.TryGetArg<JsonElement>(0, out var body) || body.ValueKind != JsonValueKind.Object)
+        {
+            Invalid(ctx, [new FieldError("token", "is required")]);
+            return;
+        }
+
+        var token = body.TryGetProperty("token", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        var result = await _tokens.ValidateAsync(token);
+        if (!result.IsValid)
+        {
+            _metrics.Increment("builder_auth_failures_total", result.ErrorCode);
+            Fail(ctx, result.ErrorCode!, "Authentication failed: " + result.ErrorMessage, new { }, true, [new ErrorAction("Sign in again", "reauthenticate")]);
+            return;
+        }
+
+        var identity = result.Identity!;
+        if (identity.UserId != state.Identity.UserId)
+        {
+            // a token of another user does not take over this connection's joined projects
+            foreach (var room in ctx.Socket.Rooms.Where(r => r.StartsWith("project:", StringComparison.Ordinal)).ToList())
+            {
+                if (!await _access.MayAccessAsync(identity, room["project:".Length..]))
+                {
+                    ctx.Socket.Leave(room);
+                }
+            }
+        }
+
+        state.Identity = identity;
+        ScheduleExpiry(ctx.Socket, state);
+        var data = new { userId = identity.UserId, username = identity.Username };
+        ctx.Socket.Emit("authenticated", data);
+        ctx.Ack(new { ok = true, identity.UserId, identity.Username });
+    }
+
+    private async Task OnJoinProjectAsync(SocketEventContext ctx, BuilderConnection state)
+    {
+        if (!TryReadProject(ctx, out var projectId, out var lastSeq))
+        {
+            return;
+        }
+
+        if (!await _access.MayAccessAsync(state.Identity, projectId))
+        {
+            _metrics.Increment("builder_client_errors_total", ErrorCodes.Forbidden);
+            Fail(ctx, ErrorCodes.Forbidden, $"You may not access project \"{projectId}\".", new { projectId }, true);
+            return;
+        }
+
+        var socket = ctx.Socket;
+        var room = EventPublisher.Room(projectId);
+        var joined = await _publisher.RunExclusiveAsync(projectId, async () =>
+        {
+            socket.Join(room);
+            var seq = await _log.LatestSeqAsync(projectId);
+            var members = await CountMembersAsync(room);
+            var payload = new Dictionary<string, object?> { ["projectId"] = projectId, ["members"] = members, ["seq"] = seq };
+            socket.Emit("project-joined", payload);
+            var earliest = await _log.EarliestSeqAsync(projectId);
+            if (lastSeq is { } from && from <= seq && (earliest == 0 || from + 1 >= earliest))
+            {
+                var cursor = from;
+                while (cursor < seq)
+                {
+                    var page = await _log.ReadAsync(projectId, cursor, ReplayPage);
+                    if (page.Count == 0)
+                    {
+                        break;
+                    }
+
+                    foreach (var e in page)
+                    {
+                        socket.Emit(e.Type, e);
+                        cursor = e.Seq;
+                    }
+                }
+
+                payload["replayed"] = seq - from;
+            }
+            else
+            {
+                socket.Emit("project:snapshot", await _snapshots.BuildAsync(projectId));
+            }
+
+            return payload;
+        });
+        var ack = new Dictionary<string, object?>(joined) { ["ok"] = true };
+        ctx.Ack(ack);
+    }
+
+    private async Task<int> CountMembersAsync(string room)
+    {
+        var sockets = await Namespace.To(room).FetchSocketsAsync();
+        var users = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var s in sockets)
+        {
+            if (s.Data.GetValueOrDefault(BuilderConnection.DataKey) is BuilderConnection c)
+            {
+                users.Add(c.Identity.UserId);
+            }
+        }
+
+        return users.Count;
+    }
+
+    private Task OnLeaveProjectAsync(SocketEventContext ctx, BuilderConnection state)
+    {
+        if (TryReadProject(ctx, out var projectId, out _))
+        {
+            ctx.Socket.Leave(EventPublisher.Room(projectId));
+            ctx.Ack(new { ok = true, projectId });
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private async Task OnDecisionResponseAsync(SocketEventContext ctx, BuilderConnection state)
+    {
+        var errors = new List<FieldError>();
+        JsonElement body = default;
+        if (!ctx.TryGetArg(0, out body) || body.ValueKind != JsonValueKind.Object)
+        {
+            errors.Add(new FieldError("payload", "must be an object {decisionId, selectedOptionId, feedback?}"));
+        }
+        else
+        {
+            var check = new EventValidator.Checker(body, "payload", errors);
+            check.String("decisionId");
+            check.String("selectedOptionId");
+            check.String("feedback", required: false);
+        }
+
+        if (errors.Count > 0)
+        {
+            Invalid(ctx, errors);
+            return;
+        }
+
+        var decisionId = body.GetProperty("decisionId").GetString()!;
+        var optionId = body.GetProperty("selectedOptionId").GetString()!;
+        var feedback = body.TryGetProperty("feedback", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
+        var identity = state.Identity;
+        var answer = await _decisions.RespondAsync(identity.UserId, decisionId, optionId, feedback, projectId => _access.MayAccessAsync(identity, projectId));
+        if (answer.Resolution is null)
+        {
+            _metrics.Increment("builder_client_errors_total", answer.ErrorCode);
+            Fail(ctx, answer.ErrorCode!, answer.ErrorMessage!, new { decisionId, selectedOptionId = optionId }, true);
+            return;
+        }
+
+        ctx.Ack(new { ok = true, decisionId, selectedOptionId = optionId, resolvedBy = "user" });
+    }
+
+    private void OnPong(BuilderConnection state)
+    {
+        var sent = Interlocked.Exchange(ref state.PingSentAt, 0);
+        Volatile.Write(ref state.MissedPongs, 0);
+        if (sent != 0)
+        {
+            _metrics.ObserveHeartbeatRtt(_time.GetElapsedTime(sent));
+        }
+    }
+
+    /// <summary>One heartbeat round: sockets that missed too many pongs are disconnected, the others pinged.</summary>
+    public void Beat()
+    {
+        foreach (var socket in Namespace.Sockets.Values)
+        {
+            if (socket.Data.GetValueOrDefault(BuilderConnection.DataKey) is not BuilderConnection state)
+            {
+                continue;
+            }
+
+            if (Volatile.Read(ref state.MissedPongs) >= _options.Heartbeat.MaxMissed)
+            {
+                _metrics.Increment("builder_heartbeat_disconnects_total");
+                SendError(socket, ErrorCodes.HeartbeatTimeout, $"No pong for {_options.Heartbeat.MaxMissed} pings: disconnecting.", new { missed = state.MissedPongs }, false, []);
+                socket.Disconnect();
+                continue;
+            }
+
+            Interlocked.Increment(ref state.MissedPongs);
+            Interlocked.CompareExchange(ref state.PingSentAt, _time.GetTimestamp(), 0);
+            socket.Volatile.Emit("ping", (object?)null);
+        }
+    }
+
+    private void ScheduleExpiry(Socket socket, BuilderConnection state)
+    {
+        state.ExpiryTimer?.Dispose();
+        var identity = state.Identity;
+        var due = identity.ExpiresAt - _time.GetUtcNow();
+        state.ExpiryTimer = _time.CreateTimer(_ =>
+        {
+            if (ReferenceEquals(state.Identity, identity) && socket.Connected)
+            {
+                Expire(socket, state);
+            }
+        }, null, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+    }
+
+    private void Expire(Socket socket, BuilderConnection state)
+    {
+        _metrics.Increment("builder_auth_failures_total", TokenErrors.Expired);
+        SendError(socket, TokenErrors.Expired, "The token has expired; reconnect with a fresh token.", new { userId = state.Identity.UserId }, false, [new ErrorAction("Sign in again", "reauthenticate")]);
+        socket.Disconnect();
+    }
+
+    private bool TryReadProject(SocketEventContext ctx, out string projectId, out long? lastSeq)
+    {
+        projectId = string.Empty;
+        lastSeq = null;
+        var errors = new List<FieldError>();
+        if (!ctx.TryGetArg<JsonElement>(0, out var body) || body.ValueKind != JsonValueKind.Object)
+        {
+            errors.Add(new FieldError("payload", "must be an object {projectId, lastSeq?}"));
+        }
+        else
+        {
+            if (!body.TryGetProperty("projectId", out var p) || p.ValueKind != JsonValueKind.String || !ProjectIds.IsValid(p.GetString()))
+            {
+                errors.Add(new FieldError("payload.projectId", ProjectIds.Rule));
+            }
+            else
+            {
+                projectId = p.GetString()!;
+            }
+
+            if (body.TryGetProperty("lastSeq", out var s) && s.ValueKind != JsonValueKind.Null)
+            {
+                if (s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out var value) && value >= 0)
+                {
+                    lastSeq = value;
+                }
+                else
+                {
+                    errors.Add(new FieldError("payload.lastSeq", "must be a non-negative integer"));
+                }
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            Invalid(ctx, errors);
+            return false;
+        }
+
+        return true;
+    }
+
+    private void Invalid(SocketEventContext ctx, IReadOnlyList<FieldError> errors)
+    {
+        _metrics.Increment("builder_client_errors_total", ErrorCodes.InvalidPayload);
+        Fail(ctx, ErrorCodes.InvalidPayload, $"Invalid payload for \"{ctx.EventName}\": " + string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), new { @event = ctx.EventName, fields = errors.Select(e => new { field = e.Field, message = e.Message }) }, true);
+    }
+
+    private void Fail(SocketEventContext ctx, string code, string message, object details, bool recoverable, IReadOnlyList<ErrorAction>? actions = null)
+    {
+        SendError(ctx.Socket, code, message, details, recoverable, actions ?? []);
+        ctx.Ack(new { ok = false, error = new { code, message, details } });
+    }
+
+    private void SendError(Socket socket, string code, string message, object details, bool recoverable, IReadOnlyList<ErrorAction> actions) =>
+        socket.Emit("error", new ErrorEnvelope("error", _time.GetUtcNow().ToUnixTimeMilliseconds(), new ErrorPayload(code, message, details, recoverable, actions)));
+}
