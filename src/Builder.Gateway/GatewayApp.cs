@@ -65,6 +65,10 @@ public static class GatewayApp
         services.AddSingleton<BuilderHub>();
         services.AddSingleton<ProducerAuth>();
         services.AddHostedService<GatewayLifetime>();
+        if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
+        {
+            services.AddHostedService(sp => new RedisBridge(options.Redis.Configuration, sp.GetRequiredService<EventPublisher>(), sp.GetRequiredService<DecisionService>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<ILogger<RedisBridge>>()));
+        }
 
         var app = builder.Build();
         app.UseWebSockets();
