@@ -82,7 +82,7 @@ public sealed class EngineIOServer
 
         if (sid.Length > 0)
         {
-            if (!_sessions.TryGetValue(sid, out var session))
+            if (!_sessions.TryGetValue(sid, out var session) || session.HeartbeatExpired())
             {
                 await WriteErrorAsync(context, EngineError.UnknownSid);
                 return;

@@ -26,6 +26,7 @@ public sealed class EngineSession
     private bool _upgrading;
     private bool _upgraded;
     private EngineMessage _closeResponse = EngineMessage.ClosePacket;
+    private long _heartbeatDeadline;
 
     internal EngineSession(EngineIOServer server, EngineIOOptions options, HttpContext context, string transport)
     {
@@ -146,7 +147,30 @@ public sealed class EngineSession
     internal void Start(EngineMessage openPacket)
     {
         _queue.Writer.TryWrite(openPacket);
+        ExtendHeartbeatDeadline();
         _pingTimer.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// The session is due to be closed by the ping timeout even if the timer has not run yet (a
+    /// loaded machine runs timers late): requests check the schedule, not the timer.
+    /// </summary>
+    internal bool HeartbeatExpired()
+    {
+        var deadline = Interlocked.Read(ref _heartbeatDeadline);
+        if (_options.TimeProvider.GetTimestamp() <= deadline)
+        {
+            return false;
+        }
+
+        Abort(EngineCloseReason.PingTimeout);
+        return true;
+    }
+
+    private void ExtendHeartbeatDeadline()
+    {
+        var span = _options.PingInterval + _options.PingTimeout;
+        Interlocked.Exchange(ref _heartbeatDeadline, _options.TimeProvider.GetTimestamp() + (long)(span.TotalSeconds * _options.TimeProvider.TimestampFrequency));
     }
 
     private void OnPingDue()
@@ -155,6 +179,16 @@ public sealed class EngineSession
         {
             return;
         }
+
+        // a ping sent late (timers run late on a loaded machine) still gets its full timeout
+        var time = _options.TimeProvider;
+        var due = time.GetTimestamp() + (long)(_options.PingTimeout.TotalSeconds * time.TimestampFrequency);
+        long current;
+        do
+        {
+            current = Interlocked.Read(ref _heartbeatDeadline);
+        }
+        while (due > current && Interlocked.CompareExchange(ref _heartbeatDeadline, due, current) != current);
 
         _pingTimeoutTimer.Change(_options.PingTimeout, Timeout.InfiniteTimeSpan);
         Send(EngineMessage.Ping);
@@ -185,6 +219,7 @@ public sealed class EngineSession
 
                 break;
             case EnginePacketType.Pong:
+                ExtendHeartbeatDeadline();
                 _pingTimeoutTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 _pingTimer.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
                 break;
