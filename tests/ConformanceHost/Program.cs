@@ -1,4 +1,6 @@
 using ConformanceHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 var port = 3000;
 for (var i = 0; i < args.Length - 1; i++)
@@ -11,11 +13,8 @@ for (var i = 0; i < args.Length - 1; i++)
 
 await using var server = await ConformanceServer.StartAsync(port);
 Console.WriteLine($"Conformance host listening on http://localhost:{server.Port}");
+
+// the web host's console lifetime turns Ctrl+C / SIGTERM into ApplicationStopping
 var done = new TaskCompletionSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = true;
-    done.TrySetResult();
-};
-AppDomain.CurrentDomain.ProcessExit += (_, _) => done.TrySetResult();
+using var stopping = server.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => done.TrySetResult());
 await done.Task;

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test project (unit, conformance and interop tests).
+# Works on a fresh Debian machine that has only the .NET SDK, Node/npm and apt: it installs
+# the Python Socket.IO client from Debian and the pinned socket.io-client from the lockfile.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT="$(pwd)"
+CONFIGURATION="${CONFIGURATION:-Release}"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+stage="setup"
+trap 'rc=$?; if [ "$rc" -ne 0 ]; then echo; echo "TESTS FAILED: $stage step failed (exit $rc)"; fi' EXIT
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "need root (or sudo) to run: $*" >&2
+    return 1
+  fi
+}
+
+# --- Python client (Debian packages) ------------------------------------------------------------
+if ! /usr/bin/python3 -c 'import socketio, requests, websocket' >/dev/null 2>&1; then
+  log "installing python3-socketio python3-requests python3-websocket (apt)"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    python3-socketio python3-requests python3-websocket
+fi
+
+# --- Node client (pinned by tests/Interop/package-lock.json) ------------------------------------
+INTEROP="$ROOT/tests/Interop"
+if [ -f "$INTEROP/package-lock.json" ]; then
+  stamp="$INTEROP/node_modules/.package-lock.json"
+  if [ ! -d "$INTEROP/node_modules" ] || [ ! -f "$stamp" ] || [ "$INTEROP/package-lock.json" -nt "$stamp" ]; then
+    log "npm ci (tests/Interop)"
+    (cd "$INTEROP" && npm ci --no-audit --no-fund)
+  fi
+fi
+
+stage="build"
+# --- .NET build ---------------------------------------------------------------------------------
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+shopt -s nullglob
+solutions=(./*.slnx ./*.sln)
+test_projects=(tests/*.Tests/*.csproj)
+shopt -u nullglob
+
+if [ "${#test_projects[@]}" -eq 0 ]; then
+  echo "no test projects found (tests/*.Tests/*.csproj)" >&2
+  exit 1
+fi
+
+build_targets=()
+if [ "${#solutions[@]}" -gt 0 ]; then
+  build_targets+=("${solutions[0]}")
+  # a test project the solution does not list is built on its own
+  for project in "${test_projects[@]}"; do
+    if ! grep -qF "$(basename "$project")" "${solutions[0]}"; then
+      build_targets+=("$project")
+    fi
+  done
+else
+  build_targets=("${test_projects[@]}")
+fi
+
+for target in "${build_targets[@]}"; do
+  log "dotnet restore $target"
+  dotnet restore "$target"
+done
+for target in "${build_targets[@]}"; do
+  log "dotnet build $target -c $CONFIGURATION"
+  dotnet build "$target" -c "$CONFIGURATION" --no-restore
+done
+
+stage="test"
+# --- tests --------------------------------------------------------------------------------------
+failed=()
+passed=()
+for project in "${test_projects[@]}"; do
+  name="$(basename "$project" .csproj)"
+  log "dotnet test $project"
+  if dotnet test "$project" -c "$CONFIGURATION" --no-build --logger "console;verbosity=normal"; then
+    passed+=("$name")
+  else
+    failed+=("$name")
+  fi
+done
+
+echo
+trap - EXIT
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "TESTS FAILED: ${failed[*]} (passed: ${passed[*]:-none})"
+  exit 1
+fi
+echo "ALL TESTS PASSED: ${passed[*]}"

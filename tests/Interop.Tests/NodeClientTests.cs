@@ -1,0 +1,45 @@
+namespace Interop.Tests;
+
+/// <summary>The reference JavaScript client (socket.io-client 4.8.4) against the .NET server.</summary>
+public sealed class NodeClientTests(InteropServerFixture fixture) : IClassFixture<InteropServerFixture>
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    public static readonly string[] Scenarios =
+    [
+        "connect-auth",
+        "emit-ack",
+        "binary",
+        "rooms",
+        "namespace",
+        "connect-error",
+        "server-disconnect",
+        "reconnect",
+        "recovery",
+        "recovery-auto",
+    ];
+
+    public static TheoryData<string, string> Cases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var scenario in Scenarios)
+        {
+            data.Add(scenario, "polling");
+            data.Add(scenario, "websocket");
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task Scenario(string scenario, string transport)
+    {
+        var modules = Path.Combine(Repo.InteropDir, "node_modules", "socket.io-client");
+        Assert.True(Directory.Exists(modules), $"{modules} is missing: run `npm ci` in tests/Interop (test.sh does)");
+
+        string[] args = ["node_client.mjs", "--url", fixture.Url.ToString(), "--transport", transport, "--scenario", scenario];
+        var result = await ChildProcess.RunAsync("node", args, Repo.InteropDir, Deadline);
+        ScriptAssert.Passed(result, "node " + string.Join(' ', args), Deadline);
+    }
+}

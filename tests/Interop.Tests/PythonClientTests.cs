@@ -1,0 +1,42 @@
+namespace Interop.Tests;
+
+/// <summary>The Python client (Debian python3-socketio 5.7.x) against the .NET server.</summary>
+public sealed class PythonClientTests(InteropServerFixture fixture) : IClassFixture<InteropServerFixture>
+{
+    private const string Python = "/usr/bin/python3";
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    // python-socketio 5.7 has no connection state recovery (it never sends pid/offset)
+    public static readonly string[] Scenarios =
+    [
+        "connect-auth",
+        "emit-ack",
+        "binary",
+        "rooms",
+        "namespace",
+        "connect-error",
+        "server-disconnect",
+        "reconnect",
+    ];
+
+    public static TheoryData<string, string> Cases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var scenario in Scenarios)
+        {
+            data.Add(scenario, "polling");
+            data.Add(scenario, "websocket");
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task Scenario(string scenario, string transport)
+    {
+        string[] args = ["python_client.py", "--url", fixture.Url.ToString(), "--transport", transport, "--scenario", scenario];
+        var result = await ChildProcess.RunAsync(Python, args, Repo.InteropDir, Deadline);
+        ScriptAssert.Passed(result, Python + " " + string.Join(' ', args), Deadline);
+    }
+}
