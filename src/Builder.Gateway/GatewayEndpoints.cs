@@ -187,6 +187,12 @@ internal static class GatewayEndpoints
             return Problem(404, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
         }
 
+        var scoped = await auth.CheckAsync(request, decision.ProjectId);
+        if (!scoped.Allowed)
+        {
+            return Problem(scoped.Status, scoped.Code!, scoped.Message!);
+        }
+
         var resolution = decision.Resolution;
         if (resolution is null && wait > 0)
         {

@@ -167,7 +167,9 @@ public sealed class TokenValidator
             ? n
             : jwt.TryGetPayloadValue<string>("preferred_username", out var u) && !string.IsNullOrEmpty(u) ? u : sub;
         var role = jwt.TryGetPayloadValue<string>("role", out var r) ? r : null;
-        return new TokenResult(new UserIdentity(sub, name, ReadProjects(jwt), role, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero)), null, null);
+        // the token stays usable as long as validation accepts it: expiry plus the allowed skew
+        var expiresAt = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) + _parameters.ClockSkew;
+        return new TokenResult(new UserIdentity(sub, name, ReadProjects(jwt), role, expiresAt), null, null);
     }
 
     private static List<string> ReadProjects(JsonWebToken jwt)

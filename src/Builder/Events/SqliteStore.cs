@@ -11,6 +11,7 @@ public sealed class SqliteStore : IEventLog, IDecisionStore
 {
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private int _disposed;
 
     public SqliteStore(string path)
     {
@@ -188,6 +189,12 @@ public sealed class SqliteStore : IEventLog, IDecisionStore
 
     public async ValueTask DisposeAsync()
     {
+        // registered under several service types: the container disposes it more than once
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _gate.WaitAsync();
         await _connection.DisposeAsync();
         _gate.Dispose();
@@ -196,5 +203,8 @@ public sealed class SqliteStore : IEventLog, IDecisionStore
 
 internal static class StoreJson
 {
-    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web);
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
 }

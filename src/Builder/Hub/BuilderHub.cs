@@ -150,15 +150,12 @@ public sealed class BuilderHub
         }
 
         var identity = result.Identity!;
-        if (identity.UserId != state.Identity.UserId)
+        // the new token may cover fewer projects (or be another user's): leave the others
+        foreach (var room in ctx.Socket.Rooms.Where(r => r.StartsWith("project:", StringComparison.Ordinal)).ToList())
         {
-            // a token of another user does not take over this connection's joined projects
-            foreach (var room in ctx.Socket.Rooms.Where(r => r.StartsWith("project:", StringComparison.Ordinal)).ToList())
+            if (!await _access.MayAccessAsync(identity, room["project:".Length..]))
             {
-                if (!await _access.MayAccessAsync(identity, room["project:".Length..]))
-                {
-                    ctx.Socket.Leave(room);
-                }
+                ctx.Socket.Leave(room);
             }
         }
 

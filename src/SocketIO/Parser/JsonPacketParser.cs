@@ -18,6 +18,9 @@ public sealed class JsonPacketParser : ISocketIOParser
     [ThreadStatic]
     private static Utf8JsonWriter? t_writer;
 
+    [ThreadStatic]
+    private static JsonPacketParser? t_writerOwner;
+
     private static readonly string[] s_reserved = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
 
     public JsonPacketParser(JsonSerializerOptions? options = null, int maxAttachments = 10)
@@ -44,15 +47,24 @@ public sealed class JsonPacketParser : ISocketIOParser
     public EncodedPacket Encode(SocketPacketType type, string nsp, long? id, object? data, bool isVolatile = false)
     {
         ArgumentNullException.ThrowIfNull(nsp);
+        type = type switch
+        {
+            SocketPacketType.BinaryEvent => SocketPacketType.Event,
+            SocketPacketType.BinaryAck => SocketPacketType.Ack,
+            _ => type,
+        };
         var json = t_buffer ??= new ArrayBufferWriter<byte>(1024);
         json.ResetWrittenCount();
         List<ReadOnlyMemory<byte>>? attachments = null;
         if (data is not null)
         {
             var writer = t_writer;
-            if (writer is null)
+            if (writer is null || !ReferenceEquals(t_writerOwner, this))
             {
+                // the cached writer carries its parser's encoder: another parser needs its own
+                writer?.Dispose();
                 writer = t_writer = new Utf8JsonWriter(json, new JsonWriterOptions { SkipValidation = true, Encoder = SerializerOptions.Encoder });
+                t_writerOwner = this;
             }
             else
             {
@@ -180,7 +192,7 @@ public sealed class JsonPacketParser : ISocketIOParser
         private static SocketPacket? Complete(SocketPacket pending, List<ReadOnlyMemory<byte>> attachments, out string? error)
         {
             error = null;
-            if (pending.Data is { } data && !PlaceholdersValid(data, attachments.Count))
+            if (pending.Data is { } data && !SafePlaceholdersValid(data, attachments.Count))
             {
                 error = "illegal attachments";
                 return null;
@@ -196,12 +208,26 @@ public sealed class JsonPacketParser : ISocketIOParser
             };
         }
 
+        private static bool SafePlaceholdersValid(JsonElement element, int count)
+        {
+            try
+            {
+                return PlaceholdersValid(element, count);
+            }
+            catch (InvalidOperationException)
+            {
+                // property names that are not valid UTF-16 (lone surrogate escapes)
+                return false;
+            }
+        }
+
         private static bool PlaceholdersValid(JsonElement element, int count)
         {
             switch (element.ValueKind)
             {
                 case JsonValueKind.Object:
-                    if (element.TryGetProperty("_placeholder", out _))
+                    // like the reference parser, only {"_placeholder": true, ...} is a placeholder
+                    if (element.TryGetProperty("_placeholder", out var flag) && flag.ValueKind == JsonValueKind.True)
                     {
                         return BinaryScope.TryGetPlaceholder(element, out var num) && num < count;
                     }
@@ -317,7 +343,18 @@ public sealed class JsonPacketParser : ISocketIOParser
             }
         }
 
-        if (!IsPayloadValid(type, data))
+        bool valid;
+        try
+        {
+            valid = IsPayloadValid(type, data);
+        }
+        catch (InvalidOperationException)
+        {
+            // an event name that is not valid text (invalid UTF-8, lone surrogate)
+            valid = false;
+        }
+
+        if (!valid)
         {
             error = "invalid payload";
             return null;
