@@ -3,6 +3,8 @@ using Builder.Auth;
 using Builder.Decisions;
 using Builder.Events;
 using Builder.Hub;
+using Builder.Runner;
+using Builder.Runner.Simulation;
 using EngineIO;
 using Microsoft.Extensions.Options;
 using SocketIO;
@@ -46,6 +48,7 @@ public static class GatewayApp
         {
             services.AddSingleton<IEventLog>(_ => new InMemoryEventLog());
             services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
+            services.AddSingleton<IBuildStore, InMemoryBuildStore>();
         }
         else
         {
@@ -53,6 +56,7 @@ public static class GatewayApp
             services.AddSingleton(_ => new SqliteStore(path));
             services.AddSingleton<IEventLog>(sp => sp.GetRequiredService<SqliteStore>());
             services.AddSingleton<IDecisionStore>(sp => sp.GetRequiredService<SqliteStore>());
+            services.AddSingleton<IBuildStore>(sp => sp.GetRequiredService<SqliteStore>());
         }
 
         services.AddSingleton(sp => new TokenValidator(options.Jwt, sp.GetRequiredService<TimeProvider>()));
@@ -64,6 +68,17 @@ public static class GatewayApp
         services.AddSingleton<SnapshotBuilder>();
         services.AddSingleton<BuilderHub>();
         services.AddSingleton<ProducerAuth>();
+        services.AddSingleton(options.Runner);
+        services.AddSingleton(sp => new BuildRunner(
+            SimulatedTeam.For,
+            SimulatedTeam.DeployerFor,
+            sp.GetRequiredService<EventPublisher>(),
+            sp.GetRequiredService<DecisionService>(),
+            sp.GetRequiredService<IBuildStore>(),
+            options.Runner,
+            TimeProvider.System,
+            sp.GetRequiredService<ILogger<BuildRunner>>()));
+        services.AddSingleton<AgentLeaseMonitor>();
         services.AddHostedService<GatewayLifetime>();
         if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
@@ -87,26 +102,29 @@ public static class GatewayApp
 }
 
 /// <summary>Start-up and timers: restores pending decisions, wires metrics, runs the heartbeat.</summary>
-internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions, EventPublisher publisher, SocketIOServer io, GatewayMetrics metrics, BuilderOptions options, TimeProvider time, ILogger<GatewayLifetime> logger) : IHostedService, IDisposable
+internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions, EventPublisher publisher, BuildRunner runner, AgentLeaseMonitor leases, SocketIOServer io, GatewayMetrics metrics, BuilderOptions options, TimeProvider time, ILogger<GatewayLifetime> logger) : IHostedService, IDisposable
 {
     private ITimer? _heartbeat;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await decisions.RestoreAsync(cancellationToken);
+        await runner.EndInterruptedBuildsAsync(cancellationToken);
+        _ = leases;
         publisher.Published += e => metrics.Increment("builder_events_published_total", e.Type);
         decisions.Resolved += (_, r) => metrics.Increment("builder_decisions_resolved_total", r.ResolvedBy);
         metrics.Gauge("builder_connected_sockets", () => hub.Namespace.Sockets.Count);
         metrics.Gauge("builder_engine_sessions", () => io.Engine.SessionCount);
+        metrics.Gauge("builder_running_builds", () => runner.RunningCount);
         var interval = TimeSpan.FromSeconds(options.Heartbeat.IntervalSeconds);
         _heartbeat = time.CreateTimer(_ => hub.Beat(), null, interval, interval);
         logger.LogInformation("Builder gateway ready: namespace {Namespace}, heartbeat every {Interval}", BuilderHub.NamespaceName, interval);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken)
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
         _heartbeat?.Dispose();
-        return Task.CompletedTask;
+        await runner.DisposeAsync();
     }
 
     public void Dispose() => _heartbeat?.Dispose();

@@ -4,6 +4,7 @@ using Builder.Contracts;
 using Builder.Decisions;
 using Builder.Events;
 using Builder.Hub;
+using Builder.Runner;
 
 namespace Builder.Gateway;
 
@@ -25,6 +26,9 @@ internal static class GatewayEndpoints
         app.MapPost("/api/projects/{projectId}/events", PublishAsync);
         app.MapPost("/api/projects/{projectId}/decisions", CreateDecisionAsync);
         app.MapGet("/api/decisions/{decisionId}", GetDecisionAsync);
+        app.MapPost("/api/projects/{projectId}/builds", StartBuildAsync);
+        app.MapGet("/preview/{projectId}", PreviewAsync);
+        app.MapPost("/api/projects/{projectId}/builds/{buildId}/cancel", CancelBuildAsync);
 
         if (app.Environment.IsDevelopment() && options.Dev.Enabled)
         {
@@ -208,6 +212,179 @@ internal static class GatewayEndpoints
             resolution = resolution is null ? null : new { selectedOptionId = resolution.SelectedOptionId, resolvedBy = resolution.ResolvedBy, userId = resolution.UserId, feedback = resolution.Feedback, resolvedAt = resolution.ResolvedAt.ToUnixTimeMilliseconds() },
         }, s_json);
     }
+
+    private static async Task<IResult> StartBuildAsync(string projectId, HttpRequest request, ProducerAuth auth, BuildRunner runner, BuilderOptions options)
+    {
+        var check = await auth.CheckAsync(request, projectId);
+        if (!check.Allowed)
+        {
+            return Problem(check.Status, check.Code!, check.Message!);
+        }
+
+        var (body, error) = await ReadBodyAsync(request, 64 * 1024);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        BuildBody? raw;
+        try
+        {
+            raw = body!.Value.Deserialize<BuildBody>(s_json);
+        }
+        catch (JsonException ex)
+        {
+            return Problem(400, "VALIDATION_FAILED", "The build request is invalid: " + ex.Message);
+        }
+
+        var fields = ValidateBuild(projectId, raw);
+        if (fields.Count > 0)
+        {
+            return Problem(400, "VALIDATION_FAILED", "The build request is invalid: " + string.Join("; ", fields.Select(e => $"{e.Field} {e.Message}")), Fields(fields));
+        }
+
+        var buildRequest = new BuildRequest
+        {
+            Requirements = raw!.Requirements!,
+            Simulate = true,
+            Deploy = raw.Deploy ?? false,
+            Speed = raw.Speed ?? 1,
+            Seed = raw.Seed ?? 0,
+            Faults = raw.Faults ?? [],
+            StartedBy = request.Headers["X-Api-Key"].Count > 0 ? "api-key" : "service",
+        };
+        var started = await runner.StartAsync(projectId, buildRequest, request.HttpContext.RequestAborted);
+        return started.Outcome switch
+        {
+            StartOutcome.Started => Results.Json(new { buildId = started.BuildId, projectId }, s_json, statusCode: 202),
+            StartOutcome.AlreadyRunning => Results.Json(new { error = new { code = "BUILD_RUNNING", message = $"Project \"{projectId}\" already has a running build.", buildId = started.BuildId } }, s_json, statusCode: 409),
+            _ => Problem(503, "TOO_MANY_BUILDS", $"At most {options.Runner.MaxConcurrentBuilds} builds run at once; try again later."),
+        };
+    }
+
+    private static List<FieldError> ValidateBuild(string projectId, BuildBody? body)
+    {
+        var fields = new List<FieldError>();
+        if (!ProjectIds.IsValid(projectId))
+        {
+            fields.Add(new FieldError("projectId", ProjectIds.Rule));
+        }
+
+        if (body is null)
+        {
+            fields.Add(new FieldError("body", "must be a JSON object"));
+            return fields;
+        }
+
+        if (string.IsNullOrWhiteSpace(body.Requirements) || body.Requirements.Length > 10_000)
+        {
+            fields.Add(new FieldError("requirements", "is required (1-10000 characters)"));
+        }
+
+        if (body.Simulate != true)
+        {
+            fields.Add(new FieldError("simulate", "must be true: this gateway runs simulated agents (real agents publish their events through the API)"));
+        }
+
+        if (body.Speed is { } speed && (speed < 0.01 || speed > 1_000_000))
+        {
+            fields.Add(new FieldError("speed", "must be between 0.01 and 1000000"));
+        }
+
+        var phases = new HashSet<string>(BuildPhases.All) { "deploy" };
+        for (var i = 0; i < (body.Faults?.Count ?? 0); i++)
+        {
+            var fault = body.Faults![i];
+            if (fault.Kind is not ("transient" or "fatal"))
+            {
+                fields.Add(new FieldError($"faults[{i}].kind", "must be transient or fatal"));
+            }
+
+            if (!phases.Contains(fault.Phase))
+            {
+                fields.Add(new FieldError($"faults[{i}].phase", "must be one of " + string.Join(", ", phases)));
+            }
+
+            if (fault.AgentType is not null && Array.IndexOf(EventTypes.AgentTypes, fault.AgentType) < 0)
+            {
+                fields.Add(new FieldError($"faults[{i}].agentType", "must be one of " + string.Join("|", EventTypes.AgentTypes)));
+            }
+
+            if (fault.Count is < 1 or > 100)
+            {
+                fields.Add(new FieldError($"faults[{i}].count", "must be between 1 and 100"));
+            }
+        }
+
+        return fields;
+    }
+
+    private static async Task<IResult> CancelBuildAsync(string projectId, string buildId, HttpRequest request, ProducerAuth auth, BuildRunner runner)
+    {
+        var check = await auth.CheckAsync(request, projectId);
+        if (!check.Allowed)
+        {
+            return Problem(check.Status, check.Code!, check.Message!);
+        }
+
+        var by = request.Query["by"].ToString() is { Length: > 0 } who ? who : "api";
+        return runner.Cancel(projectId, buildId, by)
+            ? Results.Json(new { buildId, projectId, cancelled = true, cancelledBy = by }, s_json, statusCode: 202)
+            : Problem(404, "BUILD_NOT_RUNNING", $"Build \"{buildId}\" is not running in project \"{projectId}\".");
+    }
+
+    /// <summary>The previewUrl of build:completed: what the agents produced, readable in a browser.</summary>
+    private static async Task<IResult> PreviewAsync(string projectId, IEventLog log)
+    {
+        if (!ProjectIds.IsValid(projectId))
+        {
+            return Problem(400, "VALIDATION_FAILED", "The project id is invalid.", Fields([new FieldError("projectId", ProjectIds.Rule)]));
+        }
+
+        var outputs = new SortedDictionary<string, EventEnvelope>(StringComparer.Ordinal);
+        long after = 0;
+        for (var pages = 0; pages < 200; pages++)
+        {
+            var page = await log.ReadAsync(projectId, after, 1000);
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var e in page)
+            {
+                after = e.Seq;
+                if (e.Type == EventTypes.AgentOutput && e.Payload.TryGetProperty("agentType", out var agentType))
+                {
+                    outputs[agentType.GetString()!] = e;
+                }
+            }
+        }
+
+        if (outputs.Count == 0)
+        {
+            return Problem(404, "NO_PREVIEW", $"Project \"{projectId}\" has no build output yet.");
+        }
+
+        var html = new System.Text.StringBuilder();
+        var enc = System.Text.Encodings.Web.HtmlEncoder.Default;
+        html.Append("<!doctype html><html><head><meta charset=\"utf-8\"><title>Preview of ").Append(enc.Encode(projectId)).Append("</title>")
+            .Append("<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}pre{background:#f4f4f6;padding:1rem;overflow:auto}</style></head><body>")
+            .Append("<h1>Preview of ").Append(enc.Encode(projectId)).Append("</h1>");
+        foreach (var (agentType, e) in outputs)
+        {
+            html.Append("<section><h2>").Append(enc.Encode(agentType)).Append(" agent</h2><p>")
+                .Append(enc.Encode(e.Payload.GetProperty("summary").GetString() ?? string.Empty)).Append("</p><pre>")
+                .Append(enc.Encode(JsonSerializer.Serialize(e.Payload.GetProperty("output"), s_indented))).Append("</pre></section>");
+        }
+
+        html.Append("</body></html>");
+        return Results.Content(html.ToString(), "text/html; charset=utf-8");
+    }
+
+    private static readonly JsonSerializerOptions s_indented = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    private sealed record BuildBody(string? Requirements, bool? Simulate, bool? Deploy, double? Speed, int? Seed, List<FaultSpec>? Faults);
 
     private sealed record DecisionBody(string? AgentId, string? Question, List<DecisionOption>? Options, int? Timeout, string? DefaultOptionId);
 }

@@ -23,6 +23,8 @@ public sealed class BuilderOptions
 
     public DevOptions Dev { get; set; } = new();
 
+    public Runner.RunnerOptions Runner { get; set; } = new();
+
     /// <summary>Checks every key; returns the problems, each naming its key.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -92,6 +94,26 @@ public sealed class BuilderOptions
         if (Limits.ClientEventsPerSecond <= 0)
         {
             errors.Add("Builder:Limits:ClientEventsPerSecond must be positive.");
+        }
+
+        if (Runner.MaxConcurrentBuilds < 1)
+        {
+            errors.Add("Builder:Runner:MaxConcurrentBuilds must be at least 1.");
+        }
+
+        if (Runner.MaxRetries < 0)
+        {
+            errors.Add("Builder:Runner:MaxRetries must not be negative.");
+        }
+
+        if (Runner.AgentLeaseSeconds < 1)
+        {
+            errors.Add("Builder:Runner:AgentLeaseSeconds must be at least 1.");
+        }
+
+        if (Runner.ProgressEventsPerSecond <= 0)
+        {
+            errors.Add("Builder:Runner:ProgressEventsPerSecond must be positive.");
         }
 
         return errors;

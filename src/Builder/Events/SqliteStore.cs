@@ -7,7 +7,7 @@ namespace Builder.Events;
 /// SQLite persistence (the embedded default): the event log and the decisions, in one file.
 /// One connection, serialized by a semaphore; WAL mode.
 /// </summary>
-public sealed class SqliteStore : IEventLog, IDecisionStore
+public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
 {
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -35,6 +35,12 @@ public sealed class SqliteStore : IEventLog, IDecisionStore
               payload TEXT NOT NULL,
               PRIMARY KEY (project_id, seq)
             ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS builds (
+              build_id TEXT PRIMARY KEY,
+              project_id TEXT NOT NULL,
+              state TEXT NOT NULL,
+              body TEXT NOT NULL
+            );
             CREATE TABLE IF NOT EXISTS decisions (
               decision_id TEXT PRIMARY KEY,
               project_id TEXT NOT NULL,
@@ -177,6 +183,51 @@ public sealed class SqliteStore : IEventLog, IDecisionStore
             while (await reader.ReadAsync(cancellationToken))
             {
                 result.Add(JsonSerializer.Deserialize<StoredDecision>(reader.GetString(0), StoreJson.Options)!);
+            }
+
+            return result;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask SaveBuildAsync(BuildRecord build, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(build);
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = """
+                INSERT INTO builds (build_id, project_id, state, body) VALUES ($id, $p, $state, $body)
+                ON CONFLICT(build_id) DO UPDATE SET state = excluded.state, body = excluded.body;
+                """;
+            command.Parameters.AddWithValue("$id", build.BuildId);
+            command.Parameters.AddWithValue("$p", build.ProjectId);
+            command.Parameters.AddWithValue("$state", build.State);
+            command.Parameters.AddWithValue("$body", JsonSerializer.Serialize(build, StoreJson.Options));
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<BuildRecord>> LoadRunningBuildsAsync(CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = "SELECT body FROM builds WHERE state = 'running'";
+            var result = new List<BuildRecord>();
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                result.Add(JsonSerializer.Deserialize<BuildRecord>(reader.GetString(0), StoreJson.Options)!);
             }
 
             return result;
