@@ -24,12 +24,18 @@ as_root() {
   fi
 }
 
-# --- Python client (Debian packages) ------------------------------------------------------------
+# --- Debian packages: the Python Socket.IO client, redis-server ------------------------------
+apt_packages=()
 if ! /usr/bin/python3 -c 'import socketio, requests, websocket' >/dev/null 2>&1; then
-  log "installing python3-socketio python3-requests python3-websocket (apt)"
+  apt_packages+=(python3-socketio python3-requests python3-websocket)
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_packages+=(redis-server)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  log "installing ${apt_packages[*]} (apt)"
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    python3-socketio python3-requests python3-websocket
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${apt_packages[@]}"
 fi
 
 # --- Node client (pinned by tests/Interop/package-lock.json) ------------------------------------
