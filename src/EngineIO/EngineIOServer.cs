@@ -82,7 +82,9 @@ public sealed class EngineIOServer
 
         if (sid.Length > 0)
         {
-            if (!_sessions.TryGetValue(sid, out var session) || session.HeartbeatExpired())
+            // a GET is the client waiting for data: if the ping timeout has passed (its timer may run
+            // late on a loaded machine) the session is over; a POST may carry the late pong itself
+            if (!_sessions.TryGetValue(sid, out var session) || (HttpMethods.IsGet(request.Method) && session.HeartbeatExpired()))
             {
                 await WriteErrorAsync(context, EngineError.UnknownSid);
                 return;

@@ -27,6 +27,7 @@ public sealed class EngineSession
     private bool _upgraded;
     private EngineMessage _closeResponse = EngineMessage.ClosePacket;
     private long _heartbeatDeadline;
+    private volatile bool _forcedClosing;
 
     internal EngineSession(EngineIOServer server, EngineIOOptions options, HttpContext context, string transport)
     {
@@ -407,7 +408,7 @@ public sealed class EngineSession
     internal async Task RunWebSocketAsync(WebSocket socket)
     {
         var writer = WriteLoopAsync(socket);
-        await ReadLoopAsync(socket, upgrade: false);
+        await ReadLoopAsync(socket);
         await writer;
     }
 
@@ -469,15 +470,76 @@ public sealed class EngineSession
         socket.Abort();
     }
 
-    private async Task ReadLoopAsync(WebSocket socket, bool upgrade)
+    private async Task ReadLoopAsync(WebSocket socket)
     {
-        _ = upgrade;
         var reason = EngineCloseReason.TransportClose;
+        try
+        {
+            while (IsOpen)
+            {
+                // wait for the next message without holding a buffer: idle sessions cost no memory here
+                var peek = await socket.ReceiveAsync(Memory<byte>.Empty, _closed.Token);
+                if (peek.MessageType == WebSocketMessageType.Close)
+                {
+                    reason = _forcedClosing ? EngineCloseReason.ForcedClose : EngineCloseReason.TransportClose;
+                    break;
+                }
+
+                var (status, message) = peek.EndOfMessage
+                    ? (ReadStatus.Complete, peek.MessageType == WebSocketMessageType.Binary ? EngineMessage.Binary(Array.Empty<byte>()) : null)
+                    : await ReadMessageAsync(socket, peek.MessageType);
+                if (status == ReadStatus.Closed)
+                {
+                    reason = _forcedClosing ? EngineCloseReason.ForcedClose : EngineCloseReason.TransportClose;
+                    break;
+                }
+
+                if (status == ReadStatus.TooBig)
+                {
+                    reason = EngineCloseReason.TransportError;
+                    await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, "Max payload size exceeded");
+                    break;
+                }
+
+                if (message is null)
+                {
+                    reason = EngineCloseReason.ParseError;
+                    break;
+                }
+
+                OnPacket(message);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (WebSocketException)
+        {
+            reason = EngineCloseReason.TransportError;
+        }
+
+        Abort(reason);
+        if (socket.State != WebSocketState.Closed)
+        {
+            socket.Abort();
+        }
+    }
+
+    private enum ReadStatus
+    {
+        Complete,
+        Closed,
+        TooBig,
+    }
+
+    /// <summary>Reads one whole message into a pooled buffer and copies it out; null message when malformed.</summary>
+    private async Task<(ReadStatus, EngineMessage?)> ReadMessageAsync(WebSocket socket, WebSocketMessageType type)
+    {
         var buffer = ArrayPool<byte>.Shared.Rent(4096);
         var length = 0;
         try
         {
-            while (IsOpen)
+            while (true)
             {
                 if (length == buffer.Length)
                 {
@@ -490,56 +552,32 @@ public sealed class EngineSession
                 var result = await socket.ReceiveAsync(buffer.AsMemory(length), _closed.Token);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
-                    reason = EngineCloseReason.TransportClose;
-                    break;
+                    return (ReadStatus.Closed, null);
                 }
 
                 length += result.Count;
                 if (length > _options.MaxPayload)
                 {
-                    reason = EngineCloseReason.TransportError;
-                    await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, "Max payload size exceeded");
-                    break;
+                    return (ReadStatus.TooBig, null);
                 }
 
-                if (!result.EndOfMessage)
+                if (result.EndOfMessage)
                 {
-                    continue;
-                }
-
-                var data = buffer.AsSpan(0, length).ToArray();
-                length = 0;
-                if (result.MessageType == WebSocketMessageType.Binary)
-                {
-                    OnPacket(EngineMessage.Binary(data));
-                }
-                else if (data.Length > 0 && IsValidTextPacketType(data[0]))
-                {
-                    OnPacket(EngineMessage.FromTextFrame(data));
-                }
-                else
-                {
-                    reason = EngineCloseReason.ParseError;
                     break;
                 }
             }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (WebSocketException)
-        {
-            reason = EngineCloseReason.TransportError;
+
+            var data = buffer.AsSpan(0, length).ToArray();
+            if (type == WebSocketMessageType.Binary)
+            {
+                return (ReadStatus.Complete, EngineMessage.Binary(data));
+            }
+
+            return (ReadStatus.Complete, data.Length > 0 && IsValidTextPacketType(data[0]) ? EngineMessage.FromTextFrame(data) : null);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        Abort(reason);
-        if (socket.State != WebSocketState.Closed)
-        {
-            socket.Abort();
         }
     }
 
@@ -554,7 +592,18 @@ public sealed class EngineSession
                 {
                     if (ReferenceEquals(packet, EngineMessage.ClosePacket))
                     {
+                        // complete the closing handshake, so the frames sent before reach the client
+                        _forcedClosing = true;
                         await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, null);
+                        try
+                        {
+                            await Task.Delay(TimeSpan.FromSeconds(1), _options.TimeProvider, _closed.Token);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            // the read loop saw the client's close frame
+                        }
+
                         Abort(EngineCloseReason.ForcedClose);
                         return;
                     }

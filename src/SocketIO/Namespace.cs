@@ -143,6 +143,14 @@ public sealed class Namespace
             && auth.TryGetProperty("offset", out var offset) && offset.ValueKind == JsonValueKind.String)
         {
             restored = await Adapter.RestoreSessionAsync(pid.GetString()!, offset.GetString()!);
+
+            // the replay goes through the bounded send queue in one go: a backlog it cannot hold
+            // would overflow it at once, so such a client starts a fresh session (recovered false)
+            if (restored is not null && restored.MissedPackets.Count + 1 > Server.Options.Engine.MaxBufferedPackets)
+            {
+                Server.Log.LogInformation("Not recovering session {Pid}: {Count} missed packets exceed the send queue", restored.Session.Pid, restored.MissedPackets.Count);
+                restored = null;
+            }
         }
 
         var socket = new Socket(this, client, auth, restored?.Session);

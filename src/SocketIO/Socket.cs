@@ -300,7 +300,9 @@ public sealed class Socket
         Invoke(_disconnecting, reason);
         if (Pid is not null && DisconnectReason.IsRecoverable(reason))
         {
-            var rooms = Namespace.Adapter.SocketRooms(Id).Where(r => r != Id).ToList();
+            // the socket's own id stays in: packets addressed to it (its emits) are replayed, and
+            // packets excepting it are not
+            var rooms = Namespace.Adapter.SocketRooms(Id).ToList();
             _ = Namespace.Adapter.PersistSessionAsync(new PersistedSession(Id, Pid, rooms, new Dictionary<string, object?>(Data)));
         }
 

@@ -10,9 +10,9 @@ public sealed class DisconnectTests
         await using var server = await SioTestServer.StartAsync();
         server.Track(server.Io.Of("/nsp"));
         var (client, main) = await server.ConnectAsync();
-        await using var _ = client;
+        await using var _cl = client;
         var nspId = await client.ConnectAsync("/nsp");
-        var socket = await server.SocketAsync(nspId);
+        var socket = await server.SocketAsync(client, nspId);
         var reason = new Signal<string>();
         socket.OnDisconnect(reason.Set);
 
@@ -35,8 +35,8 @@ public sealed class DisconnectTests
         await using var server = await SioTestServer.StartAsync();
         server.Track(server.Io.Of("/nsp"));
         var (client, main) = await server.ConnectAsync();
-        await using var _ = client;
-        var socket = await server.SocketAsync(await client.ConnectAsync("/nsp"));
+        await using var _cl = client;
+        var socket = await server.SocketAsync(client, await client.ConnectAsync("/nsp"));
         var mainReason = new Signal<string>();
         main.OnDisconnect(mainReason.Set);
 
@@ -55,8 +55,8 @@ public sealed class DisconnectTests
         await using var server = await SioTestServer.StartAsync();
         server.Track(server.Io.Of("/nsp"));
         var (client, main) = await server.ConnectAsync();
-        await using var _ = client;
-        var socket = await server.SocketAsync(await client.ConnectAsync("/nsp"));
+        await using var _cl = client;
+        var socket = await server.SocketAsync(client, await client.ConnectAsync("/nsp"));
         var reason = new Signal<string>();
         socket.OnDisconnect(reason.Set);
 
@@ -74,7 +74,7 @@ public sealed class DisconnectTests
     {
         await using var server = await SioTestServer.StartAsync();
         var (client, socket) = await server.ConnectAsync();
-        await using var _ = client;
+        await using var _cl = client;
         var reason = new Signal<string>();
         socket.OnDisconnect(reason.Set);
 

@@ -21,7 +21,7 @@ public sealed class RoomsTests
     {
         await using var server = await SioTestServer.StartAsync();
         var (client, socket) = await server.ConnectAsync();
-        await using var _ = client;
+        await using var _cl = client;
 
         Assert.Equal(new HashSet<string> { socket.Id }, socket.Rooms);
         socket.Join("r");

@@ -6,10 +6,11 @@ namespace SocketIO.Tests.Server;
 /// <summary>A Socket.IO packet as text: type, namespace, ack id and JSON payload (null when none).</summary>
 public sealed record TextPacket(int Type, int Attachments, string Nsp, long? Id, string? Json)
 {
-    /// <summary>Parses <c>&lt;type&gt;[&lt;n&gt;-][&lt;nsp&gt;,][&lt;id&gt;][JSON]</c>.</summary>
+    /// <summary>Parses an Engine.IO MESSAGE frame <c>4&lt;type&gt;[&lt;n&gt;-][&lt;nsp&gt;,][&lt;id&gt;][JSON]</c>.</summary>
     public static TextPacket Parse(string packet)
     {
-        var i = 0;
+        Assert.StartsWith("4", packet, StringComparison.Ordinal);
+        var i = 1;
         var type = packet[i++] - '0';
         var attachments = 0;
         if (type is 5 or 6)
@@ -83,8 +84,8 @@ public sealed class SioClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends a Socket.IO packet (the Engine.IO "4" is prepended).</summary>
-    public Task SendAsync(string packet) => Ws.SendTextAsync("4" + packet);
+    /// <summary>Sends a text frame: an Engine.IO MESSAGE ("4") carrying a Socket.IO packet, e.g. <c>42["ev"]</c>.</summary>
+    public Task SendAsync(string frame) => Ws.SendTextAsync(frame);
 
     public Task SendBinaryAsync(byte[] data) => Ws.SendBinaryAsync(data);
 
@@ -104,13 +105,13 @@ public sealed class SioClient : IAsyncDisposable
         }
     }
 
-    /// <summary>The next Socket.IO packet as text (without the Engine.IO "4").</summary>
+    /// <summary>The next Engine.IO MESSAGE frame as text (starting with "4", then the Socket.IO packet).</summary>
     public async Task<string> NextAsync()
     {
         var message = await NextMessageAsync();
         Assert.True(message.IsText, $"expected a text packet, got {message}");
         Assert.True(message.Text!.StartsWith('4'), $"expected an Engine.IO message packet, got {message}");
-        return message.Text[1..];
+        return message.Text;
     }
 
     /// <summary>The next binary attachment frame.</summary>

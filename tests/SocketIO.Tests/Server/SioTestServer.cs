@@ -84,19 +84,24 @@ public sealed class SioTestServer : IAsyncDisposable
             }
         }
 
-        nsp.OnConnection(socket => Slot(socket.Id).TrySetResult(socket));
+        nsp.OnConnection(socket => Slot(socket.Conn.Id, socket.Id).TrySetResult(socket));
         return nsp;
     }
 
-    /// <summary>The server-side socket with this id, once its connection handlers ran.</summary>
-    public Task<Socket> SocketAsync(string id) => Slot(id).Task.WaitAsync(Deadline);
+    /// <summary>
+    /// The server-side socket with this id on this Engine.IO session, once its connection handlers
+    /// ran (a recovered socket keeps its id, so the id alone is not enough).
+    /// </summary>
+    public Task<Socket> SocketAsync(string engineSid, string id) => Slot(engineSid, id).Task.WaitAsync(Deadline);
+
+    public Task<Socket> SocketAsync(SioClient client, string id) => SocketAsync(client.EngineSid, id);
 
     /// <summary>Opens a WebSocket client, connects it to <paramref name="nsp"/> and returns it with its server-side socket.</summary>
     public async Task<(SioClient Client, Socket Socket)> ConnectAsync(string nsp = "/", string? auth = null)
     {
         var client = await SioClient.OpenAsync(this);
         var sid = await client.ConnectAsync(nsp, auth);
-        return (client, await SocketAsync(sid));
+        return (client, await SocketAsync(client, sid));
     }
 
     public async Task<(int Status, string Body)> GetAsync(string query)
@@ -113,8 +118,8 @@ public sealed class SioTestServer : IAsyncDisposable
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
-    private TaskCompletionSource<Socket> Slot(string id) =>
-        _sockets.GetOrAdd(id, static _ => new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously));
+    private TaskCompletionSource<Socket> Slot(string engineSid, string id) =>
+        _sockets.GetOrAdd(engineSid + "@" + id, static _ => new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously));
 
     public async ValueTask DisposeAsync()
     {
