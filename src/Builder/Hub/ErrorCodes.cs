@@ -7,7 +7,6 @@ public static class ErrorCodes
 {
     public const string UnknownEvent = "UNKNOWN_EVENT";
     public const string InvalidPayload = "INVALID_PAYLOAD";
-    public const string NotAuthenticated = "NOT_AUTHENTICATED";
     public const string Forbidden = "FORBIDDEN";
     public const string PayloadTooLarge = "PAYLOAD_TOO_LARGE";
     public const string RateLimited = "RATE_LIMITED";
