@@ -91,6 +91,11 @@ public sealed class BuilderOptions
             errors.Add("Builder:Limits:MaxEventBytes must be at least 1024.");
         }
 
+        if (Limits.MaxConnectionsPerUser < 1)
+        {
+            errors.Add("Builder:Limits:MaxConnectionsPerUser must be at least 1.");
+        }
+
         if (Limits.ClientEventsPerSecond <= 0)
         {
             errors.Add("Builder:Limits:ClientEventsPerSecond must be positive.");
@@ -182,6 +187,9 @@ public sealed class LimitOptions
     public double ClientEventsPerSecond { get; set; } = 50;
 
     public int ClientEventBurst { get; set; } = 100;
+
+    /// <summary>Sockets one user may have open on /builder at once (tabs, devices).</summary>
+    public int MaxConnectionsPerUser { get; set; } = 50;
 }
 
 public sealed class DevOptions

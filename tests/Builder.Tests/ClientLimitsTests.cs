@@ -65,4 +65,34 @@ public sealed class ClientLimitsTests
         var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
         Assert.Equal("PAYLOAD_TOO_LARGE", body.GetProperty("error").GetProperty("code").GetString());
     }
+
+    [Fact]
+    public async Task Connections_over_the_per_user_limit_are_refused_until_one_closes()
+    {
+        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Limits:MaxConnectionsPerUser"] = "2");
+        var token = gateway.Token("alice", ["p1"]);
+        var first = gateway.Client(token);
+        await first.ConnectAsync();
+        await using var second = gateway.Client(token);
+        await second.ConnectAsync();
+
+        var refused = await RawPolling.ConnectErrorAsync(gateway, new { token });
+        Assert.Equal("Too many connections", refused.GetProperty("message").GetString());
+        Assert.Equal("CONNECTION_LIMIT", refused.GetProperty("data").GetProperty("code").GetString());
+
+        // another user is not affected
+        Assert.StartsWith("40/builder,", await RawPolling.ConnectAsync(gateway, new { token = gateway.Token("bob", ["p1"]) }), StringComparison.Ordinal);
+
+        // once a connection of alice is gone (the server learns it asynchronously), she may connect again
+        await first.DisposeAsync();
+        var deadline = DateTime.UtcNow + TestGateway.Wait;
+        string answer;
+        do
+        {
+            answer = await RawPolling.ConnectAsync(gateway, new { token });
+        }
+        while (!answer.StartsWith("40/builder,", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+
+        Assert.StartsWith("40/builder,", answer, StringComparison.Ordinal);
+    }
 }

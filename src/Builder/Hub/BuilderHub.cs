@@ -28,6 +28,7 @@ public sealed class BuilderHub
     private readonly TimeProvider _time;
     private readonly GatewayMetrics _metrics;
     private readonly ILogger<BuilderHub> _logger;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _connectionsPerUser = new(StringComparer.Ordinal);
 
     public BuilderHub(Namespace nsp, TokenValidator tokens, ProjectAccess access, EventPublisher publisher, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
     {
@@ -58,6 +59,12 @@ public sealed class BuilderHub
             throw new ConnectRejectedException("Authentication failed", new { code = result.ErrorCode, message = result.ErrorMessage });
         }
 
+        if (_connectionsPerUser.GetValueOrDefault(result.Identity!.UserId) >= _options.Limits.MaxConnectionsPerUser)
+        {
+            _metrics.Increment("builder_connections_refused_total");
+            throw new ConnectRejectedException("Too many connections", new { code = "CONNECTION_LIMIT", message = $"At most {_options.Limits.MaxConnectionsPerUser} connections per user." });
+        }
+
         socket.Data[BuilderConnection.DataKey] = new BuilderConnection(result.Identity!, _options.Limits.ClientEventBurst, _time.GetTimestamp());
     }
 
@@ -70,6 +77,15 @@ public sealed class BuilderHub
         }
 
         _metrics.Increment("builder_connections_total");
+        var userId = state.Identity.UserId;
+        _connectionsPerUser.AddOrUpdate(userId, 1, (_, n) => n + 1);
+        socket.OnDisconnect(_ =>
+        {
+            if (_connectionsPerUser.AddOrUpdate(userId, 0, (_, n) => n - 1) <= 0)
+            {
+                _connectionsPerUser.TryRemove(new KeyValuePair<string, int>(userId, 0));
+            }
+        });
         using var scope = _logger.BeginScope(new Dictionary<string, object> { ["SocketId"] = socket.Id, ["UserId"] = state.Identity.UserId });
         if (state.Identity.ExpiresAt <= _time.GetUtcNow())
         {

@@ -197,6 +197,13 @@ public sealed class BuilderClient : IAsyncDisposable
             // best effort
         }
 
-        _client.Dispose();
+        try
+        {
+            _client.Dispose();
+        }
+        catch (ObjectDisposedException)
+        {
+            // SocketIOClient 3.0.6 may dispose its token source during DisconnectAsync already
+        }
     }
 }
