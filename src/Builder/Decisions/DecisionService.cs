@@ -186,6 +186,16 @@ public sealed class DecisionService : IAsyncDisposable
             : new DecisionAnswer(resolution, null, null);
     }
 
+    /// <summary>
+    /// Withdraws a pending decision whose asker is gone (its build was cancelled or failed): it is
+    /// resolved with <c>resolvedBy: "cancelled"</c> and no option, so clients close the prompt.
+    /// </summary>
+    public async Task<bool> WithdrawAsync(string decisionId)
+    {
+        return _pending.TryGetValue(decisionId, out var entry)
+            && await ResolveAsync(entry, null, "cancelled", null, null) is not null;
+    }
+
     /// <summary>Waits for a decision's resolution; null when it does not come within <paramref name="timeout"/>.</summary>
     public async Task<DecisionResolution?> WaitAsync(string decisionId, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
@@ -230,7 +240,7 @@ public sealed class DecisionService : IAsyncDisposable
         }
     }
 
-    private async Task<DecisionResolution?> ResolveAsync(Entry entry, string optionId, string resolvedBy, string? userId, string? feedback)
+    private async Task<DecisionResolution?> ResolveAsync(Entry entry, string? optionId, string resolvedBy, string? userId, string? feedback)
     {
         if (Interlocked.Exchange(ref entry.Resolving, 1) != 0)
         {
@@ -245,9 +255,12 @@ public sealed class DecisionService : IAsyncDisposable
         var payload = new Dictionary<string, object?>
         {
             ["decisionId"] = decision.DecisionId,
-            ["selectedOptionId"] = optionId,
             ["resolvedBy"] = resolvedBy,
         };
+        if (optionId is not null)
+        {
+            payload["selectedOptionId"] = optionId;
+        }
         if (userId is not null)
         {
             payload["userId"] = userId;

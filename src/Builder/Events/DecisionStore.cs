@@ -9,8 +9,11 @@ public sealed record DecisionOption(
     [property: JsonPropertyName("description")] string? Description = null,
     [property: JsonPropertyName("preview")] string? Preview = null);
 
-/// <summary>How a decision ended: chosen by a user, or defaulted at its timeout.</summary>
-public sealed record DecisionResolution(string DecisionId, string SelectedOptionId, string ResolvedBy, string? UserId, string? Feedback, DateTimeOffset ResolvedAt);
+/// <summary>
+/// How a decision ended: chosen by a user ("user"), defaulted at its timeout ("timeout"), or
+/// withdrawn because the build that asked it ended ("cancelled", no option selected).
+/// </summary>
+public sealed record DecisionResolution(string DecisionId, string? SelectedOptionId, string ResolvedBy, string? UserId, string? Feedback, DateTimeOffset ResolvedAt);
 
 /// <summary>A decision as persisted: what was asked, its deadline, and its resolution once there is one.</summary>
 public sealed record StoredDecision(

@@ -131,83 +131,42 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         }
     }
 
-    public async ValueTask SaveAsync(StoredDecision decision, CancellationToken cancellationToken = default)
+    public ValueTask SaveAsync(StoredDecision decision, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(decision);
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            using var command = _connection.CreateCommand();
-            command.CommandText = """
-                INSERT INTO decisions (decision_id, project_id, state, body) VALUES ($id, $p, $state, $body)
-                ON CONFLICT(decision_id) DO UPDATE SET state = excluded.state, body = excluded.body;
-                """;
-            command.Parameters.AddWithValue("$id", decision.DecisionId);
-            command.Parameters.AddWithValue("$p", decision.ProjectId);
-            command.Parameters.AddWithValue("$state", decision.Resolution is null ? "pending" : "resolved");
-            command.Parameters.AddWithValue("$body", JsonSerializer.Serialize(decision, StoreJson.Options));
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return UpsertAsync("decisions", "decision_id", decision.DecisionId, decision.ProjectId, decision.Resolution is null ? "pending" : "resolved", decision, cancellationToken);
     }
 
-    public async ValueTask<StoredDecision?> LoadAsync(string decisionId, CancellationToken cancellationToken = default)
-    {
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            using var command = _connection.CreateCommand();
-            command.CommandText = "SELECT body FROM decisions WHERE decision_id = $id";
-            command.Parameters.AddWithValue("$id", decisionId);
-            var body = await command.ExecuteScalarAsync(cancellationToken) as string;
-            return body is null ? null : JsonSerializer.Deserialize<StoredDecision>(body, StoreJson.Options);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
+    public async ValueTask<StoredDecision?> LoadAsync(string decisionId, CancellationToken cancellationToken = default) =>
+        (await LoadBodiesAsync<StoredDecision>("SELECT body FROM decisions WHERE decision_id = $key", decisionId, cancellationToken)).FirstOrDefault();
 
-    public async ValueTask<IReadOnlyList<StoredDecision>> LoadPendingAsync(CancellationToken cancellationToken = default)
-    {
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            using var command = _connection.CreateCommand();
-            command.CommandText = "SELECT body FROM decisions WHERE state = 'pending'";
-            var result = new List<StoredDecision>();
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                result.Add(JsonSerializer.Deserialize<StoredDecision>(reader.GetString(0), StoreJson.Options)!);
-            }
+    public ValueTask<IReadOnlyList<StoredDecision>> LoadPendingAsync(CancellationToken cancellationToken = default) =>
+        LoadBodiesAsync<StoredDecision>("SELECT body FROM decisions WHERE state = $key", "pending", cancellationToken);
 
-            return result;
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    public async ValueTask SaveBuildAsync(BuildRecord build, CancellationToken cancellationToken = default)
+    public ValueTask SaveBuildAsync(BuildRecord build, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(build);
+        return UpsertAsync("builds", "build_id", build.BuildId, build.ProjectId, build.State, build, cancellationToken);
+    }
+
+    public ValueTask<IReadOnlyList<BuildRecord>> LoadRunningBuildsAsync(CancellationToken cancellationToken = default) =>
+        LoadBodiesAsync<BuildRecord>("SELECT body FROM builds WHERE state = $key", "running", cancellationToken);
+
+    /// <summary>Inserts or replaces a JSON document row of the decisions or builds table.</summary>
+    private async ValueTask UpsertAsync<T>(string table, string idColumn, string id, string projectId, string state, T body, CancellationToken cancellationToken)
+    {
         await _gate.WaitAsync(cancellationToken);
         try
         {
             using var command = _connection.CreateCommand();
-            command.CommandText = """
-                INSERT INTO builds (build_id, project_id, state, body) VALUES ($id, $p, $state, $body)
-                ON CONFLICT(build_id) DO UPDATE SET state = excluded.state, body = excluded.body;
+            command.CommandText = $"""
+                INSERT INTO {table} ({idColumn}, project_id, state, body) VALUES ($id, $p, $state, $body)
+                ON CONFLICT({idColumn}) DO UPDATE SET state = excluded.state, body = excluded.body;
                 """;
-            command.Parameters.AddWithValue("$id", build.BuildId);
-            command.Parameters.AddWithValue("$p", build.ProjectId);
-            command.Parameters.AddWithValue("$state", build.State);
-            command.Parameters.AddWithValue("$body", JsonSerializer.Serialize(build, StoreJson.Options));
+            command.Parameters.AddWithValue("$id", id);
+            command.Parameters.AddWithValue("$p", projectId);
+            command.Parameters.AddWithValue("$state", state);
+            command.Parameters.AddWithValue("$body", JsonSerializer.Serialize(body, StoreJson.Options));
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
         finally
@@ -216,18 +175,19 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         }
     }
 
-    public async ValueTask<IReadOnlyList<BuildRecord>> LoadRunningBuildsAsync(CancellationToken cancellationToken = default)
+    private async ValueTask<IReadOnlyList<T>> LoadBodiesAsync<T>(string sql, string key, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try
         {
             using var command = _connection.CreateCommand();
-            command.CommandText = "SELECT body FROM builds WHERE state = 'running'";
-            var result = new List<BuildRecord>();
+            command.CommandText = sql;
+            command.Parameters.AddWithValue("$key", key);
+            var result = new List<T>();
             using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                result.Add(JsonSerializer.Deserialize<BuildRecord>(reader.GetString(0), StoreJson.Options)!);
+                result.Add(JsonSerializer.Deserialize<T>(reader.GetString(0), StoreJson.Options)!);
             }
 
             return result;

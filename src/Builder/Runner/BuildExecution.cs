@@ -12,7 +12,7 @@ internal sealed class BuildExecution
     private readonly ConcurrentDictionary<string, int> _agentProgress = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, JsonElement> _outputs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _choices = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<FaultSpec, int> _faultsLeft = new();
+    private readonly int[] _faultsLeft;
     private readonly EventPublisher _publisher;
     private readonly DecisionService _decisions;
     private readonly TimeProvider _pacing;
@@ -20,6 +20,7 @@ internal sealed class BuildExecution
     private string[] _phaseAgents = [];
     private int _overall;
     private bool _dirty;
+    private (string Phase, int PhaseProgress, int Overall, string Message) _lastPublished;
 
     public BuildExecution(string projectId, string buildId, BuildRequest request, EventPublisher publisher, DecisionService decisions, TimeProvider pacing, CancellationToken cancellation)
     {
@@ -31,10 +32,7 @@ internal sealed class BuildExecution
         _pacing = pacing;
         Cancellation = cancellation;
         StartedAt = pacing.GetTimestamp();
-        foreach (var fault in request.Faults)
-        {
-            _faultsLeft[fault] = fault.Kind == "fatal" ? int.MaxValue : Math.Max(1, fault.Count);
-        }
+        _faultsLeft = request.Faults.Select(f => f.Kind == "fatal" ? int.MaxValue : Math.Max(1, f.Count)).ToArray();
     }
 
     public string ProjectId { get; }
@@ -58,6 +56,17 @@ internal sealed class BuildExecution
     public IReadOnlyDictionary<string, string> Choices => _choices;
 
     public ConcurrentDictionary<string, string> RunningAgents { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Each agent's last reported status (to settle the cards when a build ends early).</summary>
+    public ConcurrentDictionary<string, string> LastStatus { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Serializes taking and publishing this build's progress, so it reaches the log in order.</summary>
+    public SemaphoreSlim ProgressGate { get; } = new(1, 1);
+
+    /// <summary>"build" while the phases run, "deploy" during the deployment.</summary>
+    public string Stage { get; set; } = "build";
+
+    public string? DeploymentId { get; set; }
 
     /// <summary>Elapsed simulated seconds.</summary>
     public double ElapsedSimulated => _pacing.GetElapsedTime(StartedAt).TotalSeconds * Request.Speed;
@@ -119,10 +128,6 @@ internal sealed class BuildExecution
             _overall = overall;
             _dirty = true;
         }
-        else if (phaseProgress > 0)
-        {
-            _dirty = true;
-        }
 
         return (phaseProgress, _overall);
     }
@@ -133,12 +138,14 @@ internal sealed class BuildExecution
         lock (_progressGate)
         {
             var (phaseProgress, overall) = Recompute();
-            if (!_dirty && !force)
+            var current = (Phase, phaseProgress, overall, message);
+            if ((!_dirty && !force) || current == _lastPublished)
             {
                 return null;
             }
 
             _dirty = false;
+            _lastPublished = current;
             var elapsed = ElapsedSimulated;
             var remaining = overall <= 0 ? EstimatedSeconds : Math.Max(0, (elapsed * (100 - overall) / overall));
             return new Dictionary<string, object?>
@@ -166,6 +173,7 @@ internal sealed class BuildExecution
             }
         }
 
+        LastStatus[agent.AgentId] = status;
         await PublishAsync(EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
         {
             ["agentId"] = agent.AgentId,
@@ -195,13 +203,27 @@ internal sealed class BuildExecution
         await ReportAsync(agent, "waiting", "Waiting for your decision: " + question, _agentProgress.GetValueOrDefault(agent.AgentId), null);
         var decision = await _decisions.CreateAsync(ProjectId, new DecisionRequest(agent.AgentId, question, options, timeoutSeconds, defaultOptionId), Cancellation);
         DecisionResolution? resolution = null;
-        while (resolution is null)
+        try
         {
-            resolution = await _decisions.WaitAsync(decision.DecisionId, TimeSpan.FromHours(1), Cancellation);
+            while (resolution is null)
+            {
+                resolution = await _decisions.WaitAsync(decision.DecisionId, TimeSpan.FromHours(1), Cancellation);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the build ended while the question was open: close the prompt for everyone
+            await _decisions.WithdrawAsync(decision.DecisionId);
+            throw;
         }
 
-        _choices[question] = resolution.SelectedOptionId;
-        return resolution.SelectedOptionId;
+        if (resolution.SelectedOptionId is not { } selected)
+        {
+            throw new OperationCanceledException("The decision was withdrawn.", Cancellation);
+        }
+
+        _choices[question] = selected;
+        return selected;
     }
 
     public async Task DeploymentProgressAsync(DeploymentContext deployment, string stage, int progress, string message)
@@ -221,15 +243,15 @@ internal sealed class BuildExecution
 
     public void ThrowInjectedFault(string phase, string agentType)
     {
-        foreach (var (fault, _) in _faultsLeft)
+        for (var i = 0; i < _faultsLeft.Length; i++)
         {
+            var fault = Request.Faults[i];
             if (fault.Phase != phase || (fault.AgentType is not null && fault.AgentType != agentType))
             {
                 continue;
             }
 
-            var left = _faultsLeft.AddOrUpdate(fault, 0, (_, n) => n - 1);
-            if (left < 0)
+            if (Interlocked.Decrement(ref _faultsLeft[i]) < 0)
             {
                 continue;
             }
@@ -239,7 +261,7 @@ internal sealed class BuildExecution
                 throw new AgentException("GENERATION_FAILED", $"The {agentType} agent could not complete the {phase} phase.", new { injected = true, phase, agentType }, retryable: false);
             }
 
-            throw new AgentException("AI_API_TIMEOUT", "AI service timeout after 30s", new { injected = true, phase, agentType, attemptsLeftToFail = left }, retryable: true);
+            throw new AgentException("AI_API_TIMEOUT", "AI service timeout after 30s", new { injected = true, phase, agentType, attemptsLeftToFail = _faultsLeft[i] }, retryable: true);
         }
     }
 

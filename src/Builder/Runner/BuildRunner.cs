@@ -51,6 +51,7 @@ public sealed class BuildRunner : IAsyncDisposable
     private const string ShutdownCanceller = "shutdown";
 
     private readonly ConcurrentDictionary<string, Running> _running = new(StringComparer.Ordinal);
+    private int _reserved;
     private readonly Func<BuildRequest, IReadOnlyList<IAgent>> _agentsFor;
     private readonly Func<BuildRequest, IDeploymentAgent> _deployerFor;
     private readonly EventPublisher _publisher;
@@ -83,8 +84,9 @@ public sealed class BuildRunner : IAsyncDisposable
     public async Task<StartResult> StartAsync(string projectId, BuildRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (_running.Count >= _options.MaxConcurrentBuilds)
+        if (Interlocked.Increment(ref _reserved) > _options.MaxConcurrentBuilds)
         {
+            Interlocked.Decrement(ref _reserved);
             return new StartResult(StartOutcome.TooManyBuilds, string.Empty);
         }
 
@@ -94,11 +96,24 @@ public sealed class BuildRunner : IAsyncDisposable
         var running = new Running(execution, cts);
         if (!_running.TryAdd(projectId, running))
         {
+            Interlocked.Decrement(ref _reserved);
             cts.Dispose();
             return new StartResult(StartOutcome.AlreadyRunning, RunningBuildId(projectId) ?? string.Empty);
         }
 
-        await _store.SaveBuildAsync(new BuildRecord(buildId, projectId, "running", BuildPhases.Analyze, DateTimeOffset.UtcNow), cancellationToken);
+        try
+        {
+            await _store.SaveBuildAsync(new BuildRecord(buildId, projectId, "running", BuildPhases.Analyze, DateTimeOffset.UtcNow), cancellationToken);
+        }
+        catch
+        {
+            // the project must not stay blocked by a build that never started
+            _running.TryRemove(new KeyValuePair<string, Running>(projectId, running));
+            Interlocked.Decrement(ref _reserved);
+            cts.Dispose();
+            throw;
+        }
+
         running.Task = Task.Run(() => RunAsync(running));
         return new StartResult(StartOutcome.Started, buildId);
     }
@@ -181,7 +196,7 @@ public sealed class BuildRunner : IAsyncDisposable
                 await _store.SaveBuildAsync(new BuildRecord(build.BuildId, build.ProjectId, "running", phase, DateTimeOffset.UtcNow));
                 foreach (var group in inPhase.GroupBy(a => a.OrderIn(phase)).OrderBy(g => g.Key))
                 {
-                    await Task.WhenAll(group.Select(agent => RunAgentAsync(build, agent, phase)));
+                    await Task.WhenAll(group.Select(agent => RunAgentAsync(running, agent, phase)));
                 }
 
                 build.CompletePhase();
@@ -201,38 +216,15 @@ public sealed class BuildRunner : IAsyncDisposable
             state = "completed";
             if (build.Request.Deploy)
             {
+                build.Stage = "deploy";
                 state = await DeployAsync(build) ? "deployed" : "deployment-failed";
             }
         }
-        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested && running.CancelledBy == ShutdownCanceller)
+        catch (Exception ex) when (running.Failure is not null || ex is BuildFailedException)
         {
-            // the process is stopping: the build stays recorded as running, and the next start
-            // ends it with build:failed INTERRUPTED, as after a crash
-            state = "running";
-        }
-        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested)
-        {
-            state = "cancelled";
-            await Quietly(() => build.PublishAsync(EventTypes.BuildCancelled, new Dictionary<string, object?>
-            {
-                ["projectId"] = build.ProjectId,
-                ["buildId"] = build.BuildId,
-                ["cancelledBy"] = running.CancelledBy ?? "unknown",
-                ["phase"] = build.Phase,
-            }));
-            foreach (var (agentId, agentType) in build.RunningAgents)
-            {
-                await Quietly(() => build.PublishAsync(EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
-                {
-                    ["agentId"] = agentId,
-                    ["agentType"] = agentType,
-                    ["status"] = "idle",
-                    ["message"] = "Build cancelled",
-                }));
-            }
-        }
-        catch (BuildFailedException failure)
-        {
+            // an agent failed for good: the other agents of its phase were stopped with it
+            var failure = running.Failure ?? (BuildFailedException)ex;
+            await SettleAgentsAsync(build, "Stopped: the build failed");
             await Quietly(() => build.PublishAsync(EventTypes.BuildFailed, new Dictionary<string, object?>
             {
                 ["projectId"] = build.ProjectId,
@@ -246,6 +238,47 @@ public sealed class BuildRunner : IAsyncDisposable
                     ["suggestions"] = s_failureSuggestions,
                 },
             }));
+        }
+        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested && running.CancelledBy == ShutdownCanceller)
+        {
+            // the process is stopping: the build stays recorded as running, and the next start
+            // ends it with build:failed INTERRUPTED, as after a crash
+            state = "running";
+        }
+        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested)
+        {
+            var by = running.CancelledBy ?? "unknown";
+            await SettleAgentsAsync(build, "Build cancelled");
+            if (build.Stage == "deploy")
+            {
+                // the build itself completed: it is the deployment that was stopped
+                state = "deployment-cancelled";
+                await Quietly(() => build.PublishAsync(EventTypes.DeploymentFailed, new Dictionary<string, object?>
+                {
+                    ["projectId"] = build.ProjectId,
+                    ["deploymentId"] = build.DeploymentId ?? "unknown",
+                    ["environment"] = "test",
+                    ["error"] = new Dictionary<string, object?>
+                    {
+                        ["code"] = "CANCELLED",
+                        ["phase"] = "deploy",
+                        ["message"] = $"The deployment was cancelled by {by}.",
+                        ["details"] = new { cancelledBy = by },
+                        ["suggestions"] = new[] { "Deploy again when ready" },
+                    },
+                }));
+            }
+            else
+            {
+                state = "cancelled";
+                await Quietly(() => build.PublishAsync(EventTypes.BuildCancelled, new Dictionary<string, object?>
+                {
+                    ["projectId"] = build.ProjectId,
+                    ["buildId"] = build.BuildId,
+                    ["cancelledBy"] = by,
+                    ["phase"] = build.Phase,
+                }));
+            }
         }
 #pragma warning disable CA1031 // any failure ends the build with build:failed, never silently
         catch (Exception ex)
@@ -272,14 +305,16 @@ public sealed class BuildRunner : IAsyncDisposable
             await Quietly(() => pump);
             await Quietly(() => _store.SaveBuildAsync(new BuildRecord(build.BuildId, build.ProjectId, state, build.Phase, DateTimeOffset.UtcNow)).AsTask());
             _running.TryRemove(new KeyValuePair<string, Running>(build.ProjectId, running));
+            Interlocked.Decrement(ref _reserved);
             running.Cancellation.Dispose();
         }
     }
 
     private string AgentId(IAgent agent) => $"agent-{agent.AgentType}";
 
-    private async Task RunAgentAsync(BuildExecution build, IAgent agent, string phase)
+    private async Task RunAgentAsync(Running running, IAgent agent, string phase)
     {
+        var build = running.Execution;
         var agentId = AgentId(agent);
         build.RunningAgents[agentId] = agent.AgentType;
         var context = new AgentContext(build, agentId, agent.AgentType, phase);
@@ -293,21 +328,10 @@ public sealed class BuildRunner : IAsyncDisposable
             catch (AgentException ex)
             {
                 var retry = ex.Retryable && attempt < _options.MaxRetries;
-                await build.PublishAsync(EventTypes.AgentError, new Dictionary<string, object?>
-                {
-                    ["agentId"] = agentId,
-                    ["agentType"] = agent.AgentType,
-                    ["error"] = new Dictionary<string, object?>
-                    {
-                        ["code"] = ex.Code,
-                        ["message"] = ex.Message,
-                        ["details"] = ex.Details ?? new { },
-                        ["retryable"] = ex.Retryable,
-                        ["retryCount"] = attempt + 1,
-                    },
-                });
+                await PublishAgentErrorAsync(build, agentId, agent.AgentType, ex, attempt);
                 if (!retry)
                 {
+                    build.LastStatus[agentId] = "failed";
                     await build.PublishAsync(EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
                     {
                         ["agentId"] = agentId,
@@ -316,7 +340,11 @@ public sealed class BuildRunner : IAsyncDisposable
                         ["message"] = ex.Message,
                     });
                     var why = ex.Retryable ? $"{ex.Message} (gave up after {attempt + 1} attempts)" : ex.Message;
-                    throw new BuildFailedException(ex.Code, phase, why, new { agentId, agentType = agent.AgentType, attempts = attempt + 1, cause = ex.Details });
+                    var failure = new BuildFailedException(ex.Code, phase, why, new { agentId, agentType = agent.AgentType, attempts = attempt + 1, cause = ex.Details });
+
+                    // stop the other agents at once: the build is over
+                    running.Fail(failure);
+                    throw failure;
                 }
 
                 await build.PaceAsync(_options.RetryBackoffSeconds * Math.Pow(2, attempt));
@@ -324,41 +352,86 @@ public sealed class BuildRunner : IAsyncDisposable
         }
     }
 
+    private static Task PublishAgentErrorAsync(BuildExecution build, string agentId, string agentType, AgentException ex, int attempt) =>
+        build.PublishAsync(EventTypes.AgentError, new Dictionary<string, object?>
+        {
+            ["agentId"] = agentId,
+            ["agentType"] = agentType,
+            ["error"] = new Dictionary<string, object?>
+            {
+                ["code"] = ex.Code,
+                ["message"] = ex.Message,
+                ["details"] = ex.Details ?? new { },
+                ["retryable"] = ex.Retryable,
+                ["retryCount"] = attempt + 1,
+            },
+        });
+
+    /// <summary>Agents still shown working or waiting are set idle when the build ends early.</summary>
+    private async Task SettleAgentsAsync(BuildExecution build, string message)
+    {
+        foreach (var (agentId, agentType) in build.RunningAgents)
+        {
+            if (build.LastStatus.GetValueOrDefault(agentId) is "working" or "waiting")
+            {
+                build.LastStatus[agentId] = "idle";
+                await Quietly(() => build.PublishAsync(EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
+                {
+                    ["agentId"] = agentId,
+                    ["agentType"] = agentType,
+                    ["status"] = "idle",
+                    ["message"] = message,
+                }));
+            }
+        }
+    }
+
     private async Task<bool> DeployAsync(BuildExecution build)
     {
         var deploymentId = "deployment-" + Guid.NewGuid().ToString("N")[..12];
+        build.DeploymentId = deploymentId;
         var context = new DeploymentContext(build, deploymentId, "test");
         var started = build.ElapsedSimulated;
-        try
+        for (var attempt = 0; ; attempt++)
         {
-            var result = await _deployerFor(build.Request).DeployAsync(context);
-            await build.PublishAsync(EventTypes.DeploymentSuccess, new Dictionary<string, object?>
+            try
             {
-                ["deploymentId"] = deploymentId,
-                ["environment"] = context.Environment,
-                ["url"] = result.Url,
-                ["healthStatus"] = result.HealthStatus,
-                ["duration"] = Math.Round(build.ElapsedSimulated - started),
-            });
-            return true;
-        }
-        catch (AgentException ex)
-        {
-            await build.PublishAsync(EventTypes.DeploymentFailed, new Dictionary<string, object?>
-            {
-                ["projectId"] = build.ProjectId,
-                ["deploymentId"] = deploymentId,
-                ["environment"] = context.Environment,
-                ["error"] = new Dictionary<string, object?>
+                var result = await _deployerFor(build.Request).DeployAsync(context);
+                await build.PublishAsync(EventTypes.DeploymentSuccess, new Dictionary<string, object?>
                 {
-                    ["code"] = ex.Code,
-                    ["phase"] = "deploy",
-                    ["message"] = ex.Message,
-                    ["details"] = ex.Details ?? new { },
-                    ["suggestions"] = new[] { "Check the deployment logs", "Deploy again once the environment is healthy" },
-                },
-            });
-            return false;
+                    ["deploymentId"] = deploymentId,
+                    ["environment"] = context.Environment,
+                    ["url"] = result.Url,
+                    ["healthStatus"] = result.HealthStatus,
+                    ["duration"] = Math.Round(build.ElapsedSimulated - started),
+                });
+                return true;
+            }
+            catch (AgentException ex)
+            {
+                await PublishAgentErrorAsync(build, "agent-deployment", "deployment", ex, attempt);
+                if (ex.Retryable && attempt < _options.MaxRetries)
+                {
+                    await build.PaceAsync(_options.RetryBackoffSeconds * Math.Pow(2, attempt));
+                    continue;
+                }
+
+                await build.PublishAsync(EventTypes.DeploymentFailed, new Dictionary<string, object?>
+                {
+                    ["projectId"] = build.ProjectId,
+                    ["deploymentId"] = deploymentId,
+                    ["environment"] = context.Environment,
+                    ["error"] = new Dictionary<string, object?>
+                    {
+                        ["code"] = ex.Code,
+                        ["phase"] = "deploy",
+                        ["message"] = ex.Retryable ? $"{ex.Message} (gave up after {attempt + 1} attempts)" : ex.Message,
+                        ["details"] = ex.Details ?? new { },
+                        ["suggestions"] = new[] { "Check the deployment logs", "Deploy again once the environment is healthy" },
+                    },
+                });
+                return false;
+            }
         }
     }
 
@@ -378,17 +451,20 @@ public sealed class BuildRunner : IAsyncDisposable
         }
     }
 
-    private readonly Lock _progressPublish = new();
-
-    private Task PublishProgressAsync(BuildExecution build, bool force, string message)
+    private static async Task PublishProgressAsync(BuildExecution build, bool force, string message)
     {
-        Dictionary<string, object?>? progress;
-        lock (_progressPublish)
+        await build.ProgressGate.WaitAsync();
+        try
         {
-            progress = build.TakeProgress(force, message);
+            if (build.TakeProgress(force, message) is { } progress)
+            {
+                await build.PublishAsync(EventTypes.BuildProgress, progress);
+            }
         }
-
-        return progress is null ? Task.CompletedTask : build.PublishAsync(EventTypes.BuildProgress, progress);
+        finally
+        {
+            build.ProgressGate.Release();
+        }
     }
 
     private async Task Quietly(Func<Task> action)
@@ -430,6 +506,25 @@ public sealed class BuildRunner : IAsyncDisposable
         public Task? Task { get; set; }
 
         public string? CancelledBy { get; set; }
+
+        public BuildFailedException? Failure { get; private set; }
+
+        public void Fail(BuildFailedException failure)
+        {
+            lock (Cancellation)
+            {
+                Failure ??= failure;
+            }
+
+            try
+            {
+                Cancellation.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // the build is already over
+            }
+        }
     }
 }
 
