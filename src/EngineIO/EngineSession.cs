@@ -181,15 +181,23 @@ public sealed class EngineSession
             return;
         }
 
-        // a ping sent late (timers run late on a loaded machine) still gets its full timeout
+        // The deadline follows the schedule (last pong + interval + timeout), as a precise timer
+        // would. Only a ping that goes out very late (the process stalled for more than half the
+        // timeout) gets its full timeout from now, so a stall of ours does not cost the client.
         var time = _options.TimeProvider;
-        var due = time.GetTimestamp() + (long)(_options.PingTimeout.TotalSeconds * time.TimestampFrequency);
-        long current;
-        do
+        var now = time.GetTimestamp();
+        var timeout = (long)(_options.PingTimeout.TotalSeconds * time.TimestampFrequency);
+        var scheduled = Interlocked.Read(ref _heartbeatDeadline) - timeout;
+        if (now - scheduled > timeout / 2)
         {
-            current = Interlocked.Read(ref _heartbeatDeadline);
+            var due = now + timeout;
+            long current;
+            do
+            {
+                current = Interlocked.Read(ref _heartbeatDeadline);
+            }
+            while (due > current && Interlocked.CompareExchange(ref _heartbeatDeadline, due, current) != current);
         }
-        while (due > current && Interlocked.CompareExchange(ref _heartbeatDeadline, due, current) != current);
 
         _pingTimeoutTimer.Change(_options.PingTimeout, Timeout.InfiniteTimeSpan);
         Send(EngineMessage.Ping);
