@@ -1,0 +1,440 @@
+// The load client of the end-to-end benchmark (bench/run.sh). It speaks Engine.IO v4 over
+// WebSocket and Socket.IO v5 itself, on raw non-blocking sockets driven by its own epoll loops
+// (several threads, one read() per ready socket), so one process holds 10 000 connections.
+//
+//   loadgen run      --url http://127.0.0.1:PORT --server NAME [--server-pid PID] --out FILE ...
+//   loadgen gateway  --url http://127.0.0.1:PORT --jwt-secret S --api-key K --out FILE ...
+//   loadgen report   --in DIR --md FILE --json FILE [--note TEXT]
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LoadGen;
+
+try
+{
+    if (args.Length == 0)
+    {
+        Console.Error.WriteLine("usage: loadgen run|gateway|report [--option value ...]  (see bench/run.sh)");
+        return 2;
+    }
+
+    var opts = Options.Parse(args.Skip(1));
+    return args[0] switch
+    {
+        "run" => await Commands.RunAsync(opts),
+        "gateway" => await Commands.GatewayAsync(opts),
+        "report" => Report.Write(opts),
+        _ => throw new ArgumentException($"unknown command '{args[0]}'"),
+    };
+}
+catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or HttpRequestException or PlatformNotSupportedException or IOException)
+{
+    Console.Error.WriteLine($"loadgen: {e.Message}");
+    return 1;
+}
+
+internal sealed class Options
+{
+    private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
+
+    public static Options Parse(IEnumerable<string> args)
+    {
+        var o = new Options();
+        string? key = null;
+        foreach (var a in args)
+        {
+            if (a.StartsWith("--", StringComparison.Ordinal))
+            {
+                if (key is not null)
+                {
+                    o._values[key] = "true";
+                }
+
+                key = a[2..];
+            }
+            else if (key is not null)
+            {
+                o._values[key] = a;
+                key = null;
+            }
+            else
+            {
+                throw new ArgumentException($"unexpected argument '{a}'");
+            }
+        }
+
+        if (key is not null)
+        {
+            o._values[key] = "true";
+        }
+
+        return o;
+    }
+
+    public string Str(string name, string fallback) => _values.TryGetValue(name, out var v) ? v : fallback;
+
+    public string? Str(string name) => _values.GetValueOrDefault(name);
+
+    public int Int(string name, int fallback) => _values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+
+    public int? IntOrNull(string name) => _values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : null;
+
+    public int[] Ints(string name, string fallback) =>
+        [.. Str(name, fallback).Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
+}
+
+internal static class Commands
+{
+    private static readonly HttpClient s_http = new(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    {
+        Timeout = TimeSpan.FromSeconds(120),
+    };
+
+    private static JsonObject Header(Options o, string scenario)
+    {
+        return new JsonObject
+        {
+            ["scenario"] = scenario,
+            ["server"] = o.Str("server", "unknown"),
+            ["rep"] = o.Int("rep", 1),
+            ["startedAt"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            ["loadAvg"] = LoadAvg(),
+            ["clientThreads"] = o.Int("threads", DefaultThreads()),
+            ["clientProcessors"] = Environment.ProcessorCount,
+        };
+    }
+
+    private static int DefaultThreads() => Math.Max(2, Environment.ProcessorCount);
+
+    public static string LoadAvg()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+
+    private static async Task<JsonNode?> StatsAsync(string url)
+    {
+        var text = await s_http.GetStringAsync(url + "/bench/stats");
+        return JsonNode.Parse(text);
+    }
+
+    private static async Task WaitUpAsync(string url, string path, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                using var response = await s_http.GetAsync(url + path);
+                return;
+            }
+            catch (HttpRequestException) when (sw.Elapsed < timeout)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    private static (string Host, int Port) HostPort(string url)
+    {
+        var u = new Uri(url);
+        return (u.Host, u.Port);
+    }
+
+    /// <summary>Scenarios 1–4 against one server that implements the /bench endpoints.</summary>
+    public static async Task<int> RunAsync(Options o)
+    {
+        var url = o.Str("url", "http://127.0.0.1:3200").TrimEnd('/');
+        var clients = o.Int("clients", 10_000);
+        var fanout = o.Ints("fanout", "1000,5000,10000").Where(s => s <= clients).Order().ToArray();
+        var broadcasts = o.Int("broadcasts", 200);
+        var batch = o.Int("batch", 1);
+        var fixedRate = o.Int("fixed-rate", 20);
+        var fixedSeconds = o.Int("fixed-seconds", 10);
+        var concurrency = o.Int("concurrency", 100);
+        var rampRate = o.Int("ramp-rate", 0);
+        var settle = o.Int("settle", 3);
+        var pid = o.IntOrNull("server-pid");
+        var idle = TimeSpan.FromSeconds(o.Int("idle-timeout", 5));
+        var max = TimeSpan.FromSeconds(o.Int("max-burst-seconds", 120));
+        var result = Header(o, "socketio");
+        var (host, port) = HostPort(url);
+
+        await WaitUpAsync(url, "/bench/stats", TimeSpan.FromSeconds(60));
+        var before = await StatsAsync(url);
+        result["statsBefore"] = before;
+        using var engine = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
+        var cpu = new CpuMeter(pid);
+
+        // (4) connect rate: handshake + namespace connect (auth) + join, bounded concurrency
+        cpu.Start();
+        var (secs, ready, failed) = engine.Connect(clients, concurrency, rampRate, _ => ("{\"token\":\"bench\"}", ["all"]), TimeSpan.FromSeconds(o.Int("connect-timeout", 120)));
+        var (connCpu, connServerCpu) = cpu.Stop();
+        var handshake = new Histogram();
+        foreach (var c in engine.All.Where(c => c.State == ConnState.Ready))
+        {
+            handshake.Record((long)(Clock.Seconds(c.StartTs, c.ReadyTs) * 1e6));
+        }
+
+        result["connect"] = new JsonObject
+        {
+            ["clients"] = clients,
+            ["concurrency"] = concurrency,
+            ["rampRate"] = rampRate,
+            ["ready"] = ready,
+            ["failed"] = failed,
+            ["seconds"] = Math.Round(secs, 3),
+            ["connectsPerSec"] = secs > 0 ? Math.Round(ready / secs) : 0,
+            ["handshakeP50Ms"] = Math.Round(handshake.Quantile(0.5) / 1000, 3),
+            ["handshakeP99Ms"] = Math.Round(handshake.Quantile(0.99) / 1000, 3),
+            ["clientCpuPct"] = Math.Round(connCpu, 1),
+            ["serverCpuPct"] = connServerCpu is { } scpu ? Math.Round(scpu, 1) : null,
+            ["firstErrors"] = new JsonArray([.. engine.All.Where(c => c.Error is not null).Select(c => c.Error).Distinct().Take(5).Select(e => (JsonNode?)e)]),
+        };
+        Console.Error.WriteLine($"[{o.Str("server", "?")}] connect: {ready}/{clients} ready in {secs:F2} s ({(secs > 0 ? ready / secs : 0):F0}/s), failed {failed}");
+        if (ready == 0)
+        {
+            result["error"] = "no client connected";
+            Write(o, result);
+            return 1;
+        }
+
+        // (3) idle memory per connected and joined client
+        Thread.Sleep(TimeSpan.FromSeconds(settle));
+        var after = await StatsAsync(url);
+        result["statsAfter"] = after;
+        var rss0 = before?["rss"]?.GetValue<long>() ?? 0;
+        var rss1 = after?["rss"]?.GetValue<long>() ?? 0;
+        result["memory"] = new JsonObject
+        {
+            ["clients"] = ready,
+            ["rssBefore"] = rss0,
+            ["rssAfter"] = rss1,
+            ["bytesPerClient"] = Math.Round((rss1 - rss0) / (double)ready),
+        };
+        Console.Error.WriteLine($"[{o.Str("server", "?")}] memory: {(rss1 - rss0) / (double)ready / 1024:F1} KB RSS per joined client");
+
+        // rooms of the smaller fan-out sizes: the first S clients join one more room each
+        foreach (var size in fanout.Where(s => s < clients))
+        {
+            engine.JoinExtra("f" + size, size, TimeSpan.FromSeconds(60));
+        }
+
+        // warm-up (not recorded): JIT tiers and buffers settle before anything is measured
+        var burstId = 100;
+        var warmup = o.Int("warmup", 50);
+        if (warmup > 0)
+        {
+            var id = burstId++;
+            var w = Burst.Measure(engine, cpu, [.. engine.All.Where(c => c.State == ConnState.Ready)], warmup, id,
+                () => s_http.GetStringAsync($"{url}/bench/burst?project=all&count={warmup}&rate=0&batch={batch}&burstId={id}"), idle, max);
+            result["warmup"] = w;
+        }
+
+        // (1) fan-out, as fast as possible
+        var fan = new JsonArray();
+        foreach (var size in fanout)
+        {
+            Thread.Sleep(500);
+            var project = size < clients ? "f" + size : "all";
+            var targets = engine.All.Where(c => c.Index < size && c.State == ConnState.Ready).ToList();
+            var id = burstId++;
+            var m = Burst.Measure(engine, cpu, targets, broadcasts, id,
+                () => s_http.GetStringAsync($"{url}/bench/burst?project={project}&count={broadcasts}&rate=0&batch={batch}&burstId={id}"), idle, max);
+            m["clients"] = size;
+            m["batch"] = batch;
+            fan.Add(m);
+            Console.Error.WriteLine($"[{o.Str("server", "?")}] fan-out {size}: {m["deliveriesPerSec"]}/s p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms losses {m["losses"]} (client cpu {m["clientCpuPct"]} %, server cpu {m["serverCpuPct"]} %)");
+        }
+
+        result["fanout"] = fan;
+
+        // (2) fixed offered rate to every client
+        if (fixedRate > 0 && fixedSeconds > 0)
+        {
+            Thread.Sleep(500);
+            var count = fixedRate * fixedSeconds;
+            var targets = engine.All.Where(c => c.State == ConnState.Ready).ToList();
+            var id = burstId++;
+            var m = Burst.Measure(engine, cpu, targets, count, id,
+                () => s_http.GetStringAsync($"{url}/bench/burst?project=all&count={count}&rate={fixedRate}&batch=1&burstId={id}"), idle, max + TimeSpan.FromSeconds(fixedSeconds));
+            m["rate"] = fixedRate;
+            m["offeredSeconds"] = fixedSeconds;
+            result["fixed"] = m;
+            Console.Error.WriteLine($"[{o.Str("server", "?")}] fixed {fixedRate}/s x {fixedSeconds} s to {targets.Count}: p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms losses {m["losses"]}, done in {m["seconds"]} s");
+        }
+
+        result["disconnectedDuringRun"] = engine.FailedLater;
+        result["fatal"] = engine.FatalError;
+        result["loadAvgEnd"] = LoadAvg();
+        engine.CloseAll();
+        Write(o, result);
+        if (engine.FatalError is not null)
+        {
+            return 1;
+        }
+
+        return Strict(o, result, failed, [.. fan.Select(f => f!.AsObject()), .. result["fixed"] is JsonObject fixedResult ? [fixedResult] : Array.Empty<JsonObject>()]);
+    }
+
+    /// <summary>Scenario 5: the gateway end to end, producers publishing through the HTTP API.</summary>
+    public static async Task<int> GatewayAsync(Options o)
+    {
+        var url = o.Str("url", "http://127.0.0.1:3001").TrimEnd('/');
+        var projects = o.Int("projects", 1000);
+        var perProject = o.Int("per-project", 10);
+        var events = o.Int("events", 10);
+        var producers = o.Int("producers", 32);
+        var secret = o.Str("jwt-secret") ?? throw new ArgumentException("--jwt-secret is required");
+        var apiKey = o.Str("api-key") ?? throw new ArgumentException("--api-key is required");
+        var pid = o.IntOrNull("server-pid");
+        var clients = projects * perProject;
+        var result = Header(o, "gateway");
+        var (host, port) = HostPort(url);
+        await WaitUpAsync(url, "/healthz", TimeSpan.FromSeconds(90));
+        var rss0 = CpuMeter.Rss(pid);
+
+        var tokens = new string[clients];
+        for (var i = 0; i < clients; i++)
+        {
+            tokens[i] = Jwt.Mint(secret, $"bench-user-{i}", $"bench user {i}");
+        }
+
+        using var engine = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
+        var cpu = new CpuMeter(pid);
+        cpu.Start();
+        var (secs, ready, failed) = engine.Connect(clients, o.Int("concurrency", 100), o.Int("ramp-rate", 0),
+            i => ($"{{\"token\":\"{tokens[i]}\"}}", [$"bench-{i / perProject}"]), TimeSpan.FromSeconds(o.Int("connect-timeout", 180)));
+        var (connCpu, connServerCpu) = cpu.Stop();
+        result["connect"] = new JsonObject
+        {
+            ["clients"] = clients,
+            ["ready"] = ready,
+            ["failed"] = failed,
+            ["seconds"] = Math.Round(secs, 3),
+            ["connectsPerSec"] = secs > 0 ? Math.Round(ready / secs) : 0,
+            ["clientCpuPct"] = Math.Round(connCpu, 1),
+            ["serverCpuPct"] = connServerCpu is { } scpu ? Math.Round(scpu, 1) : null,
+            ["firstErrors"] = new JsonArray([.. engine.All.Where(c => c.Error is not null).Select(c => c.Error).Distinct().Take(5).Select(e => (JsonNode?)e)]),
+        };
+        Console.Error.WriteLine($"[gateway] connect: {ready}/{clients} ready in {secs:F2} s, failed {failed}");
+        Thread.Sleep(TimeSpan.FromSeconds(o.Int("settle", 2)));
+        var rss1 = CpuMeter.Rss(pid);
+        result["memory"] = new JsonObject { ["rssBefore"] = rss0, ["rssAfter"] = rss1, ["bytesPerClient"] = rss0 is { } a && rss1 is { } b && ready > 0 ? Math.Round((b - a) / (double)ready) : null };
+
+        // producers: project p belongs to producer p % producers, which posts seq 0..events-1 to
+        // each of its projects in order (so each room's order is defined)
+        var accepted = 0;
+        var rejected = 0;
+        string? firstRejection = null;
+        var publishWatch = new Stopwatch();
+        var targets = engine.All.Where(c => c.State == ConnState.Ready).ToList();
+        const int burstId = 500;
+        var m = Burst.Measure(engine, cpu, targets, events, burstId, async () =>
+        {
+            publishWatch.Start();
+            await Task.WhenAll(Enumerable.Range(0, producers).Select(async w =>
+            {
+                for (var seq = 0; seq < events; seq++)
+                {
+                    for (var p = w; p < projects; p += producers)
+                    {
+                        var sentAt = Clock.NowMs().ToString("R", CultureInfo.InvariantCulture);
+                        var body = $"{{\"type\":\"agent:status:update\",\"payload\":{{\"agentId\":\"agent-uuid\",\"agentType\":\"ui\",\"status\":\"working\",\"currentTask\":\"Generating UI layout for Dashboard page\",\"progress\":65,\"message\":\"Selected 5 components from library\",\"seq\":{seq},\"burstId\":\"{burstId}\",\"sentAt\":{sentAt}}}}}";
+                        using var request = new HttpRequestMessage(HttpMethod.Post, $"{url}/api/projects/bench-{p}/events")
+                        {
+                            Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
+                        };
+                        request.Headers.Add("X-Api-Key", apiKey);
+                        using var response = await s_http.SendAsync(request);
+                        if (response.IsSuccessStatusCode)
+                        {
+                            Interlocked.Increment(ref accepted);
+                        }
+                        else
+                        {
+                            Interlocked.Increment(ref rejected);
+                            var text = await response.Content.ReadAsStringAsync();
+                            Interlocked.CompareExchange(ref firstRejection, $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}", null);
+                        }
+                    }
+                }
+            }));
+            publishWatch.Stop();
+            return "{}";
+        }, TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), TimeSpan.FromSeconds(o.Int("max-burst-seconds", 180)));
+        m.Remove("trigger");
+        m["projects"] = projects;
+        m["clientsPerProject"] = perProject;
+        m["producers"] = producers;
+        m["posted"] = accepted + rejected;
+        m["accepted"] = accepted;
+        m["rejected"] = rejected;
+        m["firstRejection"] = firstRejection;
+        m["publishSeconds"] = Math.Round(publishWatch.Elapsed.TotalSeconds, 3);
+        m["publishesPerSec"] = publishWatch.Elapsed.TotalSeconds > 0 ? Math.Round(accepted / publishWatch.Elapsed.TotalSeconds) : 0;
+        result["gateway"] = m;
+        Console.Error.WriteLine($"[gateway] {accepted} events accepted ({m["publishesPerSec"]}/s, {rejected} rejected), {m["received"]}/{m["expected"]} deliveries ({m["deliveriesPerSec"]}/s), p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms, losses {m["losses"]}");
+        result["disconnectedDuringRun"] = engine.FailedLater;
+        result["loadAvgEnd"] = LoadAvg();
+        engine.CloseAll();
+        Write(o, result);
+        return ready > 0 ? Strict(o, result, failed, [m]) : 1;
+    }
+
+    /// <summary>With --strict (the smoke mode): every client connected and every burst delivered something.</summary>
+    private static int Strict(Options o, JsonObject result, int failedClients, IEnumerable<JsonObject> bursts)
+    {
+        if (o.Str("strict") is null)
+        {
+            return 0;
+        }
+
+        var problems = new List<string>();
+        if (failedClients > 0)
+        {
+            problems.Add($"{failedClients} client(s) failed to connect: {result["connect"]?["firstErrors"]?.ToJsonString()}");
+        }
+
+        foreach (var b in bursts)
+        {
+            if ((long?)b["received"] is null or 0)
+            {
+                problems.Add($"a burst to {b["recipients"]} clients delivered nothing");
+            }
+
+            if (b["triggerError"] is JsonNode error)
+            {
+                problems.Add($"trigger failed: {error}");
+            }
+        }
+
+        foreach (var p in problems)
+        {
+            Console.Error.WriteLine($"loadgen --strict [{o.Str("server", "?")}]: {p}");
+        }
+
+        return problems.Count == 0 ? 0 : 3;
+    }
+
+    private static void Write(Options o, JsonObject result)
+    {
+        var text = result.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        if (o.Str("out") is { } path)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            File.WriteAllText(path, text);
+        }
+        else
+        {
+            Console.WriteLine(text);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace LoadGen;
+
+/// <summary>Merges the per-run JSON files into a markdown table and one JSON file: medians, spreads, ratios.</summary>
+internal static class Report
+{
+    private static readonly string[] s_servers = ["node", "ours", "raw"];
+
+    private sealed record Metric(string Key, string Label, Func<JsonObject, double?> Get, bool HigherIsBetter, string Format);
+
+    public static int Write(Options o)
+    {
+        var dir = o.Str("in") ?? throw new ArgumentException("--in DIR is required");
+        var runs = Directory.GetFiles(dir, "*.json").Order(StringComparer.Ordinal)
+            .Select(f => JsonNode.Parse(File.ReadAllText(f))!.AsObject()).ToList();
+        var sio = runs.Where(r => (string?)r["scenario"] == "socketio").ToList();
+        var gateway = runs.Where(r => (string?)r["scenario"] == "gateway").ToList();
+        if (sio.Count == 0 && gateway.Count == 0)
+        {
+            throw new InvalidOperationException($"no run results in {dir}");
+        }
+
+        var sizes = sio.SelectMany(r => r["fanout"]?.AsArray() ?? []).Select(f => (int)f!["clients"]!).Distinct().Order().ToList();
+        var metrics = new List<Metric>();
+        foreach (var size in sizes)
+        {
+            JsonObject? Fan(JsonObject r) => r["fanout"]?.AsArray().FirstOrDefault(f => (int)f!["clients"]! == size)?.AsObject();
+            var events = sio.Select(r => Fan(r)?["events"]).FirstOrDefault(e => e is not null);
+            metrics.Add(new($"fanout{size}.deliveriesPerSec", $"(1) fan-out {size:N0} clients × {events} broadcasts: deliveries/s", r => Num(Fan(r)?["deliveriesPerSec"]), true, "N0"));
+            metrics.Add(new($"fanout{size}.p50", $"(1) fan-out {size:N0}: latency p50 ms", r => Num(Fan(r)?["latencyP50Ms"]), false, "0.0"));
+            metrics.Add(new($"fanout{size}.p99", $"(1) fan-out {size:N0}: latency p99 ms", r => Num(Fan(r)?["latencyP99Ms"]), false, "0.0"));
+            metrics.Add(new($"fanout{size}.losses", $"(1) fan-out {size:N0}: lost deliveries", r => Num(Fan(r)?["losses"]), false, "N0"));
+            metrics.Add(new($"fanout{size}.clientCpu", $"(1) fan-out {size:N0}: load client CPU % of a core", r => Num(Fan(r)?["clientCpuPct"]), false, "0"));
+            metrics.Add(new($"fanout{size}.serverCpu", $"(1) fan-out {size:N0}: server CPU % of a core", r => Num(Fan(r)?["serverCpuPct"]), false, "0"));
+        }
+
+        var fixedLabel = sio.Select(r => r["fixed"]).FirstOrDefault(f => f is not null) is { } fx
+            ? $"{fx["rate"]}/s for {fx["offeredSeconds"]} s to {fx["recipients"]:N0}" : "fixed rate";
+        metrics.Add(new("fixed.p50", $"(2) fixed {fixedLabel}: latency p50 ms", r => Num(r["fixed"]?["latencyP50Ms"]), false, "0.0"));
+        metrics.Add(new("fixed.p99", $"(2) fixed: latency p99 ms", r => Num(r["fixed"]?["latencyP99Ms"]), false, "0.0"));
+        metrics.Add(new("fixed.losses", "(2) fixed: lost deliveries", r => Num(r["fixed"]?["losses"]), false, "N0"));
+        metrics.Add(new("fixed.seconds", "(2) fixed: seconds until the last delivery", r => Num(r["fixed"]?["seconds"]), false, "0.00"));
+        metrics.Add(new("memory.kbPerClient", "(3) idle memory: RSS KB per connected+joined client", r => Num(r["memory"]?["bytesPerClient"]) / 1024, false, "0.0"));
+        metrics.Add(new("connect.perSec", "(4) connect rate: handshake+connect+join per s", r => Num(r["connect"]?["connectsPerSec"]), true, "N0"));
+        metrics.Add(new("connect.p99", "(4) connect: handshake p99 ms", r => Num(r["connect"]?["handshakeP99Ms"]), false, "0.0"));
+        metrics.Add(new("connect.failed", "(4) connect: failed clients", r => Num(r["connect"]?["failed"]), false, "N0"));
+
+        var summary = new JsonObject();
+        var md = new StringBuilder();
+        md.AppendLine("# End-to-end benchmark: latest results").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `bench/run.sh{(o.Str("mode") == "short" ? " --short" : "")}`. {o.Str("note", "")}").AppendLine();
+        md.AppendLine("Each cell: median of the runs, (min–max) across runs, [n runs]. Ratios are of medians: `ours÷node` and `ours÷raw` (raw = plain Kestrel WebSocket broadcast, the ceiling).").AppendLine();
+        if (sio.Count > 0)
+        {
+            md.AppendLine("| metric | node socket.io 4.8.4 | ours | raw Kestrel (ceiling) | ours÷node | ours÷raw | node÷raw |");
+            md.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var m in metrics)
+            {
+                var row = new JsonObject();
+                var medians = new Dictionary<string, double?>();
+                var cells = new List<string>();
+                foreach (var server in s_servers)
+                {
+                    var values = sio.Where(r => (string?)r["server"] == server).Select(m.Get).Where(v => v is not null && !double.IsNaN(v.Value)).Select(v => v!.Value).Order().ToList();
+                    if (values.Count == 0)
+                    {
+                        cells.Add("–");
+                        medians[server] = null;
+                        continue;
+                    }
+
+                    var median = Median(values);
+                    medians[server] = median;
+                    row[server] = new JsonObject
+                    {
+                        ["median"] = Math.Round(median, 3),
+                        ["min"] = Math.Round(values[0], 3),
+                        ["max"] = Math.Round(values[^1], 3),
+                        ["values"] = new JsonArray([.. values.Select(v => (JsonNode)Math.Round(v, 3))]),
+                    };
+                    cells.Add(values.Count > 1
+                        ? $"{median.ToString(m.Format, CultureInfo.InvariantCulture)} ({values[0].ToString(m.Format, CultureInfo.InvariantCulture)}–{values[^1].ToString(m.Format, CultureInfo.InvariantCulture)}) [{values.Count}]"
+                        : $"{median.ToString(m.Format, CultureInfo.InvariantCulture)} [1]");
+                }
+
+                var oursNode = Ratio(medians["ours"], medians["node"]);
+                var oursRaw = Ratio(medians["ours"], medians["raw"]);
+                var nodeRaw = Ratio(medians["node"], medians["raw"]);
+                row["oursOverNode"] = oursNode;
+                row["oursOverRaw"] = oursRaw;
+                row["nodeOverRaw"] = nodeRaw;
+                row["label"] = m.Label;
+                row["higherIsBetter"] = m.HigherIsBetter;
+                summary[m.Key] = row;
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {m.Label} | {cells[0]} | {cells[1]} | {cells[2]} | {R(oursNode)} | {R(oursRaw)} | {R(nodeRaw)} |");
+            }
+
+            md.AppendLine();
+            md.AppendLine("Latency is measured from `sentAt` (stamped by the server just before it emits) to the load client's read of the frame, on the same clock. A figure taken while the load client's CPU is near 100 % of its core measures the client, not the server: check the CPU rows.").AppendLine();
+            AppendBar(md, summary, sizes);
+        }
+
+        JsonObject? gatewaySummary = null;
+        if (gateway.Count > 0)
+        {
+            gatewaySummary = [];
+            md.AppendLine("## (5) Gateway end to end (ours only: Node.js has no gateway)").AppendLine();
+            var g0 = gateway[0]["gateway"]!;
+            md.AppendLine(CultureInfo.InvariantCulture, $"{g0["projects"]} projects × {g0["clientsPerProject"]} clients, {g0["events"]} `agent:status:update` events per project POSTed to `/api/projects/{{id}}/events` (X-Api-Key) by {g0["producers"]} concurrent producers; latency from the producer's `sentAt` (before the POST) to the client's read.").AppendLine();
+            md.AppendLine("| metric | median (min–max) [n] |");
+            md.AppendLine("|---|---:|");
+            (string Label, Func<JsonObject, double?> Get, string Format)[] gm =
+            [
+                ("connect + auth (JWT) + join per s", r => Num(r["connect"]?["connectsPerSec"]), "N0"),
+                ("failed clients", r => Num(r["connect"]?["failed"]), "N0"),
+                ("RSS KB per joined client", r => Num(r["memory"]?["bytesPerClient"]) / 1024, "0.0"),
+                ("events accepted per s (HTTP 202)", r => Num(r["gateway"]?["publishesPerSec"]), "N0"),
+                ("events rejected", r => Num(r["gateway"]?["rejected"]), "N0"),
+                ("deliveries/s", r => Num(r["gateway"]?["deliveriesPerSec"]), "N0"),
+                ("latency p50 ms", r => Num(r["gateway"]?["latencyP50Ms"]), "0.0"),
+                ("latency p99 ms", r => Num(r["gateway"]?["latencyP99Ms"]), "0.0"),
+                ("lost deliveries", r => Num(r["gateway"]?["losses"]), "N0"),
+                ("server CPU % of a core", r => Num(r["gateway"]?["serverCpuPct"]), "0"),
+                ("load client CPU % of a core", r => Num(r["gateway"]?["clientCpuPct"]), "0"),
+            ];
+            foreach (var (label, get, format) in gm)
+            {
+                var values = gateway.Select(get).Where(v => v is not null && !double.IsNaN(v.Value)).Select(v => v!.Value).Order().ToList();
+                if (values.Count == 0)
+                {
+                    continue;
+                }
+
+                var median = Median(values);
+                gatewaySummary[label] = new JsonObject { ["median"] = Math.Round(median, 3), ["min"] = Math.Round(values[0], 3), ["max"] = Math.Round(values[^1], 3) };
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {median.ToString(format, CultureInfo.InvariantCulture)} ({values[0].ToString(format, CultureInfo.InvariantCulture)}–{values[^1].ToString(format, CultureInfo.InvariantCulture)}) [{values.Count}] |");
+            }
+
+            md.AppendLine();
+        }
+
+        md.AppendLine("## Runs").AppendLine();
+        md.AppendLine("| file order | scenario | server | rep | load average at start → end | client threads |");
+        md.AppendLine("|---|---|---|---|---|---|");
+        var i = 0;
+        foreach (var r in runs)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {++i} | {r["scenario"]} | {r["server"]} | {r["rep"]} | {r["loadAvg"]} → {r["loadAvgEnd"]} | {r["clientThreads"]} |");
+        }
+
+        var json = new JsonObject
+        {
+            ["generatedAt"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            ["mode"] = o.Str("mode", "full"),
+            ["note"] = o.Str("note", ""),
+            ["summary"] = summary,
+            ["gateway"] = gatewaySummary,
+            ["runs"] = new JsonArray([.. runs.Select(r => (JsonNode)r.DeepClone())]),
+        };
+        File.WriteAllText(o.Str("md", Path.Combine(dir, "latest.md")), md.ToString());
+        File.WriteAllText(o.Str("json", Path.Combine(dir, "latest.json")), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine(md.ToString());
+        return 0;
+    }
+
+    private static void AppendBar(StringBuilder md, JsonObject summary, List<int> sizes)
+    {
+        if (sizes.Count == 0)
+        {
+            return;
+        }
+
+        var top = sizes[^1];
+        double? Get(string key, string field) => summary[key]?[field] is JsonNode n ? (double)n : null;
+        md.AppendLine("The bar of issue 5 against these medians:").AppendLine();
+        md.AppendLine("| bar | measured | met |");
+        md.AppendLine("|---|---:|---|");
+        void Line(string bar, double? value, Func<double, bool> ok, string unit) =>
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {bar} | {(value is { } v ? v.ToString("0.00", CultureInfo.InvariantCulture) + unit : "–")} | {(value is { } w ? ok(w) ? "yes" : "**no**" : "–")} |");
+        Line($"fan-out deliveries/s at {top:N0} ≥ 3× node", Get($"fanout{top}.deliveriesPerSec", "oursOverNode"), v => v >= 3, "×");
+        Line("fixed-rate p99 ≤ 0.5× node", Get("fixed.p99", "oursOverNode"), v => v <= 0.5, "×");
+        Line("idle memory per client ≤ 0.5× node", Get("memory.kbPerClient", "oursOverNode"), v => v <= 0.5, "×");
+        Line("connect rate ≥ 2× node", Get("connect.perSec", "oursOverNode"), v => v >= 2, "×");
+        Line($"fan-out deliveries/s at {top:N0} ≥ 0.8× raw Kestrel", Get($"fanout{top}.deliveriesPerSec", "oursOverRaw"), v => v >= 0.8, "×");
+        var losses = sizes.Sum(s => summary[$"fanout{s}.losses"]?["ours"]?["max"] is JsonNode n ? (double)n : 0) + (summary["fixed.losses"]?["ours"]?["max"] is JsonNode f ? (double)f : 0);
+        Line("zero losses (ours, every run)", losses, v => v == 0, " lost");
+        md.AppendLine();
+    }
+
+    private static double? Num(JsonNode? n) => n is null ? null : n.GetValueKind() == JsonValueKind.Number ? (double)n : null;
+
+    private static double Median(List<double> sorted) =>
+        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+
+    private static double? Ratio(double? a, double? b) => a is { } x && b is { } y && y != 0 ? Math.Round(x / y, 3) : null;
+
+    private static string R(double? r) => r is { } v ? v.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "–";
+}
