@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.WebSockets;
-using System.Threading.Channels;
+using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -15,7 +15,11 @@ public sealed class EngineSession
 {
     private readonly EngineIOServer _server;
     private readonly EngineIOOptions _options;
-    private readonly Channel<EngineMessage> _queue;
+    // the send queue: many producers (broadcasts), one consumer (the WebSocket writer or a poll);
+    // lock-free, bounded by _queued
+    private readonly ConcurrentQueue<EngineMessage> _queue = new();
+    private int _queued;
+    private TaskCompletionSource? _writerSignal;
     private readonly CancellationTokenSource _closed = new();
     private readonly Lock _gate = new();
     private readonly ITimer _pingTimer;
@@ -36,13 +40,7 @@ public sealed class EngineSession
         Id = SessionId.New();
         Transport = transport;
         Request = EngineRequestInfo.From(context);
-        _queue = Channel.CreateBounded<EngineMessage>(new BoundedChannelOptions(options.MaxBufferedPackets)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-            SingleReader = false,
-            SingleWriter = false,
-            AllowSynchronousContinuations = false,
-        });
+
         var time = options.TimeProvider;
         _pingTimer = time.CreateTimer(static s => ((EngineSession)s!).OnPingDue(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _pingTimeoutTimer = time.CreateTimer(static s => ((EngineSession)s!).Abort(EngineCloseReason.PingTimeout), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -66,7 +64,7 @@ public sealed class EngineSession
     public CancellationToken Closed => _closed.Token;
 
     /// <summary>Packets waiting for the transport.</summary>
-    public int QueuedPackets => _queue.Reader.Count;
+    public int QueuedPackets => Volatile.Read(ref _queued);
 
     /// <summary>
     /// Queues a message. Returns false when the session is closed, or when the queue is full:
@@ -74,7 +72,7 @@ public sealed class EngineSession
     /// </summary>
     public bool Send(EngineMessage message)
     {
-        if (!_queue.Writer.TryWrite(message))
+        if (!TryEnqueue(message))
         {
             if (IsOpen && !message.IsVolatile)
             {
@@ -85,8 +83,58 @@ public sealed class EngineSession
             return false;
         }
 
-        Volatile.Read(ref _pollWaiter)?.TrySetResult();
         return true;
+    }
+
+    private bool TryEnqueue(EngineMessage message)
+    {
+        if (!IsOpen)
+        {
+            return false;
+        }
+
+        if (Interlocked.Increment(ref _queued) > _options.MaxBufferedPackets)
+        {
+            Interlocked.Decrement(ref _queued);
+            return false;
+        }
+
+        _queue.Enqueue(message);
+        WakeConsumers();
+        return true;
+    }
+
+    private bool TryDequeue(out EngineMessage message)
+    {
+        if (_queue.TryDequeue(out message!))
+        {
+            Interlocked.Decrement(ref _queued);
+            return true;
+        }
+
+        return false;
+    }
+
+    private void WakeConsumers()
+    {
+        Volatile.Read(ref _pollWaiter)?.TrySetResult();
+        if (Volatile.Read(ref _writerSignal) is not null)
+        {
+            Interlocked.Exchange(ref _writerSignal, null)?.TrySetResult();
+        }
+    }
+
+    /// <summary>Completes when a packet is queued or the session closes (one waiter: the writer).</summary>
+    private Task WaitForPacketsAsync()
+    {
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _writerSignal, signal);
+        if (!_queue.IsEmpty || !IsOpen)
+        {
+            Interlocked.Exchange(ref _writerSignal, null)?.TrySetResult();
+        }
+
+        return signal.Task;
     }
 
     /// <summary>Closes the session after the packets already queued are sent ("forced close").</summary>
@@ -97,13 +145,10 @@ public sealed class EngineSession
             return;
         }
 
-        if (!_queue.Writer.TryWrite(EngineMessage.ClosePacket))
+        if (!TryEnqueue(EngineMessage.ClosePacket))
         {
             Abort(EngineCloseReason.ForcedClose);
-            return;
         }
-
-        Volatile.Read(ref _pollWaiter)?.TrySetResult();
     }
 
     /// <summary>Closes the session at once with the given reason; queued packets are discarded.</summary>
@@ -116,8 +161,7 @@ public sealed class EngineSession
 
         _pingTimer.Dispose();
         _pingTimeoutTimer.Dispose();
-        _queue.Writer.TryComplete();
-        Volatile.Read(ref _pollWaiter)?.TrySetResult();
+        WakeConsumers();
         _closed.Cancel();
         _server.Remove(this);
         try
@@ -147,7 +191,7 @@ public sealed class EngineSession
 
     internal void Start(EngineMessage openPacket)
     {
-        _queue.Writer.TryWrite(openPacket);
+        TryEnqueue(openPacket);
         ExtendHeartbeatDeadline();
         _pingTimer.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
     }
@@ -260,7 +304,7 @@ public sealed class EngineSession
 
         try
         {
-            if (_queue.Reader.Count > 0 || !IsOpen || _upgrading)
+            if (!_queue.IsEmpty || !IsOpen || _upgrading)
             {
                 waiter.TrySetResult();
             }
@@ -288,7 +332,7 @@ public sealed class EngineSession
             else
             {
                 var size = 0;
-                while (size < _options.MaxPayload && _queue.Reader.TryRead(out var packet))
+                while (size < _options.MaxPayload && TryDequeue(out var packet))
                 {
                     packets.Add(packet);
                     size += packet.Frame.Length;
@@ -591,12 +635,11 @@ public sealed class EngineSession
 
     private async Task WriteLoopAsync(WebSocket socket)
     {
-        var reader = _queue.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(_closed.Token))
+            while (IsOpen)
             {
-                while (reader.TryRead(out var packet))
+                while (TryDequeue(out var packet))
                 {
                     if (ReferenceEquals(packet, EngineMessage.ClosePacket))
                     {
@@ -616,14 +659,15 @@ public sealed class EngineSession
                         return;
                     }
 
-                    await socket.SendAsync(packet.Frame, packet.IsBinary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, _closed.Token);
+                    // no cancellation token: registering one per frame costs; a closing session
+                    // aborts the socket, which ends a pending send
+                    await socket.SendAsync(packet.Frame, packet.IsBinary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, CancellationToken.None);
                 }
+
+                await WaitForPacketsAsync();
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (WebSocketException)
+        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException)
         {
             Abort(EngineCloseReason.TransportError);
         }

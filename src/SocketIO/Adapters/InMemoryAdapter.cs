@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using SocketIO.Parser;
 
@@ -11,7 +10,7 @@ namespace SocketIO.Adapters;
 /// </summary>
 public class InMemoryAdapter : IAdapter
 {
-    private readonly Dictionary<string, HashSet<string>> _rooms = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Room> _rooms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> _sids = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ConnectionStateRecoveryOptions? _recovery;
@@ -21,6 +20,7 @@ public class InMemoryAdapter : IAdapter
     private readonly Queue<StoredPacket> _packets = new();
     private readonly ITimer? _cleanup;
     private long _nextOffset;
+    private Socket[]? _everyone;
 
     public InMemoryAdapter(Namespace nsp)
     {
@@ -56,6 +56,7 @@ public class InMemoryAdapter : IAdapter
             {
                 own = new HashSet<string>(StringComparer.Ordinal);
                 _sids[socketId] = own;
+                _everyone = null;
             }
 
             foreach (var room in rooms)
@@ -63,11 +64,14 @@ public class InMemoryAdapter : IAdapter
                 own.Add(room);
                 if (!_rooms.TryGetValue(room, out var members))
                 {
-                    members = new HashSet<string>(StringComparer.Ordinal);
+                    members = new Room();
                     _rooms[room] = members;
                 }
 
-                members.Add(socketId);
+                if (members.Ids.Add(socketId))
+                {
+                    members.Snapshot = null;
+                }
             }
         }
     }
@@ -94,6 +98,8 @@ public class InMemoryAdapter : IAdapter
                 return;
             }
 
+            _everyone = null;
+
             foreach (var room in own)
             {
                 RemoveMember(room, socketId);
@@ -103,9 +109,13 @@ public class InMemoryAdapter : IAdapter
 
     private void RemoveMember(string room, string socketId)
     {
-        if (_rooms.TryGetValue(room, out var members) && members.Remove(socketId) && members.Count == 0)
+        if (_rooms.TryGetValue(room, out var members) && members.Ids.Remove(socketId))
         {
-            _rooms.Remove(room);
+            members.Snapshot = null;
+            if (members.Ids.Count == 0)
+            {
+                _rooms.Remove(room);
+            }
         }
     }
 
@@ -133,7 +143,7 @@ public class InMemoryAdapter : IAdapter
                 {
                     if (_rooms.TryGetValue(room, out var members))
                     {
-                        result.UnionWith(members);
+                        result.UnionWith(members.Ids);
                     }
                 }
             }
@@ -214,80 +224,91 @@ public class InMemoryAdapter : IAdapter
         Apply(options, static (socket, c) => socket.Disconnect(c), close);
 
     /// <summary>
-    /// Calls <paramref name="action"/> for each local recipient, deduplicated across rooms. The
-    /// recipients are gathered under the lock into a pooled array and served outside it.
+    /// Calls <paramref name="action"/> for each local recipient, each once. The common cases (one
+    /// room, or everyone, possibly minus a few) iterate a cached array of the members, rebuilt
+    /// only when membership changes: a broadcast neither copies nor looks up its recipients.
     /// </summary>
     protected void Apply<TState>(BroadcastOptions options, Action<Socket, TState> action, TState state)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(action);
-        string[] ids;
-        int count;
+        Socket[] recipients;
+        HashSet<string>? excluded = null;
         lock (_gate)
         {
-            if (options.Rooms.Count == 0)
+            if (options.Rooms.Count > 1)
             {
-                ids = ArrayPool<string>.Shared.Rent(Math.Max(1, _sids.Count));
-                count = 0;
-                foreach (var pair in _sids)
-                {
-                    if (!IsExcluded(pair.Value, options))
-                    {
-                        ids[count++] = pair.Key;
-                    }
-                }
+                recipients = UnionOfRooms(options);
             }
-            else if (options.Rooms.Count == 1 && options.Except.Count == 0)
+            else if (options.Rooms.Count == 1)
             {
-                var room = options.Rooms.First();
-                if (!_rooms.TryGetValue(room, out var members))
+                if (!_rooms.TryGetValue(options.Rooms.First(), out var room))
                 {
                     return;
                 }
 
-                ids = ArrayPool<string>.Shared.Rent(members.Count);
-                members.CopyTo(ids);
-                count = members.Count;
+                recipients = room.Snapshot ??= Resolve(room.Ids);
             }
             else
             {
-                var seen = new HashSet<string>(StringComparer.Ordinal);
-                foreach (var room in options.Rooms)
+                recipients = _everyone ??= Resolve(_sids.Keys);
+            }
+
+            if (options.Rooms.Count <= 1 && options.Except.Count > 0)
+            {
+                excluded = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var room in options.Except)
                 {
                     if (_rooms.TryGetValue(room, out var members))
                     {
-                        foreach (var id in members)
-                        {
-                            if (_sids.TryGetValue(id, out var own) && !IsExcluded(own, options))
-                            {
-                                seen.Add(id);
-                            }
-                        }
+                        excluded.UnionWith(members.Ids);
                     }
                 }
-
-                ids = ArrayPool<string>.Shared.Rent(Math.Max(1, seen.Count));
-                seen.CopyTo(ids);
-                count = seen.Count;
             }
         }
 
-        try
+        foreach (var socket in recipients)
         {
-            var sockets = Namespace.SocketsById;
-            for (var i = 0; i < count; i++)
+            if (socket.Connected && (excluded is null || !excluded.Contains(socket.Id)))
             {
-                if (sockets.TryGetValue(ids[i], out var socket))
+                action(socket, state);
+            }
+        }
+    }
+
+    private Socket[] Resolve(IEnumerable<string> ids)
+    {
+        var sockets = Namespace.SocketsById;
+        var result = new List<Socket>();
+        foreach (var id in ids)
+        {
+            if (sockets.TryGetValue(id, out var socket))
+            {
+                result.Add(socket);
+            }
+        }
+
+        return [.. result];
+    }
+
+    private Socket[] UnionOfRooms(BroadcastOptions options)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var room in options.Rooms)
+        {
+            if (_rooms.TryGetValue(room, out var members))
+            {
+                foreach (var id in members.Ids)
                 {
-                    action(socket, state);
+                    if (_sids.TryGetValue(id, out var own) && !IsExcluded(own, options))
+                    {
+                        seen.Add(id);
+                    }
                 }
             }
         }
-        finally
-        {
-            Array.Clear(ids, 0, count);
-            ArrayPool<string>.Shared.Return(ids);
-        }
+
+        return Resolve(seen);
     }
 
     private static bool IsExcluded(HashSet<string> own, BroadcastOptions options)
@@ -429,6 +450,14 @@ public class InMemoryAdapter : IAdapter
         {
             _cleanup?.Dispose();
         }
+    }
+
+    /// <summary>A room's members, and the cached array of their sockets (null once it changed).</summary>
+    private sealed class Room
+    {
+        public HashSet<string> Ids { get; } = new(StringComparer.Ordinal);
+
+        public Socket[]? Snapshot { get; set; }
     }
 
     private sealed record StoredPacket(long Seq, BroadcastOptions Options, object?[] Data, DateTimeOffset EmittedAt);
