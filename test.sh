@@ -24,13 +24,16 @@ as_root() {
   fi
 }
 
-# --- Debian packages: the Python Socket.IO client, redis-server ------------------------------
+# --- Debian packages: the Python Socket.IO client, redis-server, Chromium (dashboard E2E) -----
 apt_packages=()
 if ! /usr/bin/python3 -c 'import socketio, requests, websocket' >/dev/null 2>&1; then
   apt_packages+=(python3-socketio python3-requests python3-websocket)
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_packages+=(redis-server)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  apt_packages+=(chromium)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   log "installing ${apt_packages[*]} (apt)"
@@ -45,6 +48,16 @@ if [ -f "$INTEROP/package-lock.json" ]; then
   if [ ! -d "$INTEROP/node_modules" ] || [ ! -f "$stamp" ] || [ "$INTEROP/package-lock.json" -nt "$stamp" ]; then
     log "npm ci (tests/Interop)"
     (cd "$INTEROP" && npm ci --no-audit --no-fund)
+  fi
+fi
+
+# --- Browser driver (pinned by tests/E2E/package-lock.json; drives Debian's /usr/bin/chromium) --
+E2E="$ROOT/tests/E2E"
+if [ -f "$E2E/package-lock.json" ]; then
+  stamp="$E2E/node_modules/.package-lock.json"
+  if [ ! -d "$E2E/node_modules" ] || [ ! -f "$stamp" ] || [ "$E2E/package-lock.json" -nt "$stamp" ]; then
+    log "npm ci (tests/E2E)"
+    (cd "$E2E" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   fi
 fi
 

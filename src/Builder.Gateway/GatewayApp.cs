@@ -6,6 +6,8 @@ using Builder.Hub;
 using Builder.Runner;
 using Builder.Runner.Simulation;
 using EngineIO;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using SocketIO;
 
@@ -102,7 +104,7 @@ public static class GatewayApp
 }
 
 /// <summary>Start-up and timers: restores pending decisions, wires metrics, runs the heartbeat.</summary>
-internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions, EventPublisher publisher, BuildRunner runner, AgentLeaseMonitor leases, SocketIOServer io, GatewayMetrics metrics, BuilderOptions options, TimeProvider time, ILogger<GatewayLifetime> logger) : IHostedService, IDisposable
+internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions, EventPublisher publisher, BuildRunner runner, AgentLeaseMonitor leases, SocketIOServer io, GatewayMetrics metrics, BuilderOptions options, TimeProvider time, IServer server, IHostApplicationLifetime lifetime, IConfiguration configuration, ILogger<GatewayLifetime> logger) : IHostedService, IDisposable
 {
     private ITimer? _heartbeat;
 
@@ -110,6 +112,19 @@ internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions,
     {
         await decisions.RestoreAsync(cancellationToken);
         await runner.EndInterruptedBuildsAsync(cancellationToken);
+        if (configuration["Builder:Runner:PreviewBaseUrl"] is null)
+        {
+            // previews are served by this gateway: point at the address it really listens on
+            lifetime.ApplicationStarted.Register(() =>
+            {
+                var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+                if (address is not null)
+                {
+                    options.Runner.PreviewBaseUrl = address.TrimEnd('/') + "/preview";
+                }
+            });
+        }
+
         _ = leases;
         publisher.Published += e => metrics.Increment("builder_events_published_total", e.Type);
         decisions.Resolved += (_, r) => metrics.Increment("builder_decisions_resolved_total", r.ResolvedBy);

@@ -40,6 +40,7 @@ internal static class GatewayEndpoints
                 var token = TokenIssuer.Issue(options.Jwt.Secret!, user, user, projects, TimeSpan.FromHours(8), time, role, options.Jwt.Issuer, options.Jwt.Audience);
                 return Results.Json(new { token, userId = user, projects, role });
             });
+            DevDashboard.Map(app, options);
         }
     }
 
@@ -221,6 +222,17 @@ internal static class GatewayEndpoints
             return Problem(check.Status, check.Code!, check.Message!);
         }
 
+        var startedBy = request.Headers["X-Api-Key"].Count > 0 ? "api-key" : "service";
+        return await StartBuildCoreAsync(projectId, request, runner, options, startedBy, simulateRequired: true);
+    }
+
+    /// <summary>
+    /// Reads, validates and starts a simulated build; the answers of the build API: 202 {buildId},
+    /// 400 with the invalid fields, 409 BUILD_RUNNING, 503 TOO_MANY_BUILDS. The credential is the
+    /// caller's business (the API checks a producer's, the development dashboard has none).
+    /// </summary>
+    internal static async Task<IResult> StartBuildCoreAsync(string projectId, HttpRequest request, BuildRunner runner, BuilderOptions options, string startedBy, bool simulateRequired)
+    {
         var (body, error) = await ReadBodyAsync(request, 64 * 1024);
         if (error is not null)
         {
@@ -237,7 +249,7 @@ internal static class GatewayEndpoints
             return Problem(400, "VALIDATION_FAILED", "The build request is invalid: " + ex.Message);
         }
 
-        var fields = ValidateBuild(projectId, raw);
+        var fields = ValidateBuild(projectId, raw, simulateRequired);
         if (fields.Count > 0)
         {
             return Problem(400, "VALIDATION_FAILED", "The build request is invalid: " + string.Join("; ", fields.Select(e => $"{e.Field} {e.Message}")), Fields(fields));
@@ -251,7 +263,7 @@ internal static class GatewayEndpoints
             Speed = raw.Speed ?? 1,
             Seed = raw.Seed ?? 0,
             Faults = raw.Faults ?? [],
-            StartedBy = request.Headers["X-Api-Key"].Count > 0 ? "api-key" : "service",
+            StartedBy = startedBy,
         };
         var started = await runner.StartAsync(projectId, buildRequest, request.HttpContext.RequestAborted);
         return started.Outcome switch
@@ -262,7 +274,7 @@ internal static class GatewayEndpoints
         };
     }
 
-    private static List<FieldError> ValidateBuild(string projectId, BuildBody? body)
+    private static List<FieldError> ValidateBuild(string projectId, BuildBody? body, bool simulateRequired)
     {
         var fields = new List<FieldError>();
         if (!ProjectIds.IsValid(projectId))
@@ -281,7 +293,7 @@ internal static class GatewayEndpoints
             fields.Add(new FieldError("requirements", "is required (1-10000 characters)"));
         }
 
-        if (body.Simulate != true)
+        if (simulateRequired ? body.Simulate != true : body.Simulate == false)
         {
             fields.Add(new FieldError("simulate", "must be true: this gateway runs simulated agents (real agents publish their events through the API)"));
         }
