@@ -19,7 +19,7 @@ public sealed class EngineSession
     // lock-free, bounded by _queued
     private readonly ConcurrentQueue<EngineMessage> _queue = new();
     private int _queued;
-    private TaskCompletionSource? _writerSignal;
+    private readonly WriterSignal _writerSignal = new();
     private readonly CancellationTokenSource _closed = new();
     private readonly Lock _gate = new();
     private readonly ITimer _pingTimer;
@@ -118,23 +118,19 @@ public sealed class EngineSession
     private void WakeConsumers()
     {
         Volatile.Read(ref _pollWaiter)?.TrySetResult();
-        if (Volatile.Read(ref _writerSignal) is not null)
-        {
-            Interlocked.Exchange(ref _writerSignal, null)?.TrySetResult();
-        }
+        _writerSignal.Set();
     }
 
     /// <summary>Completes when a packet is queued or the session closes (one waiter: the writer).</summary>
-    private Task WaitForPacketsAsync()
+    private ValueTask WaitForPacketsAsync()
     {
-        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Interlocked.Exchange(ref _writerSignal, signal);
+        _writerSignal.Arm();
         if (!_queue.IsEmpty || !IsOpen)
         {
-            Interlocked.Exchange(ref _writerSignal, null)?.TrySetResult();
+            _writerSignal.Set();
         }
 
-        return signal.Task;
+        return _writerSignal.WaitAsync();
     }
 
     /// <summary>Closes the session after the packets already queued are sent ("forced close").</summary>
