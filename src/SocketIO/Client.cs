@@ -135,6 +135,8 @@ internal sealed class Client
                     _sockets[name] = socket;
                 }
 
+                // a namespace is joined: the connect timeout has done its job
+                _connectTimeout.Dispose();
                 nsp.CompleteConnect(socket);
             }
         }

@@ -27,8 +27,9 @@ public static class DisconnectReason
 public sealed class Socket
 {
     private static readonly string[] s_reserved = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
-    private readonly ConcurrentDictionary<string, Func<SocketEventContext, ValueTask>> _handlers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<long, TaskCompletionSource<AckResponse>> _acks = new();
+    // small per-socket state: a plain dictionary under its own lock; acks created on first use
+    private readonly Dictionary<string, Func<SocketEventContext, ValueTask>> _handlers = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<long, TaskCompletionSource<AckResponse>>? _acks;
     private readonly List<Action<string>> _disconnecting = [];
     private readonly List<Action<string>> _disconnected = [];
     private Func<SocketEventContext, ValueTask>? _any;
@@ -92,7 +93,10 @@ public sealed class Socket
     {
         ArgumentNullException.ThrowIfNull(eventName);
         ArgumentNullException.ThrowIfNull(handler);
-        _handlers[eventName] = handler;
+        lock (_handlers)
+        {
+            _handlers[eventName] = handler;
+        }
     }
 
     public void On(string eventName, Action<SocketEventContext> handler)
@@ -158,7 +162,7 @@ public sealed class Socket
         }
         finally
         {
-            _acks.TryRemove(id, out _);
+            _acks?.TryRemove(id, out _);
         }
     }
 
@@ -197,7 +201,7 @@ public sealed class Socket
     internal Task<AckResponse> SendWithAck(EncodedPacket packet, long id)
     {
         var tcs = new TaskCompletionSource<AckResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _acks[id] = tcs;
+        LazyInitializer.EnsureInitialized(ref _acks)[id] = tcs;
         if (!Connected)
         {
             tcs.TrySetException(new InvalidOperationException("The socket is disconnected."));
@@ -233,7 +237,7 @@ public sealed class Socket
                 break;
             case SocketPacketType.Ack:
             case SocketPacketType.BinaryAck:
-                if (packet.Id is { } id && _acks.TryRemove(id, out var tcs))
+                if (packet.Id is { } id && _acks is { } acks && acks.TryRemove(id, out var tcs))
                 {
                     tcs.TrySetResult(new AckResponse(Id, packet.Data!.Value, packet.Attachments, Namespace.Server.SerializerOptions));
                 }
@@ -254,7 +258,12 @@ public sealed class Socket
         var first = array[0];
         var name = first.ValueKind == JsonValueKind.String ? first.GetString()! : first.GetRawText();
         var context = new SocketEventContext(this, name, array, packet.Attachments, packet.Id, Namespace.Server.SerializerOptions);
-        var handler = _handlers.TryGetValue(name, out var h) ? h : _any;
+        Func<SocketEventContext, ValueTask>? handler;
+        lock (_handlers)
+        {
+            handler = _handlers.TryGetValue(name, out var h) ? h : _any;
+        }
+
         if (handler is null)
         {
             return;
@@ -309,9 +318,9 @@ public sealed class Socket
         Namespace.Adapter.DelAll(Id);
         Namespace.Remove(this);
         Client.Remove(this);
-        foreach (var pair in _acks)
+        foreach (var pair in _acks ?? [])
         {
-            if (_acks.TryRemove(pair.Key, out var tcs))
+            if (_acks!.TryRemove(pair.Key, out var tcs))
             {
                 tcs.TrySetException(new InvalidOperationException($"The socket disconnected ({reason})."));
             }
