@@ -111,6 +111,22 @@ for project in "${test_projects[@]}"; do
   fi
 done
 
+# the end-to-end benchmark harness, as a smoke test only: it must run, no timing is asserted
+log "bench/run.sh --short (benchmark harness smoke run)"
+if bash bench/run.sh --short; then
+  passed+=("bench-smoke")
+else
+  failed+=("bench-smoke")
+fi
+
+# formatting and style, as dotnet format sees them
+log "dotnet format --verify-no-changes"
+if dotnet format Builder.slnx --verify-no-changes --no-restore; then
+  passed+=("format")
+else
+  failed+=("format")
+fi
+
 echo
 trap - EXIT
 if [ "${#failed[@]}" -gt 0 ]; then
