@@ -194,7 +194,8 @@ public sealed class EngineSession
 
     /// <summary>
     /// The session is due to be closed by the ping timeout even if the timer has not run yet (a
-    /// loaded machine runs timers late): requests check the schedule, not the timer.
+    /// loaded machine runs timers late): a GET checks the schedule, last pong (or open) + interval
+    /// + timeout, not the timer. A pong arriving by POST is never refused for this.
     /// </summary>
     internal bool HeartbeatExpired()
     {
@@ -219,24 +220,6 @@ public sealed class EngineSession
         if (!IsOpen)
         {
             return;
-        }
-
-        // The deadline follows the schedule (last pong + interval + timeout), as a precise timer
-        // would. Only a ping that goes out very late (the process stalled for more than half the
-        // timeout) gets its full timeout from now, so a stall of ours does not cost the client.
-        var time = _options.TimeProvider;
-        var now = time.GetTimestamp();
-        var timeout = (long)(_options.PingTimeout.TotalSeconds * time.TimestampFrequency);
-        var scheduled = Interlocked.Read(ref _heartbeatDeadline) - timeout;
-        if (now - scheduled > timeout / 2)
-        {
-            var due = now + timeout;
-            long current;
-            do
-            {
-                current = Interlocked.Read(ref _heartbeatDeadline);
-            }
-            while (due > current && Interlocked.CompareExchange(ref _heartbeatDeadline, due, current) != current);
         }
 
         _pingTimeoutTimer.Change(_options.PingTimeout, Timeout.InfiniteTimeSpan);
