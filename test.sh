@@ -101,15 +101,25 @@ stage="test"
 # --- tests --------------------------------------------------------------------------------------
 failed=()
 passed=()
+tests_passed=0
+tests_failed=0
+test_log="$(mktemp)"
 for project in "${test_projects[@]}"; do
   name="$(basename "$project" .csproj)"
   log "dotnet test $project"
-  if dotnet test "$project" -c "$CONFIGURATION" --no-build --logger "console;verbosity=normal"; then
+  if dotnet test "$project" -c "$CONFIGURATION" --no-build --logger "console;verbosity=normal" | tee "$test_log"; then
     passed+=("$name")
   else
     failed+=("$name")
   fi
+  # the summary line: "Passed!  - Failed:     0, Passed:   428, Skipped: ..."
+  summary="$(grep -Eo 'Failed: +[0-9]+, Passed: +[0-9]+' "$test_log" | tail -n 1 || true)"
+  if [ -n "$summary" ]; then
+    tests_failed=$((tests_failed + $(echo "$summary" | sed -E 's/Failed: +([0-9]+),.*/\1/')))
+    tests_passed=$((tests_passed + $(echo "$summary" | sed -E 's/.*Passed: +([0-9]+)/\1/')))
+  fi
 done
+rm -f "$test_log"
 
 # the end-to-end benchmark harness, as a smoke test only: it must run, no timing is asserted
 log "bench/run.sh --short (benchmark harness smoke run)"
@@ -131,6 +141,8 @@ echo
 trap - EXIT
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "TESTS FAILED: ${failed[*]} (passed: ${passed[*]:-none})"
+  echo "tests: ${tests_passed} passed, ${tests_failed} failed"
   exit 1
 fi
 echo "ALL TESTS PASSED: ${passed[*]}"
+echo "tests: ${tests_passed} passed, ${tests_failed} failed"
