@@ -112,12 +112,11 @@ for project in "${test_projects[@]}"; do
   else
     failed+=("$name")
   fi
-  # the summary line: "Passed!  - Failed:     0, Passed:   428, Skipped: ..."
-  summary="$(grep -Eo 'Failed: +[0-9]+, Passed: +[0-9]+' "$test_log" | tail -n 1 || true)"
-  if [ -n "$summary" ]; then
-    tests_failed=$((tests_failed + $(echo "$summary" | sed -E 's/Failed: +([0-9]+),.*/\1/')))
-    tests_passed=$((tests_passed + $(echo "$summary" | sed -E 's/.*Passed: +([0-9]+)/\1/')))
-  fi
+  # the summary block of the console logger: "Total tests: N", "     Passed: N", "     Failed: N"
+  n_passed="$(grep -E '^ +Passed: [0-9]+$' "$test_log" | tail -n 1 | grep -Eo '[0-9]+' || true)"
+  n_failed="$(grep -E '^ +Failed: [0-9]+$' "$test_log" | tail -n 1 | grep -Eo '[0-9]+' || true)"
+  tests_passed=$((tests_passed + ${n_passed:-0}))
+  tests_failed=$((tests_failed + ${n_failed:-0}))
 done
 rm -f "$test_log"
 
