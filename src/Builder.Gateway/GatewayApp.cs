@@ -125,7 +125,8 @@ internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions,
             });
         }
 
-        _ = leases;
+        // the lease monitor watches publications from its construction on: taking it here creates it
+        GC.KeepAlive(leases);
         publisher.Published += e => metrics.Increment("builder_events_published_total", e.Type);
         decisions.Resolved += (_, r) => metrics.Increment("builder_decisions_resolved_total", r.ResolvedBy);
         metrics.Gauge("builder_connected_sockets", () => hub.Namespace.Sockets.Count);

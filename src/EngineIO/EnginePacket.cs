@@ -22,7 +22,6 @@ public enum EnginePacketType : byte
 public sealed class EngineMessage
 {
     internal static readonly EngineMessage Ping = Control("2");
-    internal static readonly EngineMessage Pong = Control("3");
     internal static readonly EngineMessage Noop = Control("6");
     internal static readonly EngineMessage ClosePacket = Control("1");
     internal static readonly EngineMessage PongProbe = Control("3probe");

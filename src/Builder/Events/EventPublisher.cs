@@ -46,10 +46,6 @@ public sealed class EventPublisher
     /// <summary>Raised after an event is logged and broadcast (metrics, projections).</summary>
     public event Action<EventEnvelope>? Published;
 
-    public long PublishedCount => Interlocked.Read(ref _published);
-
-    private long _published;
-
     public static string Room(string projectId) => "project:" + projectId;
 
     /// <summary>Validates and publishes a producer's event.</summary>
@@ -113,7 +109,6 @@ public sealed class EventPublisher
             gate.Release();
         }
 
-        Interlocked.Increment(ref _published);
         try
         {
             Published?.Invoke(envelope);

@@ -252,7 +252,7 @@ public sealed class IntegrationAgent(RequirementsModel model) : SimulatedAgent(m
 
 public sealed record Connector(string Name, string Kind, string Purpose, string[] Entities);
 
-public sealed class DeploymentAgent(RequirementsModel model) : IDeploymentAgent
+public sealed class DeploymentAgent : IDeploymentAgent
 {
     public async Task<DeploymentResult> DeployAsync(DeploymentContext context)
     {
@@ -280,7 +280,6 @@ public sealed class DeploymentAgent(RequirementsModel model) : IDeploymentAgent
         }
 
         var slug = new string(context.ProjectId.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray());
-        _ = model;
         return new DeploymentResult($"https://test-{slug}.aibuilder.app", "healthy");
     }
 }
@@ -298,6 +297,6 @@ public static class SimulatedTeam
     public static IDeploymentAgent DeployerFor(BuildRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return new DeploymentAgent(new RequirementsModel(request.Requirements));
+        return new DeploymentAgent();
     }
 }
