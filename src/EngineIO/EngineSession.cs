@@ -550,7 +550,10 @@ public sealed class EngineSession
         }
 
         Abort(reason);
-        if (socket.State != WebSocketState.Closed)
+
+        // a close frame we sent (e.g. 1009 for a message over MaxPayload) must reach the client:
+        // aborting would reset the connection before Kestrel flushes it, so only an open socket is cut
+        if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             socket.Abort();
         }

@@ -84,4 +84,20 @@ public sealed class EngineOptionsTests
         var (status, _) = await server.GetAsync(string.Empty);
         Assert.Equal(200, status);
     }
+
+    [Fact]
+    public async Task WebSocketMessageOverMaxPayload_ClosesTheSessionWith1009()
+    {
+        await using var server = await SioTestServer.StartAsync(o => o.Engine.MaxPayload = 1000);
+        using var ws = new ClientWebSocket();
+        await ws.ConnectAsync(server.WsUri(), CancellationToken.None);
+        var buffer = new byte[4096];
+        await ws.ReceiveAsync(new ArraySegment<byte>(buffer), CancellationToken.None).WaitAsync(SioTestServer.Deadline);
+
+        var big = System.Text.Encoding.UTF8.GetBytes("4" + new string('x', 2000));
+        await ws.SendAsync(big, WebSocketMessageType.Text, true, CancellationToken.None);
+        var result = await ws.ReceiveAsync(new ArraySegment<byte>(buffer), CancellationToken.None).WaitAsync(SioTestServer.Deadline);
+        Assert.Equal(WebSocketMessageType.Close, result.MessageType);
+        Assert.Equal(WebSocketCloseStatus.MessageTooBig, result.CloseStatus);
+    }
 }
