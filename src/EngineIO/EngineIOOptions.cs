@@ -33,6 +33,16 @@ public sealed class EngineIOOptions
     /// </summary>
     public int MaxBufferedPackets { get; set; } = 8192;
 
+    /// <summary>
+    /// WebSocket write coalescing: how many times a round of writes may let other waiting work
+    /// (typically more broadcasts) run first, so that a connection gets several frames in one
+    /// write. 0 writes as soon as the thread pool runs the round.
+    /// </summary>
+    public int MaxFlushDeferrals { get; set; } = 16;
+
+    /// <summary>WebSocket write coalescing: the longest a round of writes is put back for.</summary>
+    public TimeSpan MaxFlushDelay { get; set; } = TimeSpan.FromMilliseconds(20);
+
     /// <summary>CORS for the polling transport; null disables CORS headers.</summary>
     public EngineCorsOptions? Cors { get; set; }
 
@@ -65,6 +75,16 @@ public sealed class EngineIOOptions
         if (MaxBufferedPackets < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxBufferedPackets), "MaxBufferedPackets must be at least 1.");
+        }
+
+        if (MaxFlushDeferrals < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxFlushDeferrals), "MaxFlushDeferrals must be 0 or more.");
+        }
+
+        if (MaxFlushDelay < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxFlushDelay), "MaxFlushDelay must be 0 or more.");
         }
 
         if (Transports.Count == 0 || Transports.Any(t => t is not (Polling or WebSocket)))

@@ -32,6 +32,7 @@ public sealed class EngineIOServer
         ArgumentNullException.ThrowIfNull(handler);
         options.Validate();
         _options = options;
+        Flusher = new WebSocketFlusher(options);
         Handler = handler;
         Log = logger ?? NullLogger.Instance;
     }
@@ -41,6 +42,8 @@ public sealed class EngineIOServer
     public int SessionCount => _sessions.Count;
 
     internal IEngineHandler Handler { get; }
+
+    internal WebSocketFlusher Flusher { get; }
 
     internal ILogger Log { get; }
 
@@ -98,7 +101,7 @@ public sealed class EngineIOServer
                     return;
                 }
 
-                using var upgraded = await context.WebSockets.AcceptWebSocketAsync();
+                using var upgraded = await WebSocketTransport.AcceptAsync(context);
                 await session.RunUpgradeAsync(upgraded);
                 return;
             }
@@ -149,7 +152,7 @@ public sealed class EngineIOServer
 
         if (isWebSocket)
         {
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            using var socket = await WebSocketTransport.AcceptAsync(context);
             var session = Open(context, EngineIOOptions.WebSocket);
             await session.RunWebSocketAsync(socket);
         }

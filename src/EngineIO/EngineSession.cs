@@ -19,7 +19,12 @@ public sealed class EngineSession
     // lock-free, bounded by _queued
     private readonly ConcurrentQueue<EngineMessage> _queue = new();
     private int _queued;
-    private readonly WriterSignal _writerSignal = new();
+    // the WebSocket once the session runs on one; then whoever queues a packet writes the queue
+    // out itself (no writer task per session), one thread at a time (_draining)
+    private WebSocketTransport? _ws;
+    private int _draining;
+    private int _flushScheduled;
+    private Task _writeTail = Task.CompletedTask;
     private readonly CancellationTokenSource _closed = new();
     private readonly Lock _gate = new();
     private readonly ITimer _pingTimer;
@@ -118,19 +123,20 @@ public sealed class EngineSession
     private void WakeConsumers()
     {
         Volatile.Read(ref _pollWaiter)?.TrySetResult();
-        _writerSignal.Set();
+        if (Volatile.Read(ref _ws) is not null && Interlocked.Exchange(ref _flushScheduled, 1) == 0)
+        {
+            _server.Flusher.Schedule(this);
+        }
     }
 
-    /// <summary>Completes when a packet is queued or the session closes (one waiter: the writer).</summary>
-    private ValueTask WaitForPacketsAsync()
+    /// <summary>Called by the flusher: writes out what is queued.</summary>
+    internal void Flush()
     {
-        _writerSignal.Arm();
-        if (!_queue.IsEmpty || !IsOpen)
+        Volatile.Write(ref _flushScheduled, 0);
+        if (Volatile.Read(ref _ws) is { } ws)
         {
-            _writerSignal.Set();
+            Drain(ws);
         }
-
-        return _writerSignal.WaitAsync();
     }
 
     /// <summary>Closes the session after the packets already queued are sent ("forced close").</summary>
@@ -436,15 +442,17 @@ public sealed class EngineSession
 
     // ---- WebSocket ----
 
-    internal async Task RunWebSocketAsync(WebSocket socket)
+    internal async Task RunWebSocketAsync(WebSocketTransport transport)
     {
-        var writer = WriteLoopAsync(socket);
-        await ReadLoopAsync(socket);
-        await writer;
+        Volatile.Write(ref _ws, transport);
+        Drain(transport); // what was queued before (the open packet, or packets queued while polling)
+        await ReadLoopAsync(transport.Socket);
+        await Volatile.Read(ref _writeTail);
     }
 
-    internal async Task RunUpgradeAsync(WebSocket socket)
+    internal async Task RunUpgradeAsync(WebSocketTransport transport)
     {
+        var socket = transport.Socket;
         using var timeout = new CancellationTokenSource(_options.UpgradeTimeout, _options.TimeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _closed.Token);
         var buffer = new byte[64];
@@ -481,7 +489,7 @@ public sealed class EngineSession
                     }
 
                     Volatile.Read(ref _pollWaiter)?.TrySetResult();
-                    await RunWebSocketAsync(socket);
+                    await RunWebSocketAsync(transport);
                     return;
                 }
 
@@ -615,45 +623,175 @@ public sealed class EngineSession
         }
     }
 
-    private async Task WriteLoopAsync(WebSocket socket)
+    /// <summary>
+    /// Writes the queue out on the calling thread (the flusher's round), batch by batch, each
+    /// batch one write and one flush. Only one thread drains at a time: one that finds the flag
+    /// taken leaves the packets to the drainer, which looks again before it lets go. A write that
+    /// cannot complete at once (the client reads slowly) is finished asynchronously, and the
+    /// drain goes on from there; the flusher never waits for one connection.
+    /// </summary>
+    private void Drain(WebSocketTransport ws)
+    {
+        while (IsOpen && !_queue.IsEmpty && Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
+        {
+            ValueTask pending;
+            byte[]? buffer;
+            try
+            {
+                (pending, buffer) = WriteBatch(ws);
+            }
+            catch (Exception ex) when (IsTransportFailure(ex))
+            {
+                Abort(EngineCloseReason.TransportError);
+                return;
+            }
+
+            if (buffer is null)
+            {
+                // the close packet is next: the drain ends with the closing handshake
+                Volatile.Write(ref _writeTail, CloseAfterFlushAsync(ws));
+                return;
+            }
+
+            if (!pending.IsCompleted)
+            {
+                Volatile.Write(ref _writeTail, DrainAsync(ws, pending, buffer));
+                return;
+            }
+
+            try
+            {
+                pending.GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (IsTransportFailure(ex))
+            {
+                Abort(EngineCloseReason.TransportError);
+                return;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            Volatile.Write(ref _draining, 0);
+        }
+    }
+
+    /// <summary>Finishes a write that went asynchronous, then drains the rest the same way.</summary>
+    private async Task DrainAsync(WebSocketTransport ws, ValueTask pending, byte[] buffer)
     {
         try
         {
-            while (IsOpen)
+            while (true)
             {
-                while (TryDequeue(out var packet))
+                try
                 {
-                    if (ReferenceEquals(packet, EngineMessage.ClosePacket))
-                    {
-                        // complete the closing handshake, so the frames sent before reach the client
-                        _forcedClosing = true;
-                        await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, null);
-                        try
-                        {
-                            await Task.Delay(TimeSpan.FromSeconds(1), _options.TimeProvider, _closed.Token);
-                        }
-                        catch (OperationCanceledException)
-                        {
-                            // the read loop saw the client's close frame
-                        }
-
-                        Abort(EngineCloseReason.ForcedClose);
-                        return;
-                    }
-
-                    // no cancellation token: registering one per frame costs; a closing session
-                    // aborts the socket, which ends a pending send
-                    await socket.SendAsync(packet.Frame, packet.IsBinary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, CancellationToken.None);
+                    await pending;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
 
-                await WaitForPacketsAsync();
+                if (!IsOpen || _queue.IsEmpty)
+                {
+                    break;
+                }
+
+                (pending, var next) = WriteBatch(ws);
+                if (next is null)
+                {
+                    await CloseAfterFlushAsync(ws);
+                    return;
+                }
+
+                buffer = next;
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException)
+        catch (Exception ex) when (IsTransportFailure(ex))
         {
             Abort(EngineCloseReason.TransportError);
+            return;
+        }
+
+        Volatile.Write(ref _draining, 0);
+        Drain(ws); // anything queued while the flag was held
+    }
+
+    /// <summary>
+    /// Lays out the queued packets that fit in one batch (at least one) as WebSocket frames in a
+    /// pooled buffer and starts writing them. Returns a null buffer, having taken it off the
+    /// queue, when the next packet is the close packet. The caller returns the buffer to the pool
+    /// once the write has completed.
+    /// </summary>
+    private (ValueTask Pending, byte[]? Buffer) WriteBatch(WebSocketTransport ws)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(4096);
+        var length = 0;
+        while (_queue.TryPeek(out var packet))
+        {
+            if (ReferenceEquals(packet, EngineMessage.ClosePacket))
+            {
+                // what was queued before the close goes first
+                if (length == 0)
+                {
+                    TryDequeue(out _);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return (default, null);
+                }
+
+                break;
+            }
+
+            var need = WebSocketTransport.FrameLength(packet.Frame.Length);
+            if (length + need > buffer.Length)
+            {
+                if (length > 0 && length + need > WebSocketTransport.MaxBatchBytes)
+                {
+                    break;
+                }
+
+                var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(length + need, Math.Min(buffer.Length * 2, WebSocketTransport.MaxBatchBytes)));
+                buffer.AsSpan(0, length).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = bigger;
+            }
+
+            TryDequeue(out _);
+            length += WebSocketTransport.WriteFrame(buffer.AsSpan(length), packet.Frame.Span, packet.IsBinary);
+        }
+
+        try
+        {
+            return (ws.SendFramesAsync(buffer.AsMemory(0, length)), buffer);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
     }
+
+    /// <summary>A forced close: the close frame after everything queued before it, then the end.</summary>
+    private async Task CloseAfterFlushAsync(WebSocketTransport ws)
+    {
+        // complete the closing handshake, so the frames sent before reach the client
+        _forcedClosing = true;
+        await CloseSocketQuietlyAsync(ws.Socket, WebSocketCloseStatus.NormalClosure, null);
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), _options.TimeProvider, _closed.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // the read loop saw the client's close frame
+        }
+
+        Abort(EngineCloseReason.ForcedClose);
+    }
+
+    private static bool IsTransportFailure(Exception ex) =>
+        ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException;
 
     private static async Task CloseSocketQuietlyAsync(WebSocket socket, WebSocketCloseStatus status, string? description)
     {

@@ -1,0 +1,60 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace EngineIO;
+
+/// <summary>
+/// Writes out the WebSocket sessions that have packets queued, from one thread-pool work item
+/// per round instead of one per session. When other work is waiting in the thread pool (a
+/// server under load: more broadcasts coming) a round is put back behind it, a bounded number of
+/// times (<see cref="EngineIOOptions.MaxFlushDeferrals"/>) and for a bounded time
+/// (<see cref="EngineIOOptions.MaxFlushDelay"/>), so that the frames of several broadcasts leave
+/// each connection in one write and one system call. An idle server flushes at once.
+/// </summary>
+internal sealed class WebSocketFlusher(EngineIOOptions options) : IThreadPoolWorkItem
+{
+    private readonly ConcurrentQueue<EngineSession> _sessions = new();
+    private readonly int _maxDeferrals = options.MaxFlushDeferrals;
+    private readonly long _maxDelayTicks = (long)(options.MaxFlushDelay.TotalSeconds * Stopwatch.Frequency);
+    private int _scheduled;
+    private int _deferrals;
+    private long _roundStarted;
+
+    /// <summary>Queues a session for the next round (the session makes sure it is queued once).</summary>
+    public void Schedule(EngineSession session)
+    {
+        _sessions.Enqueue(session);
+        if (Interlocked.Exchange(ref _scheduled, 1) == 0)
+        {
+            _roundStarted = Stopwatch.GetTimestamp();
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    public void Execute()
+    {
+        if (_deferrals < _maxDeferrals
+            && ThreadPool.PendingWorkItemCount > 0
+            && Stopwatch.GetTimestamp() - _roundStarted < _maxDelayTicks)
+        {
+            _deferrals++;
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            return;
+        }
+
+        _deferrals = 0;
+        while (true)
+        {
+            while (_sessions.TryDequeue(out var session))
+            {
+                session.Flush();
+            }
+
+            Volatile.Write(ref _scheduled, 0);
+            if (_sessions.IsEmpty || Interlocked.Exchange(ref _scheduled, 1) == 1)
+            {
+                return;
+            }
+        }
+    }
+}
