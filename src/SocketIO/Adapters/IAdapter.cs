@@ -117,7 +117,7 @@ public class RemoteSocket
     }
 
     internal RemoteSocket(Socket local)
-        : this(local.Id, new HashSet<string>(local.Rooms), new Dictionary<string, object?>(local.Data), local.Handshake.Auth)
+        : this(local.Id, new HashSet<string>(local.Rooms), local.DataCopy(), local.Handshake.Auth)
     {
         _local = local;
     }
