@@ -128,7 +128,8 @@ public sealed class EngineIOServer
             return;
         }
 
-        if (!HttpMethods.IsGet(request.Method))
+        // a WebSocket handshake is a GET, or a CONNECT over HTTP/2 (RFC 8441)
+        if (!HttpMethods.IsGet(request.Method) && !(isWebSocket && HttpMethods.IsConnect(request.Method)))
         {
             await WriteErrorAsync(context, EngineError.BadHandshakeMethod);
             return;

@@ -559,9 +559,14 @@ public sealed class EngineSession
 
         Abort(reason);
 
-        // a close frame we sent (e.g. 1009 for a message over MaxPayload) must reach the client:
+        // a client's close frame is answered with ours (RFC 6455 5.5.1), echoing its status; a
+        // close frame we sent (e.g. 1009 for a message over MaxPayload) must reach the client:
         // aborting would reset the connection before Kestrel flushes it, so only an open socket is cut
-        if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        if (socket.State == WebSocketState.CloseReceived)
+        {
+            await CloseSocketQuietlyAsync(socket, socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, null);
+        }
+        else if (socket.State == WebSocketState.Open)
         {
             socket.Abort();
         }
