@@ -5,24 +5,36 @@
 //   envelopes to room project:P (rate=0: B events per scheduling turn; rate>0: event i due at
 //   t0 + i*1000/R ms) and answers JSON once the last one is handed to the transport;
 //   GET /bench/stats answers the process's memory figures.
-// Usage: dotnet run -c Release --project bench/BenchHost -- --port N
+// Usage: dotnet run -c Release --project bench/BenchHost -- --port N [--flush-deferrals D]
+//   (D: EngineIOOptions.MaxFlushDeferrals, to measure what write coalescing buys; default 16)
 using System.Globalization;
 using System.Text.Json;
 using SocketIO;
 
 var port = 3200;
+int? flushDeferrals = null;
 for (var i = 0; i < args.Length - 1; i++)
 {
     if (args[i] == "--port")
     {
         port = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
     }
+    else if (args[i] == "--flush-deferrals")
+    {
+        flushDeferrals = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+    }
 }
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-builder.Services.AddSocketIO();
+builder.Services.AddSocketIO(o =>
+{
+    if (flushDeferrals is { } d)
+    {
+        o.Engine.MaxFlushDeferrals = d;
+    }
+});
 var app = builder.Build();
 app.UseWebSockets();
 app.MapSocketIO("/socket.io");
