@@ -15,10 +15,8 @@ public sealed class EngineSession
 {
     private readonly EngineIOServer _server;
     private readonly EngineIOOptions _options;
-    // the send queue: many producers (broadcasts), one consumer (the WebSocket writer or a poll);
-    // lock-free, bounded by _queued
-    private readonly ConcurrentQueue<EngineMessage> _queue = new();
-    private int _queued;
+    // the send queue (under _gate), bounded by MaxBufferedPackets
+    private SendQueue _queue;
     // the WebSocket once the session runs on one; then whoever queues a packet writes the queue
     // out itself (no writer task per session), one thread at a time (_draining)
     private WebSocketTransport? _ws;
@@ -69,7 +67,7 @@ public sealed class EngineSession
     public CancellationToken Closed => _closed.Token;
 
     /// <summary>Packets waiting for the transport.</summary>
-    public int QueuedPackets => Volatile.Read(ref _queued);
+    public int QueuedPackets => _queue.Count;
 
     /// <summary>
     /// Queues a message. Returns false when the session is closed, or when the queue is full:
@@ -98,26 +96,24 @@ public sealed class EngineSession
             return false;
         }
 
-        if (Interlocked.Increment(ref _queued) > _options.MaxBufferedPackets)
+        lock (_gate)
         {
-            Interlocked.Decrement(ref _queued);
-            return false;
+            if (!_queue.TryEnqueue(message, _options.MaxBufferedPackets))
+            {
+                return false;
+            }
         }
 
-        _queue.Enqueue(message);
         WakeConsumers();
         return true;
     }
 
     private bool TryDequeue(out EngineMessage message)
     {
-        if (_queue.TryDequeue(out message!))
+        lock (_gate)
         {
-            Interlocked.Decrement(ref _queued);
-            return true;
+            return _queue.TryDequeue(out message);
         }
-
-        return false;
     }
 
     private void WakeConsumers()
@@ -733,37 +729,40 @@ public sealed class EngineSession
     {
         var buffer = ArrayPool<byte>.Shared.Rent(4096);
         var length = 0;
-        while (_queue.TryPeek(out var packet))
+        lock (_gate)
         {
-            if (ReferenceEquals(packet, EngineMessage.ClosePacket))
+            while (_queue.TryPeek(out var packet))
             {
-                // what was queued before the close goes first
-                if (length == 0)
+                if (ReferenceEquals(packet, EngineMessage.ClosePacket))
                 {
-                    TryDequeue(out _);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    return (default, null);
-                }
+                    // what was queued before the close goes first
+                    if (length == 0)
+                    {
+                        _queue.TryDequeue(out _);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        return (default, null);
+                    }
 
-                break;
-            }
-
-            var need = WebSocketTransport.FrameLength(packet.Frame.Length);
-            if (length + need > buffer.Length)
-            {
-                if (length > 0 && length + need > WebSocketTransport.MaxBatchBytes)
-                {
                     break;
                 }
 
-                var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(length + need, Math.Min(buffer.Length * 2, WebSocketTransport.MaxBatchBytes)));
-                buffer.AsSpan(0, length).CopyTo(bigger);
-                ArrayPool<byte>.Shared.Return(buffer);
-                buffer = bigger;
-            }
+                var need = WebSocketTransport.FrameLength(packet.Frame.Length);
+                if (length + need > buffer.Length)
+                {
+                    if (length > 0 && length + need > WebSocketTransport.MaxBatchBytes)
+                    {
+                        break;
+                    }
 
-            TryDequeue(out _);
-            length += WebSocketTransport.WriteFrame(buffer.AsSpan(length), packet.Frame.Span, packet.IsBinary);
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(length + need, Math.Min(buffer.Length * 2, WebSocketTransport.MaxBatchBytes)));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                _queue.TryDequeue(out _);
+                length += WebSocketTransport.WriteFrame(buffer.AsSpan(length), packet.Frame.Span, packet.IsBinary);
+            }
         }
 
         try

@@ -1,0 +1,101 @@
+using EngineIO;
+
+namespace SocketIO.Tests.Server;
+
+/// <summary>The session send queue: a ring that grows while a burst backs up and shrinks when drained.</summary>
+public sealed class SendQueueTests
+{
+    private static EngineMessage Packet(int i) => EngineMessage.Text(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private static string Text(EngineMessage m) => System.Text.Encoding.UTF8.GetString(m.Data.Span);
+
+    [Fact]
+    public void Empty_HasNothingToPeekOrDequeue()
+    {
+        var queue = default(SendQueue);
+        Assert.True(queue.IsEmpty);
+        Assert.False(queue.TryPeek(out _));
+        Assert.False(queue.TryDequeue(out _));
+    }
+
+    [Fact]
+    public void Bound_RefusesThePacketOverMax_AndCountsWhatIsQueued()
+    {
+        var queue = default(SendQueue);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.True(queue.TryEnqueue(Packet(i), max: 5));
+        }
+
+        Assert.False(queue.TryEnqueue(Packet(5), max: 5));
+        Assert.Equal(5, queue.Count);
+        Assert.True(queue.TryDequeue(out var first));
+        Assert.Equal("0", Text(first));
+        Assert.True(queue.TryEnqueue(Packet(5), max: 5));
+    }
+
+    [Fact]
+    public void GrowsAcrossTheWrapPoint_KeepingOrder()
+    {
+        var queue = default(SendQueue);
+        // move the head into the middle of the first 8-slot ring, then fill past its capacity
+        for (var i = 0; i < 5; i++)
+        {
+            queue.TryEnqueue(Packet(i), int.MaxValue);
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(queue.TryDequeue(out var m));
+            Assert.Equal(i.ToString(System.Globalization.CultureInfo.InvariantCulture), Text(m));
+        }
+
+        for (var i = 5; i < 40; i++)
+        {
+            queue.TryEnqueue(Packet(i), int.MaxValue);
+        }
+
+        for (var i = 3; i < 40; i++)
+        {
+            Assert.True(queue.TryPeek(out var peeked));
+            Assert.True(queue.TryDequeue(out var m));
+            Assert.Same(peeked, m);
+            Assert.Equal(i.ToString(System.Globalization.CultureInfo.InvariantCulture), Text(m));
+        }
+
+        Assert.True(queue.IsEmpty);
+    }
+
+    [Fact]
+    public void RandomOperations_BehaveLikeAQueue()
+    {
+        var random = new Random(1234);
+        var queue = default(SendQueue);
+        var model = new Queue<EngineMessage>();
+        var next = 0;
+        for (var step = 0; step < 20_000; step++)
+        {
+            if (random.Next(3) < 2)
+            {
+                var packet = Packet(next++);
+                var accepted = queue.TryEnqueue(packet, max: 100);
+                Assert.Equal(model.Count < 100, accepted);
+                if (accepted)
+                {
+                    model.Enqueue(packet);
+                }
+            }
+            else
+            {
+                var had = queue.TryDequeue(out var got);
+                Assert.Equal(model.Count > 0, had);
+                if (had)
+                {
+                    Assert.Same(model.Dequeue(), got);
+                }
+            }
+
+            Assert.Equal(model.Count, queue.Count);
+        }
+    }
+}
