@@ -9,11 +9,17 @@ namespace EngineIO;
 /// server under load: more broadcasts coming) a round is put back behind it, a bounded number of
 /// times (<see cref="EngineIOOptions.MaxFlushDeferrals"/>) and for a bounded time
 /// (<see cref="EngineIOOptions.MaxFlushDelay"/>), so that the frames of several broadcasts leave
-/// each connection in one write and one system call. An idle server flushes at once.
+/// each connection in one write and one system call. A round of fewer than
+/// <see cref="MinSessionsToDefer"/> sessions (handshake replies, acks, a small room) is never put
+/// back, and an idle server flushes at once.
 /// </summary>
 internal sealed class WebSocketFlusher(EngineIOOptions options) : IThreadPoolWorkItem
 {
+    /// <summary>Rounds smaller than this are written at once: coalescing pays off for fan-outs.</summary>
+    internal const int MinSessionsToDefer = 64;
+
     private readonly ConcurrentQueue<EngineSession> _sessions = new();
+    private int _roundSize;
     private readonly int _maxDeferrals = options.MaxFlushDeferrals;
     private readonly long _maxDelayTicks = (long)(options.MaxFlushDelay.TotalSeconds * Stopwatch.Frequency);
     private int _scheduled;
@@ -24,6 +30,7 @@ internal sealed class WebSocketFlusher(EngineIOOptions options) : IThreadPoolWor
     public void Schedule(EngineSession session)
     {
         _sessions.Enqueue(session);
+        Interlocked.Increment(ref _roundSize);
         if (Interlocked.Exchange(ref _scheduled, 1) == 0)
         {
             _roundStarted = Stopwatch.GetTimestamp();
@@ -34,6 +41,7 @@ internal sealed class WebSocketFlusher(EngineIOOptions options) : IThreadPoolWor
     public void Execute()
     {
         if (_deferrals < _maxDeferrals
+            && Volatile.Read(ref _roundSize) >= MinSessionsToDefer
             && ThreadPool.PendingWorkItemCount > 0
             && Stopwatch.GetTimestamp() - _roundStarted < _maxDelayTicks)
         {
@@ -43,6 +51,7 @@ internal sealed class WebSocketFlusher(EngineIOOptions options) : IThreadPoolWor
         }
 
         _deferrals = 0;
+        Volatile.Write(ref _roundSize, 0);
         while (true)
         {
             while (_sessions.TryDequeue(out var session))
