@@ -15,7 +15,9 @@
 # Environment overrides: REPS, CLIENTS, FANOUT, BROADCASTS, BATCH, FIXED_RATE, FIXED_SECONDS,
 # CONCURRENCY, GW_PROJECTS, GW_PER_PROJECT, GW_EVENTS, GW_PRODUCERS, SERVERS ("node ours raw"),
 # SKIP_GATEWAY=1, SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1 when there are 2+ cores),
-# PORT_BASE (default 41000), BENCH_NO_BUILD=1.
+# PORT_BASE (default 41000), BENCH_NO_BUILD=1, OURS_DLL (another build of bench/BenchHost, e.g. an
+# older commit's, to measure a change side by side), OURS_ARGS (extra BenchHost arguments, e.g.
+# "--flush-deferrals 0"), OUT_DIR (where latest.md/json go).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,12 +38,12 @@ if [ "$MODE" = short ]; then
   : "${REPS:=1}" "${CLIENTS:=200}" "${FANOUT:=50,200}" "${BROADCASTS:=20}" "${FIXED_RATE:=20}" "${FIXED_SECONDS:=1}"
   : "${CONCURRENCY:=50}" "${GW_PROJECTS:=20}" "${GW_PER_PROJECT:=5}" "${GW_EVENTS:=3}" "${GW_PRODUCERS:=4}" "${GW_REPS:=1}"
   : "${SETTLE:=1}" "${IDLE_TIMEOUT:=5}"
-  OUT_DIR="$ROOT/bench/results/tmp/short"
+  : "${OUT_DIR:=$ROOT/bench/results/tmp/short}"
 else
   : "${REPS:=3}" "${CLIENTS:=10000}" "${FANOUT:=1000,5000,10000}" "${BROADCASTS:=200}" "${FIXED_RATE:=20}" "${FIXED_SECONDS:=10}"
   : "${CONCURRENCY:=100}" "${GW_PROJECTS:=1000}" "${GW_PER_PROJECT:=10}" "${GW_EVENTS:=10}" "${GW_PRODUCERS:=32}" "${GW_REPS:=3}"
   : "${SETTLE:=3}" "${IDLE_TIMEOUT:=10}"
-  OUT_DIR="$ROOT/bench/results"
+  : "${OUT_DIR:=$ROOT/bench/results}"
 fi
 : "${BATCH:=1}" "${SERVERS:=node ours raw}" "${PORT_BASE:=41000}" "${SKIP_GATEWAY:=0}"
 
@@ -102,7 +104,8 @@ start_server() { # name port
   local name="$1" port="$2" logf="$RUN_DIR/$1-$2.log"
   case "$name" in
     node) "${PIN_SERVER[@]}" node bench/node-ref/server.js --port "$port" >"$logf" 2>&1 & ;;
-    ours) "${PIN_SERVER[@]}" dotnet "bench/BenchHost/$BIN/BenchHost.dll" --port "$port" >"$logf" 2>&1 & ;;
+    # shellcheck disable=SC2086 # OURS_ARGS is a list of arguments
+    ours) "${PIN_SERVER[@]}" dotnet "${OURS_DLL:-bench/BenchHost/$BIN/BenchHost.dll}" --port "$port" ${OURS_ARGS:-} >"$logf" 2>&1 & ;;
     raw)  "${PIN_SERVER[@]}" dotnet "bench/RawKestrel/$BIN/RawKestrel.dll" --port "$port" >"$logf" 2>&1 & ;;
     gateway)
       (cd src/Builder.Gateway && exec env ASPNETCORE_ENVIRONMENT=Production \
