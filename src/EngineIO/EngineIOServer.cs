@@ -32,9 +32,9 @@ public sealed class EngineIOServer
         ArgumentNullException.ThrowIfNull(handler);
         options.Validate();
         _options = options;
-        Flusher = new WebSocketFlusher(options);
         Handler = handler;
         Log = logger ?? NullLogger.Instance;
+        Flusher = new WebSocketFlusher(options, Log);
     }
 
     public EngineIOOptions Options => _options;

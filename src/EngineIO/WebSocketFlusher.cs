@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 
 namespace EngineIO;
 
@@ -13,7 +14,7 @@ namespace EngineIO;
 /// <see cref="MinSessionsToDefer"/> sessions (handshake replies, acks, a small room) is never put
 /// back, and an idle server flushes at once.
 /// </summary>
-internal sealed class WebSocketFlusher(EngineIOOptions options) : IThreadPoolWorkItem
+internal sealed class WebSocketFlusher(EngineIOOptions options, ILogger log) : IThreadPoolWorkItem
 {
     /// <summary>Rounds smaller than this are written at once: coalescing pays off for fan-outs.</summary>
     internal const int MinSessionsToDefer = 64;
@@ -56,7 +57,17 @@ internal sealed class WebSocketFlusher(EngineIOOptions options) : IThreadPoolWor
         {
             while (_sessions.TryDequeue(out var session))
             {
-                session.Flush();
+                try
+                {
+                    session.Flush();
+                }
+#pragma warning disable CA1031 // one session's failure must not stop the round (or the process)
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    log.LogError(ex, "Session {Sid}: write failed", session.Id);
+                    session.Abort(EngineCloseReason.TransportError);
+                }
             }
 
             Volatile.Write(ref _scheduled, 0);
