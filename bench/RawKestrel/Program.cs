@@ -3,7 +3,11 @@
 // (sends the Engine.IO open packet, answers the /builder namespace connect, `join-project` with
 // `project-joined` and the ack) so the same load client works, and a burst encodes each event
 // ONCE into a byte[] and hands that same array to every connection of the room.
-// Usage: dotnet run -c Release --project bench/RawKestrel -- --port N
+// Usage: dotnet run -c Release --project bench/RawKestrel -- --port N [--connection-level]
+//   --connection-level: WebSocket upgrades are answered by a Kestrel connection middleware that
+//   parses the request head itself (no HTTP/1.1 connection, HttpContext or middleware pipeline per
+//   WebSocket), to measure what Kestrel's HTTP layer costs per connection (connect rate, memory).
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net.WebSockets;
@@ -19,14 +23,38 @@ for (var i = 0; i < args.Length - 1; i++)
     }
 }
 
+var connectionLevel = args.Contains("--connection-level");
+
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-var app = builder.Build();
-app.UseWebSockets();
-
 var rooms = new ConcurrentDictionary<string, Room>(StringComparer.Ordinal);
 var connections = 0;
+if (connectionLevel)
+{
+    builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.Use(next => async connection =>
+    {
+        var input = connection.Transport.Input;
+        var read = await input.ReadAsync(connection.ConnectionClosed);
+        var key = ConnectionLevel.WebSocketKey(read.Buffer, out var headEnd);
+        if (key is null)
+        {
+            // not a WebSocket upgrade: Kestrel's HTTP/1.1 handles it, from the same bytes
+            input.AdvanceTo(read.Buffer.Start, read.Buffer.Start);
+            await next(connection);
+            return;
+        }
+
+        input.AdvanceTo(headEnd);
+        await connection.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes(
+            $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {ConnectionLevel.AcceptKey(key)}\r\n\r\n"));
+        using var ws = WebSocket.CreateFromStream(new DuplexPipeStream(connection.Transport), new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+        await RunAsync(ws, connection.ConnectionClosed);
+    })));
+}
+
+var app = builder.Build();
+app.UseWebSockets();
 
 app.Map("/socket.io/", async (HttpContext http) =>
 {
@@ -37,6 +65,11 @@ app.Map("/socket.io/", async (HttpContext http) =>
     }
 
     using var ws = await http.WebSockets.AcceptWebSocketAsync();
+    await RunAsync(ws, http.RequestAborted);
+});
+
+async Task RunAsync(WebSocket ws, CancellationToken aborted)
+{
     var conn = new Conn(ws);
     Interlocked.Increment(ref connections);
     var writer = conn.RunWriterAsync();
@@ -48,7 +81,7 @@ app.Map("/socket.io/", async (HttpContext http) =>
         while (ws.State == WebSocketState.Open)
         {
             // wait for the next message without holding a buffer (idle connections hold none)
-            var peek = await ws.ReceiveAsync(Memory<byte>.Empty, http.RequestAborted);
+            var peek = await ws.ReceiveAsync(Memory<byte>.Empty, aborted);
             if (peek.MessageType == WebSocketMessageType.Close)
             {
                 break;
@@ -59,7 +92,7 @@ app.Map("/socket.io/", async (HttpContext http) =>
             var r = peek;
             while (!r.EndOfMessage && length < buffer.Length)
             {
-                r = await ws.ReceiveAsync(buffer.AsMemory(length), http.RequestAborted);
+                r = await ws.ReceiveAsync(buffer.AsMemory(length), aborted);
                 length += r.Count;
             }
 
@@ -120,7 +153,7 @@ app.Map("/socket.io/", async (HttpContext http) =>
     }
 
     await writer;
-});
+}
 
 app.MapGet("/bench/stats", () => Results.Text(
     $"{{\"server\":\"raw\",\"rss\":{Rss()},\"gcTotalMemory\":{GC.GetTotalMemory(false)},\"clients\":{Volatile.Read(ref connections)}}}", "application/json"));
@@ -260,4 +293,76 @@ internal sealed class Conn(WebSocket ws)
         {
         }
     }
+}
+
+/// <summary>The minimal request-head check of the connection-level mode.</summary>
+internal static class ConnectionLevel
+{
+    /// <summary>The Sec-WebSocket-Key of a complete "GET ... Upgrade: websocket" head, else null.</summary>
+    public static string? WebSocketKey(ReadOnlySequence<byte> buffer, out SequencePosition headEnd)
+    {
+        headEnd = buffer.Start;
+        var reader = new SequenceReader<byte>(buffer);
+        if (!reader.TryReadTo(out ReadOnlySequence<byte> head, "\r\n\r\n"u8, advancePastDelimiter: true))
+        {
+            return null;
+        }
+
+        headEnd = reader.Position;
+        var text = Encoding.ASCII.GetString(head.IsSingleSegment ? head.FirstSpan : head.ToArray());
+        if (!text.StartsWith("GET ", StringComparison.Ordinal) || !text.Contains("websocket", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        foreach (var line in text.Split("\r\n"))
+        {
+            if (line.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase))
+            {
+                return line["Sec-WebSocket-Key:".Length..].Trim();
+            }
+        }
+
+        return null;
+    }
+
+    public static string AcceptKey(string key) =>
+        Convert.ToBase64String(System.Security.Cryptography.SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+}
+
+/// <summary>A connection's duplex pipe as one stream.</summary>
+internal sealed class DuplexPipeStream(System.IO.Pipelines.IDuplexPipe pipe) : Stream
+{
+    private readonly Stream _in = pipe.Input.AsStream(leaveOpen: true);
+    private readonly Stream _out = pipe.Output.AsStream(leaveOpen: true);
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _in.ReadAsync(buffer, cancellationToken);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _in.ReadAsync(buffer, offset, count, cancellationToken);
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _out.WriteAsync(buffer, cancellationToken);
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _out.WriteAsync(buffer, offset, count, cancellationToken);
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _out.FlushAsync(cancellationToken);
+
+    public override void Flush() => _out.Flush();
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
 }
