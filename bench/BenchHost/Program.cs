@@ -9,6 +9,7 @@
 //   (D: EngineIOOptions.MaxFlushDeferrals, to measure what write coalescing buys; default 16)
 using System.Globalization;
 using System.Text.Json;
+using EngineIO;
 using SocketIO;
 
 var port = 3200;
@@ -28,6 +29,7 @@ for (var i = 0; i < args.Length - 1; i++)
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+builder.Services.AddEngineIOWebSocketFastPath();
 builder.Services.AddSocketIO(o =>
 {
     if (flushDeferrals is { } d)

@@ -33,6 +33,8 @@ public static class GatewayApp
         services.AddSingleton(options.Jwt);
         services.TryAddTimeProvider();
         services.AddSingleton<GatewayMetrics>();
+        // WebSocket handshakes answered at the connection level (no HTTP connection per socket)
+        services.AddEngineIOWebSocketFastPath();
         services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = options.Cors.Origins, Credentials = !options.Cors.Origins.Contains("*") };

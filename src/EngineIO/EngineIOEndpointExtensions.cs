@@ -26,6 +26,8 @@ public static class EngineIOEndpointExtensions
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(server);
         var trimmed = path.TrimEnd('/');
+        server.MountPath = trimmed + "/";
+        endpoints.ServiceProvider.GetService<WebSocketFastPathMounts>()?.Add(server);
         return endpoints.Map(trimmed + "/{**rest}", server.HandleRequestAsync);
     }
 }

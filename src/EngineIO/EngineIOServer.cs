@@ -45,6 +45,12 @@ public sealed class EngineIOServer
 
     internal WebSocketFlusher Flusher { get; }
 
+    /// <summary>The path this server is mapped at ("/socket.io/"), once mapped.</summary>
+    internal string? MountPath { get; set; }
+
+    /// <summary>Sessions opened by the connection-level WebSocket path (<see cref="WebSocketFastPath"/>).</summary>
+    internal int FastPathSessions;
+
     internal ILogger Log { get; }
 
     /// <summary>Closes every session (reason "server shutting down").</summary>
@@ -164,9 +170,11 @@ public sealed class EngineIOServer
         }
     }
 
-    private EngineSession Open(HttpContext context, string transport)
+    private EngineSession Open(HttpContext context, string transport) => Open(EngineRequestInfo.From(context), transport);
+
+    internal EngineSession Open(EngineRequestInfo request, string transport)
     {
-        var session = new EngineSession(this, _options, context, transport);
+        var session = new EngineSession(this, _options, request, transport);
         _sessions[session.Id] = session;
         var upgrades = transport == EngineIOOptions.Polling && _options.AllowUpgrades && _options.Transports.Contains(EngineIOOptions.WebSocket)
             ? "[\"websocket\"]"

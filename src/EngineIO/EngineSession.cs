@@ -36,13 +36,13 @@ public sealed class EngineSession
     private long _heartbeatDeadline;
     private volatile bool _forcedClosing;
 
-    internal EngineSession(EngineIOServer server, EngineIOOptions options, HttpContext context, string transport)
+    internal EngineSession(EngineIOServer server, EngineIOOptions options, EngineRequestInfo request, string transport)
     {
         _server = server;
         _options = options;
         Id = SessionId.New();
         Transport = transport;
-        Request = EngineRequestInfo.From(context);
+        Request = request;
 
         var time = options.TimeProvider;
         _pingTimer = time.CreateTimer(static s => ((EngineSession)s!).OnPingDue(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -813,7 +813,7 @@ public sealed class EngineSession
 /// <summary>What the handshake request of a session carried, kept after the request ends.</summary>
 public sealed class EngineRequestInfo
 {
-    private EngineRequestInfo(IReadOnlyDictionary<string, string> headers, IReadOnlyDictionary<string, string> query, IPAddress? remoteAddress, string url, bool secure)
+    internal EngineRequestInfo(IReadOnlyDictionary<string, string> headers, IReadOnlyDictionary<string, string> query, IPAddress? remoteAddress, string url, bool secure)
     {
         Headers = headers;
         Query = query;

@@ -53,12 +53,17 @@ internal sealed class WebSocketTransport : IDisposable
         headers.Upgrade = "websocket";
         headers.SecWebSocketAccept = AcceptKey(key);
         context.Features.Get<IHttpRequestTimeoutFeature>()?.DisableTimeout();
-        var opaque = await upgrade.UpgradeAsync();
-        var stream = new SerializedStream(opaque);
+        // Engine.IO has its own heartbeat: no keep-alive timer per connection
+        return Create(await upgrade.UpgradeAsync());
+    }
+
+    /// <summary>A server WebSocket over an upgraded connection the caller has answered with 101.</summary>
+    internal static WebSocketTransport Create(Stream upgraded)
+    {
+        var stream = new SerializedStream(upgraded);
         var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
         {
             IsServer = true,
-            // Engine.IO has its own heartbeat: no keep-alive timer per connection
             KeepAliveInterval = TimeSpan.Zero,
         });
         return new WebSocketTransport(socket, stream);

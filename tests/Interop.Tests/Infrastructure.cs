@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using InteropHost;
+using Microsoft.Extensions.DependencyInjection;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
@@ -17,6 +18,10 @@ public sealed class InteropServerFixture : IAsyncLifetime
     private Uri? _external;
 
     public Uri Url => _external ?? _server?.Url ?? throw new InvalidOperationException("server not started");
+
+    /// <summary>Sessions opened by the connection-level WebSocket handshake (null for an external server).</summary>
+    public int? FastPathSessions =>
+        _server is null ? null : Volatile.Read(ref _server.Services.GetRequiredService<SocketIO.SocketIOServer>().Engine.FastPathSessions);
 
     public async Task InitializeAsync()
     {

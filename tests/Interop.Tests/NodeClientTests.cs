@@ -39,7 +39,13 @@ public sealed class NodeClientTests(InteropServerFixture fixture) : IClassFixtur
         Assert.True(Directory.Exists(modules), $"{modules} is missing: run `npm ci` in tests/Interop (test.sh does)");
 
         string[] args = ["node_client.mjs", "--url", fixture.Url.ToString(), "--transport", transport, "--scenario", scenario];
+        var before = fixture.FastPathSessions;
         var result = await ChildProcess.RunAsync("node", args, Repo.InteropDir, Deadline);
         ScriptAssert.Passed(result, "node " + string.Join(' ', args), Deadline);
+        if (transport == "websocket" && before is not null)
+        {
+            // a WebSocket-only client is answered at the connection level (as in the gateway)
+            Assert.True(fixture.FastPathSessions > before, "the WebSocket-only client did not go through the connection-level handshake");
+        }
     }
 }

@@ -36,7 +36,13 @@ public sealed class PythonClientTests(InteropServerFixture fixture) : IClassFixt
     public async Task Scenario(string scenario, string transport)
     {
         string[] args = ["python_client.py", "--url", fixture.Url.ToString(), "--transport", transport, "--scenario", scenario];
+        var before = fixture.FastPathSessions;
         var result = await ChildProcess.RunAsync(Python, args, Repo.InteropDir, Deadline);
         ScriptAssert.Passed(result, Python + " " + string.Join(' ', args), Deadline);
+        if (transport == "websocket" && before is not null)
+        {
+            // a WebSocket-only client is answered at the connection level (as in the gateway)
+            Assert.True(fixture.FastPathSessions > before, "the WebSocket-only client did not go through the connection-level handshake");
+        }
     }
 }

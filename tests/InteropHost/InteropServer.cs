@@ -40,6 +40,10 @@ public sealed class InteropServer : IAsyncDisposable
             builder.Logging.ClearProviders();
         }
 
+        // as in the gateway: WebSocket-only handshakes are answered at the connection level (the
+        // clients' "websocket" scenarios), polling and upgrades go through Kestrel's HTTP. Registered
+        // before the endpoint so its defaults apply to it.
+        builder.Services.AddEngineIOWebSocketFastPath();
         builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port));
         builder.Services.AddSocketIO(o =>
         {

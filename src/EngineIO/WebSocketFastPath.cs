@@ -1,0 +1,347 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace EngineIO;
+
+public static class WebSocketFastPathExtensions
+{
+    /// <summary>
+    /// Answers Engine.IO WebSocket handshakes at the connection level, before Kestrel's HTTP/1.1
+    /// layer: a new connection whose first request is a plain WebSocket handshake for a mapped
+    /// Engine.IO path (GET, <c>EIO=4</c>, <c>transport=websocket</c>, no <c>sid</c>) is upgraded
+    /// without an HTTP connection object, <see cref="HttpContext"/> or middleware pipeline, which
+    /// saves about 5 KB per connection and a quarter of the handshake's cost. Every other request
+    /// (polling, upgrades of a polling session, other routes, anything malformed) goes to Kestrel
+    /// from the same bytes, unchanged. Like the Node.js reference server, whose WebSocket upgrades
+    /// bypass the HTTP request handlers, application middleware does not run for these
+    /// handshakes: <see cref="EngineIOOptions.AllowRequest"/> does (it gets a request-only
+    /// <see cref="HttpContext"/>). Applies to Kestrel endpoints created after this runs (those
+    /// from URLs always; for <c>Listen</c> calls, register this first).
+    /// </summary>
+    public static IServiceCollection AddEngineIOWebSocketFastPath(this IServiceCollection services)
+    {
+        services.TryAddSingleton<WebSocketFastPathMounts>();
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, WebSocketFastPathSetup>();
+        return services;
+    }
+}
+
+/// <summary>The Engine.IO servers mapped in this application, by path.</summary>
+internal sealed class WebSocketFastPathMounts
+{
+    private volatile EngineIOServer[] _servers = [];
+
+    public void Add(EngineIOServer server)
+    {
+        lock (this)
+        {
+            _servers = [.. _servers, server];
+        }
+    }
+
+    public EngineIOServer? Find(ReadOnlySpan<char> path)
+    {
+        foreach (var server in _servers)
+        {
+            if (path.SequenceEqual(server.MountPath))
+            {
+                return server;
+            }
+        }
+
+        return null;
+    }
+}
+
+internal sealed class WebSocketFastPathSetup(WebSocketFastPathMounts mounts) : IConfigureOptions<KestrelServerOptions>
+{
+    public void Configure(KestrelServerOptions options) =>
+        options.ConfigureEndpointDefaults(listen => listen.Use(next => connection => WebSocketFastPath.HandleAsync(connection, next, mounts)));
+}
+
+/// <summary>The connection middleware behind <see cref="WebSocketFastPathExtensions.AddEngineIOWebSocketFastPath"/>.</summary>
+internal static class WebSocketFastPath
+{
+    /// <summary>A request head larger than this goes to Kestrel.</summary>
+    private const int MaxHeadBytes = 16 * 1024;
+
+    /// <summary>How long a new connection may take to send its first bytes before Kestrel takes over.</summary>
+    private static readonly TimeSpan s_firstReadTimeout = TimeSpan.FromSeconds(10);
+
+    public static async Task HandleAsync(ConnectionContext connection, ConnectionDelegate next, WebSocketFastPathMounts mounts)
+    {
+        var input = connection.Transport.Input;
+        ReadResult read;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+        {
+            timeout.CancelAfter(s_firstReadTimeout);
+            try
+            {
+                read = await input.ReadAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // silent client: Kestrel's own timeouts deal with it
+                await next(connection);
+                return;
+            }
+        }
+
+        var buffer = read.Buffer;
+        if (!RequestHead.TryParse(buffer, out var head, out var end)
+            || mounts.Find(head.Path) is not { } server
+            || !IsNewWebSocketSession(head, server.Options))
+        {
+            // everything else is Kestrel's, from the same bytes: nothing is consumed or examined
+            input.AdvanceTo(buffer.Start, buffer.Start);
+            await next(connection);
+            return;
+        }
+
+        input.AdvanceTo(end);
+        var output = connection.Transport.Output;
+        var request = new EngineRequestInfo(head.Headers, head.Query, (connection.RemoteEndPoint as IPEndPoint)?.Address, head.Target, secure: false);
+        if (server.Options.AllowRequest is { } allow)
+        {
+            var refusal = await allow(head.ToHttpContext(connection));
+            if (refusal is not null)
+            {
+                var body = JsonSerializer.SerializeToUtf8Bytes(new EngineErrorBody(EngineError.Forbidden.Code, refusal), EngineJsonContext.Default.EngineErrorBody);
+                await output.WriteAsync(Encoding.ASCII.GetBytes(
+                    $"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n"));
+                await output.WriteAsync(body);
+                return;
+            }
+        }
+
+        await output.WriteAsync(Encoding.ASCII.GetBytes(
+            $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {WebSocketTransport.AcceptKey(head.Headers["Sec-WebSocket-Key"])}\r\n\r\n"));
+        using var transport = WebSocketTransport.Create(new DuplexPipeStream(connection.Transport));
+        Interlocked.Increment(ref server.FastPathSessions);
+        var session = server.Open(request, EngineIOOptions.WebSocket);
+        await session.RunWebSocketAsync(transport);
+    }
+
+    /// <summary>The handshake of a WebSocket-only session, exactly as Kestrel + the WebSocket middleware would accept it.</summary>
+    private static bool IsNewWebSocketSession(RequestHead head, EngineIOOptions options)
+    {
+        if (head.Method != "GET" || head.Version != "HTTP/1.1" || !options.Transports.Contains(EngineIOOptions.WebSocket))
+        {
+            return false;
+        }
+
+        if (!head.Query.TryGetValue("EIO", out var eio) || eio != "4"
+            || !head.Query.TryGetValue("transport", out var transport) || transport != EngineIOOptions.WebSocket
+            || head.Query.ContainsKey("sid"))
+        {
+            return false;
+        }
+
+        if (!head.Headers.TryGetValue("Upgrade", out var upgrade) || !upgrade.Equals("websocket", StringComparison.OrdinalIgnoreCase)
+            || !head.Headers.TryGetValue("Connection", out var connection) || !HasToken(connection, "upgrade")
+            || !head.Headers.TryGetValue("Sec-WebSocket-Version", out var version) || version != "13"
+            || !head.Headers.TryGetValue("Sec-WebSocket-Key", out var key))
+        {
+            return false;
+        }
+
+        Span<byte> decoded = stackalloc byte[18];
+        return Convert.TryFromBase64String(key, decoded, out var length) && length == 16;
+    }
+
+    private static bool HasToken(string list, string token)
+    {
+        foreach (var part in list.Split(','))
+        {
+            if (part.Trim().Equals(token, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>An HTTP/1.1 request head, parsed strictly; anything unusual is left to Kestrel.</summary>
+internal sealed class RequestHead
+{
+    private RequestHead(string method, string target, string path, string queryString, string version, Dictionary<string, string> headers, Dictionary<string, string> query)
+    {
+        Method = method;
+        Target = target;
+        Path = path;
+        QueryString = queryString;
+        Version = version;
+        Headers = headers;
+        Query = query;
+    }
+
+    public string Method { get; }
+
+    public string Target { get; }
+
+    public string Path { get; }
+
+    public string QueryString { get; }
+
+    public string Version { get; }
+
+    public Dictionary<string, string> Headers { get; }
+
+    public Dictionary<string, string> Query { get; }
+
+    public static bool TryParse(ReadOnlySequence<byte> buffer, out RequestHead head, out SequencePosition end)
+    {
+        head = null!;
+        end = buffer.Start;
+        var reader = new SequenceReader<byte>(buffer.Length > MaxBytes ? buffer.Slice(0, MaxBytes) : buffer);
+        if (!reader.TryReadTo(out ReadOnlySequence<byte> bytes, "\r\n\r\n"u8, advancePastDelimiter: true))
+        {
+            return false;
+        }
+
+        end = reader.Position;
+        var span = bytes.IsSingleSegment ? bytes.FirstSpan : bytes.ToArray();
+        foreach (var b in span)
+        {
+            // ASCII only, no bare control characters other than CR/LF/TAB
+            if (b >= 0x7F || (b < 0x20 && b is not ((byte)'\r' or (byte)'\n' or (byte)'\t')))
+            {
+                return false;
+            }
+        }
+
+        var lines = Encoding.ASCII.GetString(span).Split("\r\n");
+        var requestLine = lines[0].Split(' ');
+        if (requestLine.Length != 3 || requestLine[1].Length == 0 || requestLine[1][0] != '/')
+        {
+            return false;
+        }
+
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 1; i < lines.Length; i++)
+        {
+            var colon = lines[i].IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0 || lines[i][..colon].Trim().Length != colon)
+            {
+                return false; // no name, or whitespace before the colon (obsolete folding included)
+            }
+
+            var name = lines[i][..colon];
+            var value = lines[i][(colon + 1)..].Trim(' ', '\t');
+            headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + ", " + value : value;
+        }
+
+        if (!headers.ContainsKey("Host") || headers.ContainsKey("Content-Length") || headers.ContainsKey("Transfer-Encoding"))
+        {
+            return false;
+        }
+
+        var target = requestLine[1];
+        var q = target.IndexOf('?', StringComparison.Ordinal);
+        var path = q < 0 ? target : target[..q];
+        var queryString = q < 0 ? "" : target[q..];
+        var query = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in QueryHelpers.ParseQuery(queryString))
+        {
+            query[pair.Key] = pair.Value.ToString();
+        }
+
+        head = new RequestHead(requestLine[0], target, path, queryString, requestLine[2], headers, query);
+        return true;
+    }
+
+    private const int MaxBytes = 16 * 1024;
+
+    /// <summary>A request-only context for <see cref="EngineIOOptions.AllowRequest"/>.</summary>
+    public HttpContext ToHttpContext(ConnectionContext connection)
+    {
+        var headers = new HeaderDictionary();
+        foreach (var pair in Headers)
+        {
+            headers[pair.Key] = pair.Value;
+        }
+
+        var features = new FeatureCollection();
+        features.Set<IHttpRequestFeature>(new HttpRequestFeature
+        {
+            Protocol = Version,
+            Method = Method,
+            Scheme = "http",
+            Path = Path,
+            QueryString = QueryString,
+            RawTarget = Target,
+            Headers = headers,
+        });
+        features.Set<IHttpResponseFeature>(new HttpResponseFeature());
+        features.Set<IHttpConnectionFeature>(new HttpConnectionFeature
+        {
+            ConnectionId = connection.ConnectionId,
+            RemoteIpAddress = (connection.RemoteEndPoint as IPEndPoint)?.Address,
+            RemotePort = (connection.RemoteEndPoint as IPEndPoint)?.Port ?? 0,
+            LocalIpAddress = (connection.LocalEndPoint as IPEndPoint)?.Address,
+            LocalPort = (connection.LocalEndPoint as IPEndPoint)?.Port ?? 0,
+        });
+        return new DefaultHttpContext(features);
+    }
+}
+
+/// <summary>A connection's duplex pipe as one stream (reads from its input, writes to its output).</summary>
+internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
+{
+    private readonly Stream _input = pipe.Input.AsStream(leaveOpen: true);
+    private readonly Stream _output = pipe.Output.AsStream(leaveOpen: true);
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _input.ReadAsync(buffer, cancellationToken);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _input.ReadAsync(buffer, offset, count, cancellationToken);
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _output.WriteAsync(buffer, cancellationToken);
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _output.WriteAsync(buffer, offset, count, cancellationToken);
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _output.FlushAsync(cancellationToken);
+
+    public override void Flush() => throw new NotSupportedException("Synchronous writes are not supported.");
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Synchronous reads are not supported.");
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("Synchronous writes are not supported.");
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            // ending the session ends the connection: Kestrel closes it when the middleware returns
+            pipe.Input.CancelPendingRead();
+        }
+
+        base.Dispose(disposing);
+    }
+}
