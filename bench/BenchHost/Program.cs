@@ -30,6 +30,7 @@ var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
 builder.Services.AddEngineIOWebSocketFastPath();
+builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath()));
 builder.Services.AddSocketIO(o =>
 {
     if (flushDeferrals is { } d)

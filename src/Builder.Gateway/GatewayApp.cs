@@ -35,6 +35,7 @@ public static class GatewayApp
         services.AddSingleton<GatewayMetrics>();
         // WebSocket handshakes answered at the connection level (no HTTP connection per socket)
         services.AddEngineIOWebSocketFastPath();
+        builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath()));
         services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = options.Cors.Origins, Credentials = !options.Cors.Origins.Contains("*") };

@@ -4,47 +4,66 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
 
 namespace EngineIO;
 
 public static class WebSocketFastPathExtensions
 {
     /// <summary>
-    /// Answers Engine.IO WebSocket handshakes at the connection level, before Kestrel's HTTP/1.1
-    /// layer: a new connection whose first request is a plain WebSocket handshake for a mapped
-    /// Engine.IO path (GET, <c>EIO=4</c>, <c>transport=websocket</c>, no <c>sid</c>) is upgraded
-    /// without an HTTP connection object, <see cref="HttpContext"/> or middleware pipeline, which
-    /// saves about 5 KB per connection and a quarter of the handshake's cost. Every other request
-    /// (polling, upgrades of a polling session, other routes, anything malformed) goes to Kestrel
-    /// from the same bytes, unchanged. Like the Node.js reference server, whose WebSocket upgrades
-    /// bypass the HTTP request handlers, application middleware does not run for these
-    /// handshakes: <see cref="EngineIOOptions.AllowRequest"/> does (it gets a request-only
-    /// <see cref="HttpContext"/>). Applies to Kestrel endpoints created after this runs (those
-    /// from URLs always; for <c>Listen</c> calls, register this first).
+    /// Makes the Engine.IO servers mapped by <c>MapEngineIO</c>/<c>MapSocketIO</c> reachable from
+    /// <see cref="UseEngineIOWebSocketFastPath"/>.
     /// </summary>
     public static IServiceCollection AddEngineIOWebSocketFastPath(this IServiceCollection services)
     {
         services.TryAddSingleton<WebSocketFastPathMounts>();
-        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, WebSocketFastPathSetup>();
         return services;
+    }
+
+    /// <summary>
+    /// Answers Engine.IO WebSocket handshakes on this endpoint at the connection level, before
+    /// Kestrel's HTTP/1.1 layer: a new connection whose first request is a plain WebSocket
+    /// handshake for a mapped Engine.IO path (GET, HTTP/1.1, <c>EIO=4</c>,
+    /// <c>transport=websocket</c>, no <c>sid</c>, within Kestrel's request limits) is upgraded
+    /// without an HTTP connection object, <see cref="HttpContext"/> or middleware pipeline, which
+    /// saves about 5 KB per connection and a quarter of the handshake's cost. Every other request
+    /// (polling, upgrades of a polling session, other routes, anything unusual) goes to Kestrel
+    /// from the same bytes, unchanged; so does every handshake when
+    /// <c>Limits.MaxConcurrentUpgradedConnections</c> is set. Like the Node.js reference server,
+    /// whose WebSocket upgrades bypass the HTTP request handlers, application middleware does not
+    /// run for these handshakes: <see cref="EngineIOOptions.AllowRequest"/> does, on a
+    /// request-only <see cref="HttpContext"/>. Needs
+    /// <see cref="AddEngineIOWebSocketFastPath"/>. For endpoints from URLs:
+    /// <c>ConfigureKestrel(k =&gt; k.ConfigureEndpointDefaults(l =&gt; l.UseEngineIOWebSocketFastPath()))</c>.
+    /// </summary>
+    public static ListenOptions UseEngineIOWebSocketFastPath(this ListenOptions listen)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        var mounts = listen.ApplicationServices.GetService<WebSocketFastPathMounts>()
+            ?? throw new InvalidOperationException("UseEngineIOWebSocketFastPath needs services.AddEngineIOWebSocketFastPath().");
+        var limits = listen.KestrelServerOptions.Limits;
+        listen.Use(next => connection => WebSocketFastPath.HandleAsync(connection, next, mounts, limits));
+        return listen;
     }
 }
 
 /// <summary>The Engine.IO servers mapped in this application, by path.</summary>
 internal sealed class WebSocketFastPathMounts
 {
+    private readonly Lock _gate = new();
     private volatile EngineIOServer[] _servers = [];
 
     public void Add(EngineIOServer server)
     {
-        lock (this)
+        lock (_gate)
         {
             _servers = [.. _servers, server];
         }
@@ -64,13 +83,7 @@ internal sealed class WebSocketFastPathMounts
     }
 }
 
-internal sealed class WebSocketFastPathSetup(WebSocketFastPathMounts mounts) : IConfigureOptions<KestrelServerOptions>
-{
-    public void Configure(KestrelServerOptions options) =>
-        options.ConfigureEndpointDefaults(listen => listen.Use(next => connection => WebSocketFastPath.HandleAsync(connection, next, mounts)));
-}
-
-/// <summary>The connection middleware behind <see cref="WebSocketFastPathExtensions.AddEngineIOWebSocketFastPath"/>.</summary>
+/// <summary>The connection middleware behind <see cref="WebSocketFastPathExtensions.UseEngineIOWebSocketFastPath"/>.</summary>
 internal static class WebSocketFastPath
 {
     /// <summary>A request head larger than this goes to Kestrel.</summary>
@@ -79,11 +92,19 @@ internal static class WebSocketFastPath
     /// <summary>How long a new connection may take to send its first bytes before Kestrel takes over.</summary>
     private static readonly TimeSpan s_firstReadTimeout = TimeSpan.FromSeconds(10);
 
-    public static async Task HandleAsync(ConnectionContext connection, ConnectionDelegate next, WebSocketFastPathMounts mounts)
+    public static async Task HandleAsync(ConnectionContext connection, ConnectionDelegate next, WebSocketFastPathMounts mounts, KestrelServerLimits limits)
     {
+        if (limits.MaxConcurrentUpgradedConnections is not null)
+        {
+            // Kestrel counts upgraded connections: leave them all to it
+            await next(connection);
+            return;
+        }
+
         var input = connection.Transport.Input;
         ReadResult read;
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+        var closing = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? CancellationToken.None;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, closing))
         {
             timeout.CancelAfter(s_firstReadTimeout);
             try
@@ -92,14 +113,14 @@ internal static class WebSocketFastPath
             }
             catch (OperationCanceledException)
             {
-                // silent client: Kestrel's own timeouts deal with it
+                // silent client, or the server is stopping: Kestrel's own handling takes over
                 await next(connection);
                 return;
             }
         }
 
         var buffer = read.Buffer;
-        if (!RequestHead.TryParse(buffer, out var head, out var end)
+        if (!RequestHead.TryParse(buffer, limits, out var head, out var end)
             || mounts.Find(head.Path) is not { } server
             || !IsNewWebSocketSession(head, server.Options))
         {
@@ -114,7 +135,20 @@ internal static class WebSocketFastPath
         var request = new EngineRequestInfo(head.Headers, head.Query, (connection.RemoteEndPoint as IPEndPoint)?.Address, head.Target, secure: false);
         if (server.Options.AllowRequest is { } allow)
         {
-            var refusal = await allow(head.ToHttpContext(connection));
+            string? refusal;
+            try
+            {
+                refusal = await allow(head.ToHttpContext(connection));
+            }
+#pragma warning disable CA1031 // the application's callback failed: 500, as on the HTTP path
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                server.Log.LogError(ex, "AllowRequest failed for a WebSocket handshake");
+                await output.WriteAsync("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray());
+                return;
+            }
+
             if (refusal is not null)
             {
                 var body = JsonSerializer.SerializeToUtf8Bytes(new EngineErrorBody(EngineError.Forbidden.Code, refusal), EngineJsonContext.Default.EngineErrorBody);
@@ -177,8 +211,11 @@ internal static class WebSocketFastPath
 /// <summary>An HTTP/1.1 request head, parsed strictly; anything unusual is left to Kestrel.</summary>
 internal sealed class RequestHead
 {
-    private RequestHead(string method, string target, string path, string queryString, string version, Dictionary<string, string> headers, Dictionary<string, string> query)
+    private readonly List<KeyValuePair<string, string>> _fields;
+
+    private RequestHead(string method, string target, string path, string queryString, string version, Dictionary<string, string> headers, Dictionary<string, string> query, List<KeyValuePair<string, string>> fields)
     {
+        _fields = fields;
         Method = method;
         Target = target;
         Path = path;
@@ -202,11 +239,12 @@ internal sealed class RequestHead
 
     public Dictionary<string, string> Query { get; }
 
-    public static bool TryParse(ReadOnlySequence<byte> buffer, out RequestHead head, out SequencePosition end)
+    public static bool TryParse(ReadOnlySequence<byte> buffer, KestrelServerLimits limits, out RequestHead head, out SequencePosition end)
     {
         head = null!;
         end = buffer.Start;
-        var reader = new SequenceReader<byte>(buffer.Length > MaxBytes ? buffer.Slice(0, MaxBytes) : buffer);
+        var max = Math.Min(MaxBytes, limits.MaxRequestLineSize + limits.MaxRequestHeadersTotalSize);
+        var reader = new SequenceReader<byte>(buffer.Length > max ? buffer.Slice(0, max) : buffer);
         if (!reader.TryReadTo(out ReadOnlySequence<byte> bytes, "\r\n\r\n"u8, advancePastDelimiter: true))
         {
             return false;
@@ -216,7 +254,7 @@ internal sealed class RequestHead
         var span = bytes.IsSingleSegment ? bytes.FirstSpan : bytes.ToArray();
         foreach (var b in span)
         {
-            // ASCII only, no bare control characters other than CR/LF/TAB
+            // visible ASCII, space, tab and CRLF only
             if (b >= 0x7F || (b < 0x20 && b is not ((byte)'\r' or (byte)'\n' or (byte)'\t')))
             {
                 return false;
@@ -224,6 +262,11 @@ internal sealed class RequestHead
         }
 
         var lines = Encoding.ASCII.GetString(span).Split("\r\n");
+        if (lines.Length - 1 > limits.MaxRequestHeaderCount || lines[0].Length + 2 > limits.MaxRequestLineSize)
+        {
+            return false;
+        }
+
         var requestLine = lines[0].Split(' ');
         if (requestLine.Length != 3 || requestLine[1].Length == 0 || requestLine[1][0] != '/')
         {
@@ -231,20 +274,27 @@ internal sealed class RequestHead
         }
 
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var fields = new List<KeyValuePair<string, string>>(lines.Length - 1);
         for (var i = 1; i < lines.Length; i++)
         {
-            var colon = lines[i].IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0 || lines[i][..colon].Trim().Length != colon)
+            var line = lines[i];
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            // a bare CR or LF, no name, whitespace in or before the name (folding included): Kestrel's
+            if (line.AsSpan().IndexOfAny('\r', '\n') >= 0 || colon <= 0 || line.AsSpan(0, colon).IndexOfAny(' ', '\t') >= 0)
             {
-                return false; // no name, or whitespace before the colon (obsolete folding included)
+                return false;
             }
 
-            var name = lines[i][..colon];
-            var value = lines[i][(colon + 1)..].Trim(' ', '\t');
-            headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + ", " + value : value;
+            var name = line[..colon];
+            var value = line[(colon + 1)..].Trim(' ', '\t');
+            fields.Add(new(name, value));
+            // repeated fields read as Kestrel gives them (StringValues joined with ",")
+            headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + "," + value : value;
         }
 
-        if (!headers.ContainsKey("Host") || headers.ContainsKey("Content-Length") || headers.ContainsKey("Transfer-Encoding"))
+        if (fields.Count(f => f.Key.Equals("Host", StringComparison.OrdinalIgnoreCase)) != 1
+            || !IsValidHost(headers["Host"])
+            || headers.ContainsKey("Content-Length") || headers.ContainsKey("Transfer-Encoding"))
         {
             return false;
         }
@@ -259,7 +309,26 @@ internal sealed class RequestHead
             query[pair.Key] = pair.Value.ToString();
         }
 
-        head = new RequestHead(requestLine[0], target, path, queryString, requestLine[2], headers, query);
+        head = new RequestHead(requestLine[0], target, path, queryString, requestLine[2], headers, query, fields);
+        return true;
+    }
+
+    /// <summary>host[:port] of registered-name, IPv4 or [IPv6] characters; anything else is Kestrel's to judge.</summary>
+    private static bool IsValidHost(string host)
+    {
+        if (host.Length == 0)
+        {
+            return false;
+        }
+
+        foreach (var c in host)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' or '~' or ':' or '[' or ']'))
+            {
+                return false;
+            }
+        }
+
         return true;
     }
 
@@ -269,9 +338,10 @@ internal sealed class RequestHead
     public HttpContext ToHttpContext(ConnectionContext connection)
     {
         var headers = new HeaderDictionary();
-        foreach (var pair in Headers)
+        foreach (var (name, value) in _fields)
         {
-            headers[pair.Key] = pair.Value;
+            // repeated fields keep their separate values, as Kestrel gives them
+            headers[name] = StringValues.Concat(headers[name], value);
         }
 
         var features = new FeatureCollection();

@@ -41,10 +41,9 @@ public sealed class InteropServer : IAsyncDisposable
         }
 
         // as in the gateway: WebSocket-only handshakes are answered at the connection level (the
-        // clients' "websocket" scenarios), polling and upgrades go through Kestrel's HTTP. Registered
-        // before the endpoint so its defaults apply to it.
+        // clients' "websocket" scenarios), polling and upgrades go through Kestrel's HTTP
         builder.Services.AddEngineIOWebSocketFastPath();
-        builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port));
+        builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.UseEngineIOWebSocketFastPath()));
         builder.Services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = ["*"] };
