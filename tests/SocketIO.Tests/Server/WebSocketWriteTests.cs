@@ -1145,31 +1145,7 @@ public sealed class WebSocketWriteTests
         /// <summary>Sends one final, masked frame.</summary>
         public async Task SendFrameAsync(int opcode, byte[] payload)
         {
-            var headerLength = payload.Length < 126 ? 2 : payload.Length <= ushort.MaxValue ? 4 : 10;
-            var frame = new byte[headerLength + 4 + payload.Length];
-            frame[0] = (byte)(0x80 | opcode);
-            if (headerLength == 2)
-            {
-                frame[1] = (byte)(0x80 | payload.Length);
-            }
-            else if (headerLength == 4)
-            {
-                frame[1] = 0x80 | 126;
-                BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(2), (ushort)payload.Length);
-            }
-            else
-            {
-                frame[1] = 0x80 | 127;
-                BinaryPrimitives.WriteUInt64BigEndian(frame.AsSpan(2), (ulong)payload.Length);
-            }
-
-            var mask = RandomNumberGenerator.GetBytes(4);
-            mask.CopyTo(frame, headerLength);
-            for (var i = 0; i < payload.Length; i++)
-            {
-                frame[headerLength + 4 + i] = (byte)(payload[i] ^ mask[i % 4]);
-            }
-
+            var frame = ClientFrames.Masked(opcode, payload);
             using var cts = new CancellationTokenSource(SioTestServer.Deadline);
             await _sendLock.WaitAsync(cts.Token);
             try
