@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Http;
@@ -128,7 +127,9 @@ public sealed class EngineSession
     /// <summary>Called by the flusher: writes out what is queued.</summary>
     internal void Flush()
     {
-        Volatile.Write(ref _flushScheduled, 0);
+        // a full fence, not a plain store: the drain's look at the queue must not move before it,
+        // or a packet queued meanwhile could find the flag still set and nobody to write it
+        Interlocked.Exchange(ref _flushScheduled, 0);
         if (Volatile.Read(ref _ws) is { } ws)
         {
             Drain(ws);
@@ -159,7 +160,7 @@ public sealed class EngineSession
 
         _pingTimer.Dispose();
         _pingTimeoutTimer.Dispose();
-        WakeConsumers();
+        Volatile.Read(ref _pollWaiter)?.TrySetResult(); // a WebSocket ends with _closed
         _closed.Cancel();
         _server.Remove(this);
         try

@@ -86,9 +86,6 @@ internal sealed class WebSocketFastPathMounts
 /// <summary>The connection middleware behind <see cref="WebSocketFastPathExtensions.UseEngineIOWebSocketFastPath"/>.</summary>
 internal static class WebSocketFastPath
 {
-    /// <summary>A request head larger than this goes to Kestrel.</summary>
-    private const int MaxHeadBytes = 16 * 1024;
-
     /// <summary>How long a new connection may take to send its first bytes before Kestrel takes over.</summary>
     private static readonly TimeSpan s_firstReadTimeout = TimeSpan.FromSeconds(10);
 
@@ -369,40 +366,16 @@ internal sealed class RequestHead
 }
 
 /// <summary>A connection's duplex pipe as one stream (reads from its input, writes to its output).</summary>
-internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
+internal sealed class DuplexPipeStream(IDuplexPipe pipe) : AsyncDuplexStream
 {
     private readonly Stream _input = pipe.Input.AsStream(leaveOpen: true);
     private readonly Stream _output = pipe.Output.AsStream(leaveOpen: true);
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _input.ReadAsync(buffer, cancellationToken);
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _input.ReadAsync(buffer, offset, count, cancellationToken);
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _output.WriteAsync(buffer, cancellationToken);
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _output.WriteAsync(buffer, offset, count, cancellationToken);
-
     public override Task FlushAsync(CancellationToken cancellationToken) => _output.FlushAsync(cancellationToken);
-
-    public override void Flush() => throw new NotSupportedException("Synchronous writes are not supported.");
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Synchronous reads are not supported.");
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("Synchronous writes are not supported.");
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -20,7 +20,6 @@ internal sealed class WebSocketFlusher(EngineIOOptions options, ILogger log) : I
     internal const int MinSessionsToDefer = 64;
 
     private readonly ConcurrentQueue<EngineSession> _sessions = new();
-    private int _roundSize;
     private readonly int _maxDeferrals = options.MaxFlushDeferrals;
     private readonly long _maxDelayTicks = (long)(options.MaxFlushDelay.TotalSeconds * Stopwatch.Frequency);
     private int _scheduled;
@@ -30,9 +29,10 @@ internal sealed class WebSocketFlusher(EngineIOOptions options, ILogger log) : I
     /// <summary>Queues a session for the next round (the session makes sure it is queued once).</summary>
     public void Schedule(EngineSession session)
     {
+        // Enqueue is a full fence, so a round that has just let go of _scheduled sees this session
+        // or this reads 0; a broadcast reads the flag once per recipient without a locked instruction
         _sessions.Enqueue(session);
-        Interlocked.Increment(ref _roundSize);
-        if (Interlocked.Exchange(ref _scheduled, 1) == 0)
+        if (Volatile.Read(ref _scheduled) == 0 && Interlocked.Exchange(ref _scheduled, 1) == 0)
         {
             _roundStarted = Stopwatch.GetTimestamp();
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
@@ -42,7 +42,7 @@ internal sealed class WebSocketFlusher(EngineIOOptions options, ILogger log) : I
     public void Execute()
     {
         if (_deferrals < _maxDeferrals
-            && Volatile.Read(ref _roundSize) >= MinSessionsToDefer
+            && _sessions.Count >= MinSessionsToDefer
             && ThreadPool.PendingWorkItemCount > 0
             && Stopwatch.GetTimestamp() - _roundStarted < _maxDelayTicks)
         {
@@ -52,7 +52,6 @@ internal sealed class WebSocketFlusher(EngineIOOptions options, ILogger log) : I
         }
 
         _deferrals = 0;
-        Volatile.Write(ref _roundSize, 0);
         while (true)
         {
             while (_sessions.TryDequeue(out var session))
@@ -70,7 +69,7 @@ internal sealed class WebSocketFlusher(EngineIOOptions options, ILogger log) : I
                 }
             }
 
-            Volatile.Write(ref _scheduled, 0);
+            Interlocked.Exchange(ref _scheduled, 0); // a full fence before looking at the queue again
             if (_sessions.IsEmpty || Interlocked.Exchange(ref _scheduled, 1) == 1)
             {
                 return;

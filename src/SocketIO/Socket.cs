@@ -81,20 +81,8 @@ public sealed class Socket
     /// one lock stripe: most sockets never use it, and a dictionary with the default striping
     /// costs about 800 bytes per connection.
     /// </summary>
-    public ConcurrentDictionary<string, object?> Data
-    {
-        get
-        {
-            var data = System.Threading.Volatile.Read(ref _data);
-            if (data is null)
-            {
-                var created = new ConcurrentDictionary<string, object?>(concurrencyLevel: 1, capacity: 4, StringComparer.Ordinal);
-                data = Interlocked.CompareExchange(ref _data, created, null) ?? created;
-            }
-
-            return data;
-        }
-    }
+    public ConcurrentDictionary<string, object?> Data =>
+        LazyInitializer.EnsureInitialized(ref _data, static () => new(concurrencyLevel: 1, capacity: 4, StringComparer.Ordinal));
 
     /// <summary>A copy of <see cref="Data"/>, without creating it when unused.</summary>
     internal Dictionary<string, object?> DataCopy() =>
@@ -340,9 +328,10 @@ public sealed class Socket
         Namespace.Adapter.DelAll(Id);
         Namespace.Remove(this);
         Client.Remove(this);
-        foreach (var pair in _acks ?? [])
+        var acks = _acks ?? [];
+        foreach (var pair in acks)
         {
-            if (_acks!.TryRemove(pair.Key, out var tcs))
+            if (acks.TryRemove(pair.Key, out var tcs))
             {
                 tcs.TrySetException(new InvalidOperationException($"The socket disconnected ({reason})."));
             }
