@@ -4,7 +4,8 @@
 #   ours  - our Socket.IO server (bench/BenchHost),
 #   raw   - plain Kestrel WebSockets broadcasting one pre-encoded frame (bench/RawKestrel, the ceiling),
 # through scenarios (1) fan-out, (2) fixed rate, (3) idle memory, (4) connect rate, repeated
-# REPS times (servers interleaved), then (5) the gateway end to end (src/Builder.Gateway).
+# REPS times (servers interleaved), then (5) the gateway end to end (src/Builder.Gateway, hosted by
+# bench/GatewayBench, which adds the in-process producers and a read-back of the log).
 # Writes bench/results/latest.md and bench/results/latest.json (medians, spreads, ratios).
 #
 #   bench/run.sh            full run (10 000 clients, 3 repetitions, then the gateway; ~12 minutes)
@@ -81,7 +82,7 @@ build bench/LoadGen "bench/LoadGen/$BIN/LoadGen.dll" bench/LoadGen
 build bench/BenchHost "bench/BenchHost/$BIN/BenchHost.dll" bench/BenchHost src/SocketIO src/EngineIO
 build bench/RawKestrel "bench/RawKestrel/$BIN/RawKestrel.dll" bench/RawKestrel
 if [ "$SKIP_GATEWAY" != 1 ]; then
-  build src/Builder.Gateway "src/Builder.Gateway/$BIN/Builder.Gateway.dll" src
+  build bench/GatewayBench "bench/GatewayBench/$BIN/GatewayBench.dll" bench/GatewayBench src
 fi
 if [ ! -f bench/node-ref/node_modules/.package-lock.json ] || [ bench/node-ref/package-lock.json -nt bench/node-ref/node_modules/.package-lock.json ]; then
   log "npm ci (bench/node-ref, socket.io pinned by package-lock.json)"
@@ -111,7 +112,7 @@ start_server() { # name port
       (cd src/Builder.Gateway && exec env ASPNETCORE_ENVIRONMENT=Production \
         Builder__Ingest__ApiKeys__0="$GW_API_KEY" Builder__Jwt__Secret="$GW_SECRET" Builder__Store__Provider=memory \
         Logging__LogLevel__Default=Warning \
-        "${PIN_SERVER[@]}" dotnet "$BIN/Builder.Gateway.dll" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
+        "${PIN_SERVER[@]}" dotnet "$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
   esac
   SERVER_PID=$!
 }

@@ -173,32 +173,14 @@ internal static class Commands
         using var engine = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
         var cpu = new CpuMeter(pid);
 
-        // (4) connect rate: handshake + namespace connect (auth) + join, bounded concurrency
-        cpu.Start();
-        var (secs, ready, failed) = engine.Connect(clients, concurrency, rampRate, _ => ("{\"token\":\"bench\"}", ["all"]), TimeSpan.FromSeconds(o.Int("connect-timeout", 120)));
-        var (connCpu, connServerCpu) = cpu.Stop();
-        var handshake = new Histogram();
-        foreach (var c in engine.All.Where(c => c.State == ConnState.Ready))
-        {
-            handshake.Record((long)(Clock.Seconds(c.StartTs, c.ReadyTs) * 1e6));
-        }
-
-        result["connect"] = new JsonObject
-        {
-            ["clients"] = clients,
-            ["concurrency"] = concurrency,
-            ["rampRate"] = rampRate,
-            ["ready"] = ready,
-            ["failed"] = failed,
-            ["seconds"] = Math.Round(secs, 3),
-            ["connectsPerSec"] = secs > 0 ? Math.Round(ready / secs) : 0,
-            ["handshakeP50Ms"] = Math.Round(handshake.Quantile(0.5) / 1000, 3),
-            ["handshakeP99Ms"] = Math.Round(handshake.Quantile(0.99) / 1000, 3),
-            ["clientCpuPct"] = Math.Round(connCpu, 1),
-            ["serverCpuPct"] = connServerCpu is { } scpu ? Math.Round(scpu, 1) : null,
-            ["firstErrors"] = new JsonArray([.. engine.All.Where(c => c.Error is not null).Select(c => c.Error).Distinct().Take(5).Select(e => (JsonNode?)e)]),
-        };
-        Console.Error.WriteLine($"[{o.Str("server", "?")}] connect: {ready}/{clients} ready in {secs:F2} s ({(secs > 0 ? ready / secs : 0):F0}/s), failed {failed}");
+        // (4) connect rate: handshake + namespace connect (auth) + join, bounded concurrency, on
+        // the server as it starts (cold: its JIT compiles as the first clients come in)
+        var connectTimeout = TimeSpan.FromSeconds(o.Int("connect-timeout", 120));
+        var connect = MeasureConnect(engine, cpu, clients, concurrency, rampRate, connectTimeout);
+        result["connect"] = connect;
+        var ready = (int)connect["ready"]!;
+        var failed = (int)connect["failed"]!;
+        Console.Error.WriteLine($"[{o.Str("server", "?")}] connect (cold): {ready}/{clients} ready in {connect["seconds"]} s ({connect["connectsPerSec"]}/s), failed {failed}");
         if (ready == 0)
         {
             result["error"] = "no client connected";
@@ -273,8 +255,23 @@ internal static class Commands
 
         result["disconnectedDuringRun"] = engine.FailedLater;
         result["fatal"] = engine.FatalError;
-        result["loadAvgEnd"] = LoadAvg();
         engine.CloseAll();
+
+        // (4) again on the warm server: every client above is gone (the server is asked until it
+        // counts none), then as many new ones connect the same way
+        if (o.Int("warm-connect", 1) != 0 && engine.FatalError is null)
+        {
+            var (released, left) = await WaitClientsGoneAsync(url, TimeSpan.FromSeconds(60));
+            using var again = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
+            var warm = MeasureConnect(again, cpu, clients, concurrency, rampRate, connectTimeout);
+            warm["serverClientsBefore"] = left;
+            warm["releaseSeconds"] = Math.Round(released, 3);
+            result["connectWarm"] = warm;
+            Console.Error.WriteLine($"[{o.Str("server", "?")}] connect (warm): {warm["ready"]}/{clients} ready in {warm["seconds"]} s ({warm["connectsPerSec"]}/s), failed {warm["failed"]}");
+            again.CloseAll();
+        }
+
+        result["loadAvgEnd"] = LoadAvg();
         Write(o, result);
         if (engine.FatalError is not null)
         {
@@ -284,7 +281,52 @@ internal static class Commands
         return Strict(o, result, failed, [.. fan.Select(f => f!.AsObject()), .. result["fixed"] is JsonObject fixedResult ? [fixedResult] : Array.Empty<JsonObject>()]);
     }
 
-    /// <summary>Scenario 5: the gateway end to end, producers publishing through the HTTP API.</summary>
+    /// <summary>Scenario 4 on <paramref name="engine"/>: opens the clients and measures how fast they become ready.</summary>
+    private static JsonObject MeasureConnect(Engine engine, CpuMeter cpu, int clients, int concurrency, int rampRate, TimeSpan timeout)
+    {
+        cpu.Start();
+        var (secs, ready, failed) = engine.Connect(clients, concurrency, rampRate, _ => ("{\"token\":\"bench\"}", ["all"]), timeout);
+        var (connCpu, connServerCpu) = cpu.Stop();
+        var handshake = new Histogram();
+        foreach (var c in engine.All.Where(c => c.State == ConnState.Ready))
+        {
+            handshake.Record((long)(Clock.Seconds(c.StartTs, c.ReadyTs) * 1e6));
+        }
+
+        return new JsonObject
+        {
+            ["clients"] = clients,
+            ["concurrency"] = concurrency,
+            ["rampRate"] = rampRate,
+            ["ready"] = ready,
+            ["failed"] = failed,
+            ["seconds"] = Math.Round(secs, 3),
+            ["connectsPerSec"] = secs > 0 ? Math.Round(ready / secs) : 0,
+            ["handshakeP50Ms"] = Math.Round(handshake.Quantile(0.5) / 1000, 3),
+            ["handshakeP99Ms"] = Math.Round(handshake.Quantile(0.99) / 1000, 3),
+            ["clientCpuPct"] = Math.Round(connCpu, 1),
+            ["serverCpuPct"] = connServerCpu is { } scpu ? Math.Round(scpu, 1) : null,
+            ["firstErrors"] = new JsonArray([.. engine.All.Where(c => c.Error is not null).Select(c => c.Error).Distinct().Take(5).Select(e => (JsonNode?)e)]),
+        };
+    }
+
+    /// <summary>Asks the server's /bench/stats until it counts no client (or the timeout passes): (seconds waited, clients it still counts).</summary>
+    private static async Task<(double Seconds, long Left)> WaitClientsGoneAsync(string url, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            var left = (await StatsAsync(url))?["clients"]?.GetValue<long>() ?? 0;
+            if (left == 0 || sw.Elapsed > timeout)
+            {
+                return (sw.Elapsed.TotalSeconds, left);
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Scenario 5: the gateway end to end, producers publishing through the HTTP API, then through the in-process API; then the log is read back.</summary>
     public static async Task<int> GatewayAsync(Options o)
     {
         var url = o.Str("url", "http://127.0.0.1:3001").TrimEnd('/');
@@ -381,12 +423,72 @@ internal static class Commands
         m["publishSeconds"] = Math.Round(publishWatch.Elapsed.TotalSeconds, 3);
         m["publishesPerSec"] = publishWatch.Elapsed.TotalSeconds > 0 ? Math.Round(accepted / publishWatch.Elapsed.TotalSeconds) : 0;
         result["gateway"] = m;
-        Console.Error.WriteLine($"[gateway] {accepted} events accepted ({m["publishesPerSec"]}/s, {rejected} rejected), {m["received"]}/{m["expected"]} deliveries ({m["deliveriesPerSec"]}/s), p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms, losses {m["losses"]}");
+        Console.Error.WriteLine($"[gateway] HTTP API: {accepted} events accepted ({m["publishesPerSec"]}/s, {rejected} rejected), {m["received"]}/{m["expected"]} deliveries ({m["deliveriesPerSec"]}/s), p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms, losses {m["losses"]}");
+        var bursts = new List<JsonObject> { m };
+
+        // the same events again, published inside the gateway's process through EventPublisher
+        // (the in-process API) by as many producers, to the same rooms; the host's
+        // /bench/publish runs them (bench/GatewayBench)
+        var inProcessEvents = o.Int("inprocess-events", events);
+        var logged = accepted;
+        if (inProcessEvents > 0)
+        {
+            Thread.Sleep(500);
+            const int inProcessBurst = 501;
+            var ip = Burst.Measure(engine, cpu, targets, inProcessEvents, inProcessBurst, async () =>
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/publish?prefix=bench-&projects={projects}&events={inProcessEvents}&producers={producers}&burstId={inProcessBurst}");
+                request.Headers.Add("X-Api-Key", apiKey);
+                using var response = await s_http.SendAsync(request);
+                var text = await response.Content.ReadAsStringAsync();
+                return response.IsSuccessStatusCode ? text : throw new HttpRequestException($"/bench/publish answered {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
+            }, TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), TimeSpan.FromSeconds(o.Int("max-burst-seconds", 180)));
+            var answer = ip["trigger"];
+            ip.Remove("trigger");
+            ip["projects"] = projects;
+            ip["clientsPerProject"] = perProject;
+            ip["producers"] = producers;
+            ip["accepted"] = Num(answer?["published"]);
+            ip["rejected"] = Num(answer?["rejected"]);
+            ip["firstRejection"] = answer?["firstRejection"]?.DeepClone();
+            ip["publishSeconds"] = Num(answer?["seconds"]);
+            ip["publishesPerSec"] = Num(answer?["publishesPerSec"]);
+            logged += (int)(Num(answer?["published"]) ?? 0);
+            result["gatewayInProcess"] = ip;
+            bursts.Add(ip);
+            Console.Error.WriteLine($"[gateway] in-process API: {ip["accepted"]} events published ({ip["publishesPerSec"]}/s, {ip["rejected"]} rejected), {ip["received"]}/{ip["expected"]} deliveries ({ip["deliveriesPerSec"]}/s), p50 {ip["latencyP50Ms"]} ms p99 {ip["latencyP99Ms"]} ms, losses {ip["losses"]}");
+        }
+
+        // every accepted event is in its project's log, in order, without a gap
+        using (var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/log?prefix=bench-&projects={projects}"))
+        {
+            request.Headers.Add("X-Api-Key", apiKey);
+            using var response = await s_http.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            var log = response.IsSuccessStatusCode ? JsonNode.Parse(text)!.AsObject() : new JsonObject { ["error"] = $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}" };
+            log["expectedEvents"] = logged;
+            log["missingEvents"] = Num(log["events"]) is { } kept ? logged - kept : null;
+            result["log"] = log;
+            Console.Error.WriteLine($"[gateway] log: {log["events"]} events kept of {logged} accepted, {log["projectsWithGaps"]} project(s) with a gap");
+        }
+
         result["disconnectedDuringRun"] = engine.FailedLater;
         result["loadAvgEnd"] = LoadAvg();
         engine.CloseAll();
         Write(o, result);
-        return ready > 0 ? Strict(o, result, failed, [m]) : 1;
+        if (ready == 0)
+        {
+            return 1;
+        }
+
+        var strict = Strict(o, result, failed, bursts);
+        if (strict == 0 && o.Str("strict") is not null && (result["log"]?["missingEvents"] is not JsonNode missing || (double)missing != 0 || Num(result["log"]?["projectsWithGaps"]) is not 0))
+        {
+            Console.Error.WriteLine($"loadgen --strict [gateway]: the log does not hold every accepted event in order: {result["log"]?.ToJsonString()}");
+            return 3;
+        }
+
+        return strict;
     }
 
     /// <summary>With --strict (the smoke mode): every client connected and every burst delivered something.</summary>
@@ -423,6 +525,8 @@ internal static class Commands
 
         return problems.Count == 0 ? 0 : 3;
     }
+
+    private static double? Num(JsonNode? n) => n is JsonValue v && v.TryGetValue(out double d) ? d : null;
 
     private static void Write(Options o, JsonObject result)
     {

@@ -1,0 +1,124 @@
+// The gateway as scenario (5) of the end-to-end benchmark drives it (bench/run.sh): the whole
+// src/Builder.Gateway application, configured as usual, plus two endpoints that run inside its
+// process, behind the same producer credential as the HTTP API:
+//   GET /bench/publish?prefix=P&projects=N&events=E&producers=W&burstId=I
+//       W in-process producers publish through EventPublisher (the API the build runner and any
+//       agent hosted in the gateway use): project P{p} belongs to producer p % W, which publishes
+//       seq 0..E-1 to each of its projects in order, a seed-shaped agent:status:update whose
+//       payload carries seq, burstId and sentAt (epoch ms, stamped just before the call).
+//       Answers JSON when every publication has returned (logged and handed to the room).
+//   GET /bench/log?prefix=P&projects=N
+//       reads every project's log back: events kept, last seq, and projects whose seqs are not
+//       1..last without a gap.
+// Usage: dotnet bench/GatewayBench/bin/Release/net10.0/GatewayBench.dll --urls http://127.0.0.1:N
+//        (with the gateway's configuration: Builder__Ingest__ApiKeys__0, Builder__Jwt__Secret, ...)
+using System.Diagnostics;
+using System.Globalization;
+using Builder.Events;
+using Builder.Gateway;
+
+var app = GatewayApp.Build(args);
+
+app.MapGet("/bench/publish", async (HttpRequest request, ProducerAuth auth, EventPublisher publisher) =>
+{
+    var check = await auth.CheckAsync(request, null);
+    if (!check.Allowed)
+    {
+        return Results.Json(new { error = new { code = check.Code, message = check.Message } }, statusCode: check.Status);
+    }
+
+    var q = request.Query;
+    var prefix = q["prefix"].FirstOrDefault() ?? "bench-";
+    var projects = Math.Clamp(Num(q["projects"].FirstOrDefault(), 1000), 1, 1_000_000);
+    var events = Math.Clamp(Num(q["events"].FirstOrDefault(), 10), 0, 1_000_000);
+    var producers = Math.Clamp(Num(q["producers"].FirstOrDefault(), 32), 1, 4096);
+    var burstId = Num(q["burstId"].FirstOrDefault(), 0);
+    var published = 0;
+    var rejected = 0;
+    string? firstRejection = null;
+    var watch = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, producers).Select(w => Task.Run(async () =>
+    {
+        for (var seq = 0; seq < events; seq++)
+        {
+            for (var p = w; p < projects; p += producers)
+            {
+                var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq, burstId, NowMs());
+                var result = await publisher.PublishAsync(prefix + p.ToString(CultureInfo.InvariantCulture), "agent:status:update", payload);
+                if (result.Ok)
+                {
+                    Interlocked.Increment(ref published);
+                }
+                else
+                {
+                    Interlocked.Increment(ref rejected);
+                    Interlocked.CompareExchange(ref firstRejection, string.Join("; ", result.Errors.Select(e => $"{e.Field} {e.Message}")), null);
+                }
+            }
+        }
+    }))).ConfigureAwait(false);
+    var seconds = watch.Elapsed.TotalSeconds;
+    return Results.Json(new { published, rejected, firstRejection, seconds, publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0 });
+});
+
+app.MapGet("/bench/log", async (HttpRequest request, ProducerAuth auth, IEventLog log) =>
+{
+    var check = await auth.CheckAsync(request, null);
+    if (!check.Allowed)
+    {
+        return Results.Json(new { error = new { code = check.Code, message = check.Message } }, statusCode: check.Status);
+    }
+
+    var q = request.Query;
+    var prefix = q["prefix"].FirstOrDefault() ?? "bench-";
+    var projects = Math.Clamp(Num(q["projects"].FirstOrDefault(), 1000), 1, 1_000_000);
+    long events = 0;
+    long minLast = long.MaxValue;
+    long maxLast = 0;
+    var withGaps = new List<string>();
+    for (var p = 0; p < projects; p++)
+    {
+        var projectId = prefix + p.ToString(CultureInfo.InvariantCulture);
+        var last = await log.LatestSeqAsync(projectId);
+        long expect = 1;
+        while (expect <= last)
+        {
+            var page = await log.ReadAsync(projectId, expect - 1, 1000);
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var e in page)
+            {
+                if (e.Seq != expect)
+                {
+                    withGaps.Add(projectId);
+                    expect = last + 1;
+                    break;
+                }
+
+                expect++;
+                events++;
+            }
+        }
+
+        if (expect <= last && (withGaps.Count == 0 || withGaps[^1] != projectId))
+        {
+            withGaps.Add(projectId);
+        }
+
+        minLast = Math.Min(minLast, last);
+        maxLast = Math.Max(maxLast, last);
+    }
+
+    return Results.Json(new { projects, events, minLastSeq = minLast, maxLastSeq = maxLast, projectsWithGaps = withGaps.Count, firstWithGaps = withGaps.Take(5) });
+});
+
+app.Run();
+
+static int Num(string? s, int fallback) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : fallback;
+
+static double NowMs() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / (double)TimeSpan.TicksPerMillisecond;
+
+internal sealed record BenchStatus(string AgentId, string AgentType, string Status, string CurrentTask, int Progress, string Message, int Seq, int BurstId, double SentAt);
