@@ -262,6 +262,8 @@ internal static class Commands
         if (o.Int("warm-connect", 1) != 0 && engine.FatalError is null)
         {
             var (released, left) = await WaitClientsGoneAsync(url, TimeSpan.FromSeconds(60));
+            Console.Error.WriteLine($"[{o.Str("server", "?")}] every client released in {released:F2} s ({left} left); connecting again in {o.Int("warm-settle", settle)} s");
+            Thread.Sleep(TimeSpan.FromSeconds(o.Int("warm-settle", settle)));
             using var again = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
             var warm = MeasureConnect(again, cpu, clients, concurrency, rampRate, connectTimeout);
             warm["serverClientsBefore"] = left;
