@@ -67,7 +67,7 @@ nsp.OnConnection(socket =>
     });
 });
 
-app.MapGet("/bench/stats", () => Results.Json(new Stats("ours", Mem.Rss(), GC.GetTotalMemory(false), GC.GetGCMemoryInfo().HeapSizeBytes, nsp.Sockets.Count), StatsJson.Default.Stats));
+app.MapGet("/bench/stats", () => Results.Json(new Stats("ours", Mem.Rss(), GC.GetTotalMemory(false), GC.GetGCMemoryInfo().HeapSizeBytes, nsp.Sockets.Count, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration().TotalMilliseconds, GC.GetTotalAllocatedBytes()), StatsJson.Default.Stats));
 
 app.MapGet("/bench/burst", async (HttpContext http) =>
 {
@@ -139,7 +139,7 @@ internal sealed record Envelope(string Type, long Timestamp, AgentStatus Payload
     }
 }
 
-internal sealed record Stats(string Server, long Rss, long GcTotalMemory, long GcHeapSize, int Clients);
+internal sealed record Stats(string Server, long Rss, long GcTotalMemory, long GcHeapSize, int Clients, int Gen0Collections, int Gen1Collections, int Gen2Collections, double GcPauseMs, long AllocatedBytes);
 
 internal sealed record BurstResult(string Server, int Count, double ElapsedMs);
 
