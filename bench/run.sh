@@ -3,7 +3,8 @@
 #   node  - Node.js socket.io 4.8.4 (bench/node-ref, npm lockfile),
 #   ours  - our Socket.IO server (bench/BenchHost),
 #   raw   - plain Kestrel WebSockets broadcasting one pre-encoded frame (bench/RawKestrel, the ceiling),
-# through scenarios (1) fan-out, (2) fixed rate, (3) idle memory, (4) connect rate, repeated
+# through scenarios (1) fan-out, (2) fixed rate, (3) idle memory, (4) connect rate (cold, and again
+# warm at the end), repeated
 # REPS times (servers interleaved), then (5) the gateway end to end (src/Builder.Gateway, hosted by
 # bench/GatewayBench, which adds the in-process producers and a read-back of the log).
 # Writes bench/results/latest.md and bench/results/latest.json (medians, spreads, ratios).
