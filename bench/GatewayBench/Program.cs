@@ -19,17 +19,19 @@ using Builder.Gateway;
 
 var app = GatewayApp.Build(args);
 
-app.MapGet("/bench/publish", async (HttpRequest request, ProducerAuth auth, EventPublisher publisher) =>
+// both endpoints take the producer credential of the HTTP API (X-Api-Key or a service JWT)
+var bench = app.MapGroup("/bench").AddEndpointFilter(async (context, next) =>
 {
-    var check = await auth.CheckAsync(request, null);
-    if (!check.Allowed)
-    {
-        return Results.Json(new { error = new { code = check.Code, message = check.Message } }, statusCode: check.Status);
-    }
+    var check = await context.HttpContext.RequestServices.GetRequiredService<ProducerAuth>().CheckAsync(context.HttpContext.Request, null);
+    return check.Allowed
+        ? await next(context)
+        : Results.Json(new { error = new { code = check.Code, message = check.Message } }, statusCode: check.Status);
+});
 
+bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =>
+{
     var q = request.Query;
-    var prefix = q["prefix"].FirstOrDefault() ?? "bench-";
-    var projects = Math.Clamp(Num(q["projects"].FirstOrDefault(), 1000), 1, 1_000_000);
+    var (prefix, projects) = Scope(q);
     var events = Math.Clamp(Num(q["events"].FirstOrDefault(), 10), 0, 1_000_000);
     var producers = Math.Clamp(Num(q["producers"].FirstOrDefault(), 32), 1, 4096);
     var burstId = Num(q["burstId"].FirstOrDefault(), 0);
@@ -61,17 +63,9 @@ app.MapGet("/bench/publish", async (HttpRequest request, ProducerAuth auth, Even
     return Results.Json(new { published, rejected, firstRejection, seconds, publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0 });
 });
 
-app.MapGet("/bench/log", async (HttpRequest request, ProducerAuth auth, IEventLog log) =>
+bench.MapGet("/log", async (HttpRequest request, IEventLog log) =>
 {
-    var check = await auth.CheckAsync(request, null);
-    if (!check.Allowed)
-    {
-        return Results.Json(new { error = new { code = check.Code, message = check.Message } }, statusCode: check.Status);
-    }
-
-    var q = request.Query;
-    var prefix = q["prefix"].FirstOrDefault() ?? "bench-";
-    var projects = Math.Clamp(Num(q["projects"].FirstOrDefault(), 1000), 1, 1_000_000);
+    var (prefix, projects) = Scope(request.Query);
     long events = 0;
     long minLast = long.MaxValue;
     long maxLast = 0;
@@ -116,6 +110,9 @@ app.MapGet("/bench/log", async (HttpRequest request, ProducerAuth auth, IEventLo
 });
 
 app.Run();
+
+static (string Prefix, int Projects) Scope(IQueryCollection q) =>
+    (q["prefix"].FirstOrDefault() ?? "bench-", Math.Clamp(Num(q["projects"].FirstOrDefault(), 1000), 1, 1_000_000));
 
 static int Num(string? s, int fallback) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : fallback;
 

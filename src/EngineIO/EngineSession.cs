@@ -24,8 +24,10 @@ public sealed class EngineSession
     private Task _writeTail = Task.CompletedTask;
     private readonly CancellationTokenSource _closed = new();
     private readonly Lock _gate = new();
-    private readonly ITimer _pingTimer;
-    private readonly ITimer _pingTimeoutTimer;
+    // one timer for the heartbeat: due for the next ping, or, while a ping waits for its pong
+    // (_awaitingPong), for the ping timeout
+    private readonly ITimer _heartbeat;
+    private int _awaitingPong;
     private TaskCompletionSource? _pollWaiter;
     private int _postInProgress;
     private int _state; // 0 open, 1 closed
@@ -44,8 +46,7 @@ public sealed class EngineSession
         Request = request;
 
         var time = options.TimeProvider;
-        _pingTimer = time.CreateTimer(static s => ((EngineSession)s!).OnPingDue(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _pingTimeoutTimer = time.CreateTimer(static s => ((EngineSession)s!).Abort(EngineCloseReason.PingTimeout), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _heartbeat = time.CreateTimer(static s => ((EngineSession)s!).OnHeartbeat(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>The session id (sid), 20 URL-safe characters.</summary>
@@ -158,8 +159,7 @@ public sealed class EngineSession
             return;
         }
 
-        _pingTimer.Dispose();
-        _pingTimeoutTimer.Dispose();
+        _heartbeat.Dispose();
         Volatile.Read(ref _pollWaiter)?.TrySetResult(); // a WebSocket ends with _closed
         _closed.Cancel();
         _server.Remove(this);
@@ -192,7 +192,7 @@ public sealed class EngineSession
     {
         TryEnqueue(openPacket);
         ExtendHeartbeatDeadline();
-        _pingTimer.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
+        _heartbeat.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>
@@ -218,14 +218,21 @@ public sealed class EngineSession
         Interlocked.Exchange(ref _heartbeatDeadline, _options.TimeProvider.GetTimestamp() + (long)(span.TotalSeconds * _options.TimeProvider.TimestampFrequency));
     }
 
-    private void OnPingDue()
+    private void OnHeartbeat()
     {
         if (!IsOpen)
         {
             return;
         }
 
-        _pingTimeoutTimer.Change(_options.PingTimeout, Timeout.InfiniteTimeSpan);
+        if (Volatile.Read(ref _awaitingPong) != 0)
+        {
+            Abort(EngineCloseReason.PingTimeout);
+            return;
+        }
+
+        Volatile.Write(ref _awaitingPong, 1);
+        _heartbeat.Change(_options.PingTimeout, Timeout.InfiniteTimeSpan);
         Send(EngineMessage.Ping);
     }
 
@@ -255,8 +262,8 @@ public sealed class EngineSession
                 break;
             case EnginePacketType.Pong:
                 ExtendHeartbeatDeadline();
-                _pingTimeoutTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _pingTimer.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
+                Volatile.Write(ref _awaitingPong, 0);
+                _heartbeat.Change(_options.PingInterval, Timeout.InfiniteTimeSpan);
                 break;
             case EnginePacketType.Close:
                 _closeResponse = EngineMessage.Noop;

@@ -158,6 +158,9 @@ internal static class WebSocketFastPath
 
         await output.WriteAsync(Encoding.ASCII.GetBytes(
             $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {WebSocketTransport.AcceptKey(head.Headers["Sec-WebSocket-Key"])}\r\n\r\n"));
+        // this method's locals live as long as the connection: let the parsed head go (the
+        // session keeps what it needs in the request info)
+        head = null!;
         using var transport = WebSocketTransport.Create(new DuplexPipeStream(connection.Transport));
         Interlocked.Increment(ref server.FastPathSessions);
         var session = server.Open(request, EngineIOOptions.WebSocket);
@@ -282,8 +285,8 @@ internal sealed class RequestHead
                 return false;
             }
 
-            var name = line[..colon];
-            var value = line[(colon + 1)..].Trim(' ', '\t');
+            var name = Known(line.AsSpan(0, colon), s_knownNames);
+            var value = Known(line.AsSpan(colon + 1).Trim(" \t"), s_knownValues);
             fields.Add(new(name, value));
             // repeated fields read as Kestrel gives them (StringValues joined with ",")
             headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + "," + value : value;
@@ -303,11 +306,54 @@ internal sealed class RequestHead
         var query = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pair in QueryHelpers.ParseQuery(queryString))
         {
-            query[pair.Key] = pair.Value.ToString();
+            query[Known(pair.Key, s_knownQuery)] = Known(pair.Value.ToString(), s_knownQuery);
         }
 
-        head = new RequestHead(requestLine[0], target, path, queryString, requestLine[2], headers, query, fields);
+        head = new RequestHead(Known(requestLine[0], s_knownNames), target, path, queryString, Known(requestLine[2], s_knownNames), headers, query, fields);
         return true;
+    }
+
+    // The strings every handshake carries, shared instead of copied per connection (a session
+    // keeps its request's headers and query for its whole life). Exact spellings only.
+    private static readonly string[] s_knownNames =
+    [
+        "GET", "HTTP/1.1", "Host", "host", "Upgrade", "upgrade", "Connection", "connection", "Sec-WebSocket-Key", "sec-websocket-key",
+        "Sec-WebSocket-Version", "sec-websocket-version", "Sec-WebSocket-Extensions", "sec-websocket-extensions", "User-Agent", "user-agent",
+        "Origin", "origin", "Accept", "accept", "Accept-Encoding", "accept-encoding", "Accept-Language", "accept-language",
+        "Cache-Control", "cache-control", "Pragma", "pragma", "Cookie", "cookie", "Authorization", "authorization",
+    ];
+
+    private static readonly string[] s_knownValues =
+    [
+        "websocket", "Upgrade", "upgrade", "13", "permessage-deflate; client_max_window_bits", "no-cache", "*/*", "gzip, deflate",
+    ];
+
+    private static readonly string[] s_knownQuery = ["EIO", "4", "transport", "websocket", "polling", "t", "sid"];
+
+    private static string Known(ReadOnlySpan<char> text, string[] known)
+    {
+        foreach (var k in known)
+        {
+            if (text.SequenceEqual(k))
+            {
+                return k;
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private static string Known(string text, string[] known)
+    {
+        foreach (var k in known)
+        {
+            if (string.Equals(text, k, StringComparison.Ordinal))
+            {
+                return k;
+            }
+        }
+
+        return text;
     }
 
     /// <summary>host[:port] of registered-name, IPv4 or [IPv6] characters; anything else is Kestrel's to judge.</summary>

@@ -10,7 +10,7 @@ internal sealed class Client
 {
     private static readonly JsonElement s_emptyAuth = JsonDocument.Parse("{}").RootElement.Clone();
     private readonly Dictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _connecting = new(StringComparer.Ordinal);
+    private HashSet<string>? _connecting; // namespaces with a connect under way (none most of a connection's life)
     private readonly IPacketDecoder _decoder;
     private readonly ITimer _connectTimeout;
 
@@ -97,7 +97,7 @@ internal sealed class Client
         {
             lock (_sockets)
             {
-                if (!_connecting.Add(packet.Namespace))
+                if (!(_connecting ??= new(StringComparer.Ordinal)).Add(packet.Namespace))
                 {
                     return;
                 }
@@ -151,7 +151,10 @@ internal sealed class Client
         {
             lock (_sockets)
             {
-                _connecting.Remove(name);
+                if (_connecting is { } connecting && connecting.Remove(name) && connecting.Count == 0)
+                {
+                    _connecting = null;
+                }
             }
         }
     }
