@@ -160,6 +160,15 @@ public sealed class EngineSession
         }
 
         _heartbeat.Dispose();
+        if (reason is not (EngineCloseReason.TransportClose or EngineCloseReason.TransportError)
+            && Volatile.Read(ref _ws) is { Socket.State: WebSocketState.Open } ws)
+        {
+            // the WebSocket gets a close frame, as from the reference server, rather than being
+            // cut (a ping timeout, an invalid packet, a server-side abort); the write is
+            // started before the read is cancelled, which would abort the socket
+            _ = CloseSocketQuietlyAsync(ws.Socket, WebSocketCloseStatus.NormalClosure, null);
+        }
+
         Volatile.Read(ref _pollWaiter)?.TrySetResult(); // a WebSocket ends with _closed
         _closed.Cancel();
         _server.Remove(this);
@@ -812,7 +821,7 @@ public sealed class EngineSession
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
             await socket.CloseOutputAsync(status, description, cts.Token);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException or InvalidOperationException)
         {
         }
     }
