@@ -68,7 +68,7 @@ public class InMemoryAdapter : IAdapter
                     _rooms[room] = members;
                 }
 
-                if (members.Ids.Add(socketId))
+                if (members.Add(socketId))
                 {
                     members.Snapshot = null;
                 }
@@ -109,10 +109,10 @@ public class InMemoryAdapter : IAdapter
 
     private void RemoveMember(string room, string socketId)
     {
-        if (_rooms.TryGetValue(room, out var members) && members.Ids.Remove(socketId))
+        if (_rooms.TryGetValue(room, out var members) && members.Remove(socketId))
         {
             members.Snapshot = null;
-            if (members.Ids.Count == 0)
+            if (members.Count == 0)
             {
                 _rooms.Remove(room);
             }
@@ -452,12 +452,60 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
-    /// <summary>A room's members, and the cached array of their sockets (null once it changed).</summary>
+    /// <summary>
+    /// A room's members, and the cached array of their sockets (null once it changed). Every
+    /// socket has a room of its own with itself alone in it: a one-member room keeps its member in
+    /// a field, and a set exists from the second member on.
+    /// </summary>
     private sealed class Room
     {
-        public HashSet<string> Ids { get; } = new(StringComparer.Ordinal);
+        private string? _one;
+        private HashSet<string>? _many;
+
+        public int Count => _many?.Count ?? (_one is null ? 0 : 1);
+
+        public IEnumerable<string> Ids => _many ?? (_one is null ? [] : [_one]);
 
         public Socket[]? Snapshot { get; set; }
+
+        public bool Add(string id)
+        {
+            if (_many is not null)
+            {
+                return _many.Add(id);
+            }
+
+            if (_one is null)
+            {
+                _one = id;
+                return true;
+            }
+
+            if (string.Equals(_one, id, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            _many = new HashSet<string>(StringComparer.Ordinal) { _one, id };
+            _one = null;
+            return true;
+        }
+
+        public bool Remove(string id)
+        {
+            if (_many is not null)
+            {
+                return _many.Remove(id);
+            }
+
+            if (_one is not null && string.Equals(_one, id, StringComparison.Ordinal))
+            {
+                _one = null;
+                return true;
+            }
+
+            return false;
+        }
     }
 
     private sealed record StoredPacket(long Seq, BroadcastOptions Options, object?[] Data, DateTimeOffset EmittedAt);
