@@ -46,7 +46,12 @@ public sealed class EngineSession
         Request = request;
 
         var time = options.TimeProvider;
-        _heartbeat = time.CreateTimer(static s => ((EngineSession)s!).OnHeartbeat(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        // the timer lives as long as the session: it must not keep the handshake request's
+        // execution context (its async locals: activity, HTTP context holder, log scopes) alive
+        using (ExecutionContext.SuppressFlow())
+        {
+            _heartbeat = time.CreateTimer(static s => ((EngineSession)s!).OnHeartbeat(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
     }
 
     /// <summary>The session id (sid), 20 URL-safe characters.</summary>

@@ -19,8 +19,11 @@ internal sealed class Client
         Server = server;
         Session = session;
         _decoder = server.Parser.CreateDecoder();
-        _connectTimeout = server.Options.Engine.TimeProvider.CreateTimer(
-            static s => ((Client)s!).OnConnectTimeout(), this, server.Options.ConnectTimeout, Timeout.InfiniteTimeSpan);
+        using (ExecutionContext.SuppressFlow())
+        {
+            _connectTimeout = server.Options.Engine.TimeProvider.CreateTimer(
+                static s => ((Client)s!).OnConnectTimeout(), this, server.Options.ConnectTimeout, Timeout.InfiniteTimeSpan);
+        }
     }
 
     public SocketIOServer Server { get; }

@@ -223,7 +223,10 @@ public sealed class DecisionService : IAsyncDisposable
         }
 
         var due = decision.Deadline - _time.GetUtcNow();
-        entry.Timer = _time.CreateTimer(static s => _ = ((DecisionService)((object[])s!)[0]).OnDeadlineAsync((Entry)((object[])s!)[1]), new object[] { this, entry }, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+        using (ExecutionContext.SuppressFlow()) // the deadline must not keep the asking request's context alive
+        {
+            entry.Timer = _time.CreateTimer(static s => _ = ((DecisionService)((object[])s!)[0]).OnDeadlineAsync((Entry)((object[])s!)[1]), new object[] { this, entry }, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+        }
     }
 
     private async Task OnDeadlineAsync(Entry entry)

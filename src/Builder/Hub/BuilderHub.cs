@@ -339,13 +339,18 @@ public sealed class BuilderHub
         state.ExpiryTimer?.Dispose();
         var identity = state.Identity;
         var due = identity.ExpiresAt - _time.GetUtcNow();
-        state.ExpiryTimer = _time.CreateTimer(_ =>
+        // the timer lives as long as the token: it must not keep the connect's execution context
+        // (and what that holds) alive for that long
+        using (ExecutionContext.SuppressFlow())
         {
-            if (ReferenceEquals(state.Identity, identity) && socket.Connected)
+            state.ExpiryTimer = _time.CreateTimer(_ =>
             {
-                Expire(socket, state);
-            }
-        }, null, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+                if (ReferenceEquals(state.Identity, identity) && socket.Connected)
+                {
+                    Expire(socket, state);
+                }
+            }, null, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+        }
     }
 
     private void Expire(Socket socket, BuilderConnection state)

@@ -30,7 +30,10 @@ public class InMemoryAdapter : IAdapter
         _time = nsp.Server.Options.Engine.TimeProvider;
         if (_recovery is not null)
         {
-            _cleanup = _time.CreateTimer(static s => ((InMemoryAdapter)s!).Cleanup(), this, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
+            using (ExecutionContext.SuppressFlow()) // not the first connection's context, for the adapter's life
+            {
+                _cleanup = _time.CreateTimer(static s => ((InMemoryAdapter)s!).Cleanup(), this, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
+            }
         }
     }
 
