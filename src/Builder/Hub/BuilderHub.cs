@@ -29,6 +29,11 @@ public sealed class BuilderHub
     private readonly GatewayMetrics _metrics;
     private readonly ILogger<BuilderHub> _logger;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _connectionsPerUser = new(StringComparer.Ordinal);
+    // the event handlers every socket gets: created once and shared (a socket's state is read
+    // from its Data), not a set of closures per connection
+    private readonly (string Event, Func<SocketEventContext, ValueTask> Handler)[] _handlers;
+    private readonly Func<SocketEventContext, ValueTask> _onPong;
+    private readonly Func<SocketEventContext, ValueTask> _onUnknown;
 
     public BuilderHub(Namespace nsp, TokenValidator tokens, ProjectAccess access, EventPublisher publisher, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
     {
@@ -44,9 +49,34 @@ public sealed class BuilderHub
         _time = time;
         _metrics = metrics;
         _logger = logger;
+        _handlers =
+        [
+            ("authenticate", Guarded("authenticate", OnAuthenticateAsync)),
+            ("join-project", Guarded("join-project", OnJoinProjectAsync)),
+            ("leave-project", Guarded("leave-project", OnLeaveProjectAsync)),
+            ("user:decision:response", Guarded("user:decision:response", OnDecisionResponseAsync)),
+        ];
+        _onPong = ctx =>
+        {
+            if (StateOf(ctx.Socket) is { } state)
+            {
+                OnPong(state);
+            }
+
+            return ValueTask.CompletedTask;
+        };
+        _onUnknown = ctx =>
+        {
+            _metrics.Increment("builder_client_errors_total", ErrorCodes.UnknownEvent);
+            Fail(ctx, ErrorCodes.UnknownEvent, $"Unknown event \"{ctx.EventName}\".", new { @event = ctx.EventName, known = new[] { "authenticate", "join-project", "leave-project", "user:decision:response", "pong" } }, true);
+            return ValueTask.CompletedTask;
+        };
         nsp.Use(AuthenticateAsync);
         nsp.OnConnection(OnConnection);
     }
+
+    private static BuilderConnection? StateOf(Socket socket) =>
+        socket.Data.GetValueOrDefault(BuilderConnection.DataKey) as BuilderConnection;
 
     public Namespace Namespace { get; }
 
@@ -70,7 +100,7 @@ public sealed class BuilderHub
 
     private void OnConnection(Socket socket)
     {
-        if (socket.Data.GetValueOrDefault(BuilderConnection.DataKey) is not BuilderConnection state)
+        if (StateOf(socket) is not { } state)
         {
             socket.Disconnect();
             return;
@@ -96,24 +126,26 @@ public sealed class BuilderHub
         socket.Emit("authenticated", new { userId = state.Identity.UserId, username = state.Identity.Username });
         ScheduleExpiry(socket, state);
 
-        Handle(socket, state, "authenticate", OnAuthenticateAsync);
-        Handle(socket, state, "join-project", OnJoinProjectAsync);
-        Handle(socket, state, "leave-project", OnLeaveProjectAsync);
-        Handle(socket, state, "user:decision:response", OnDecisionResponseAsync);
-        socket.On("pong", _ => OnPong(state));
-        socket.OnAny(ctx =>
+        foreach (var (eventName, handler) in _handlers)
         {
-            _metrics.Increment("builder_client_errors_total", ErrorCodes.UnknownEvent);
-            Fail(ctx, ErrorCodes.UnknownEvent, $"Unknown event \"{ctx.EventName}\".", new { @event = ctx.EventName, known = new[] { "authenticate", "join-project", "leave-project", "user:decision:response", "pong" } }, true);
-            return ValueTask.CompletedTask;
-        });
+            socket.On(eventName, handler);
+        }
+
+        socket.On("pong", _onPong);
+        socket.OnAny(_onUnknown);
         socket.OnDisconnect(_ => state.ExpiryTimer?.Dispose());
     }
 
-    private void Handle(Socket socket, BuilderConnection state, string eventName, Func<SocketEventContext, BuilderConnection, Task> handler)
+    /// <summary>One client event's handler with the limits every event passes first (rate, size) and its errors reported.</summary>
+    private Func<SocketEventContext, ValueTask> Guarded(string eventName, Func<SocketEventContext, BuilderConnection, Task> handler)
     {
-        socket.On(eventName, async ctx =>
+        return async ctx =>
         {
+            if (StateOf(ctx.Socket) is not { } state)
+            {
+                return;
+            }
+
             if (!state.TryTake(_options.Limits.ClientEventsPerSecond, _options.Limits.ClientEventBurst, _time.GetTimestamp(), _time.TimestampFrequency))
             {
                 _metrics.Increment("builder_client_errors_total", ErrorCodes.RateLimited);
@@ -145,7 +177,7 @@ public sealed class BuilderHub
                 _logger.LogError(ex, "Handling {Event} failed", eventName);
                 Fail(ctx, ErrorCodes.Internal, "The server could not handle the event.", new { }, true);
             }
-        });
+        };
     }
 
     private async Task OnAuthenticateAsync(SocketEventContext ctx, BuilderConnection state)
@@ -315,7 +347,7 @@ public sealed class BuilderHub
     {
         foreach (var socket in Namespace.Sockets.Values)
         {
-            if (socket.Data.GetValueOrDefault(BuilderConnection.DataKey) is not BuilderConnection state)
+            if (StateOf(socket) is not { } state)
             {
                 continue;
             }
