@@ -284,10 +284,10 @@ internal static class Commands
     }
 
     /// <summary>Scenario 4 on <paramref name="engine"/>: opens the clients and measures how fast they become ready.</summary>
-    private static JsonObject MeasureConnect(Engine engine, CpuMeter cpu, int clients, int concurrency, int rampRate, TimeSpan timeout)
+    private static JsonObject MeasureConnect(Engine engine, CpuMeter cpu, int clients, int concurrency, int rampRate, TimeSpan timeout, Func<int, (string Auth, string[] Rooms)>? describe = null)
     {
         cpu.Start();
-        var (secs, ready, failed) = engine.Connect(clients, concurrency, rampRate, _ => ("{\"token\":\"bench\"}", ["all"]), timeout);
+        var (secs, ready, failed) = engine.Connect(clients, concurrency, rampRate, describe ?? (_ => ("{\"token\":\"bench\"}", ["all"])), timeout);
         var (connCpu, connServerCpu) = cpu.Stop();
         var handshake = new Histogram();
         foreach (var c in engine.All.Where(c => c.State == ConnState.Ready))
@@ -353,22 +353,12 @@ internal static class Commands
 
         using var engine = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
         var cpu = new CpuMeter(pid);
-        cpu.Start();
-        var (secs, ready, failed) = engine.Connect(clients, o.Int("concurrency", 100), o.Int("ramp-rate", 0),
-            i => ($"{{\"token\":\"{tokens[i]}\"}}", [$"bench-{i / perProject}"]), TimeSpan.FromSeconds(o.Int("connect-timeout", 180)));
-        var (connCpu, connServerCpu) = cpu.Stop();
-        result["connect"] = new JsonObject
-        {
-            ["clients"] = clients,
-            ["ready"] = ready,
-            ["failed"] = failed,
-            ["seconds"] = Math.Round(secs, 3),
-            ["connectsPerSec"] = secs > 0 ? Math.Round(ready / secs) : 0,
-            ["clientCpuPct"] = Math.Round(connCpu, 1),
-            ["serverCpuPct"] = connServerCpu is { } scpu ? Math.Round(scpu, 1) : null,
-            ["firstErrors"] = new JsonArray([.. engine.All.Where(c => c.Error is not null).Select(c => c.Error).Distinct().Take(5).Select(e => (JsonNode?)e)]),
-        };
-        Console.Error.WriteLine($"[gateway] connect: {ready}/{clients} ready in {secs:F2} s, failed {failed}");
+        var connect = MeasureConnect(engine, cpu, clients, o.Int("concurrency", 100), o.Int("ramp-rate", 0), TimeSpan.FromSeconds(o.Int("connect-timeout", 180)),
+            i => ($"{{\"token\":\"{tokens[i]}\"}}", [$"bench-{i / perProject}"]));
+        result["connect"] = connect;
+        var ready = (int)connect["ready"]!;
+        var failed = (int)connect["failed"]!;
+        Console.Error.WriteLine($"[gateway] connect: {ready}/{clients} ready in {connect["seconds"]} s, failed {failed}");
         Thread.Sleep(TimeSpan.FromSeconds(o.Int("settle", 2)));
         var rss1 = CpuMeter.Rss(pid);
         result["memory"] = new JsonObject { ["rssBefore"] = rss0, ["rssAfter"] = rss1, ["bytesPerClient"] = rss0 is { } a && rss1 is { } b && ready > 0 ? Math.Round((b - a) / (double)ready) : null };

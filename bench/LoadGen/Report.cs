@@ -127,21 +127,27 @@ internal static class Report
                 return $"{median.ToString(format, CultureInfo.InvariantCulture)} ({values[0].ToString(format, CultureInfo.InvariantCulture)}–{values[^1].ToString(format, CultureInfo.InvariantCulture)}) [{values.Count}]";
             }
 
-            var connections = new JsonObject();
-            md.AppendLine("| connections | median (min–max) [n] |");
-            md.AppendLine("|---|---:|");
-            (string Label, Func<JsonObject, double?> Get, string Format)[] cm =
+            // a table of one column (median, spread) per row; the medians go to the JSON summary too
+            JsonObject Table(string title, (string Label, Func<JsonObject, double?> Get, string Format)[] rows)
+            {
+                var into = new JsonObject();
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {title} | median (min–max) [n] |");
+                md.AppendLine("|---|---:|");
+                foreach (var (label, get, format) in rows)
+                {
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Cell(gateway, get, format, into, label)} |");
+                }
+
+                md.AppendLine();
+                return into;
+            }
+
+            var connections = Table("connections",
             [
                 ("connect + auth (JWT) + join per s", r => Num(r["connect"]?["connectsPerSec"]), "N0"),
                 ("failed clients", r => Num(r["connect"]?["failed"]), "N0"),
                 ("RSS KB per joined client", r => Num(r["memory"]?["bytesPerClient"]) / 1024, "0.0"),
-            ];
-            foreach (var (label, get, format) in cm)
-            {
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Cell(gateway, get, format, connections, label)} |");
-            }
-
-            md.AppendLine();
+            ]);
             var http = new JsonObject();
             var inProcess = new JsonObject();
             md.AppendLine("| publishing | HTTP API | in-process API |");
@@ -164,26 +170,17 @@ internal static class Report
             }
 
             md.AppendLine();
-            var log = new JsonObject();
-            md.AppendLine("| the log, read back after both | median (min–max) [n] |");
-            md.AppendLine("|---|---:|");
-            (string Label, Func<JsonObject, double?> Get, string Format)[] lm =
+            var log = Table("the log, read back after both",
             [
                 ("events accepted (both APIs)", r => Num(r["log"]?["expectedEvents"]), "N0"),
                 ("events in the log", r => Num(r["log"]?["events"]), "N0"),
                 ("accepted events missing from the log", r => Num(r["log"]?["missingEvents"]), "N0"),
                 ("projects whose seqs have a gap", r => Num(r["log"]?["projectsWithGaps"]), "N0"),
-            ];
-            foreach (var (label, get, format) in lm)
-            {
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Cell(gateway, get, format, log, label)} |");
-            }
-
+            ]);
             gatewaySummary["connections"] = connections;
             gatewaySummary["httpApi"] = http;
             gatewaySummary["inProcessApi"] = inProcess;
             gatewaySummary["log"] = log;
-            md.AppendLine();
         }
 
         md.AppendLine("## Runs").AppendLine();

@@ -46,12 +46,7 @@ public sealed class EngineSession
         Request = request;
 
         var time = options.TimeProvider;
-        // the timer lives as long as the session: it must not keep the handshake request's
-        // execution context (its async locals: activity, HTTP context holder, log scopes) alive
-        using (ExecutionContext.SuppressFlow())
-        {
-            _heartbeat = time.CreateTimer(static s => ((EngineSession)s!).OnHeartbeat(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        }
+        _heartbeat = time.CreateDetachedTimer(static s => ((EngineSession)s!).OnHeartbeat(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>The session id (sid), 20 URL-safe characters.</summary>

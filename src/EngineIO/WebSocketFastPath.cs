@@ -343,18 +343,7 @@ internal sealed class RequestHead
         return text.ToString();
     }
 
-    private static string Known(string text, string[] known)
-    {
-        foreach (var k in known)
-        {
-            if (string.Equals(text, k, StringComparison.Ordinal))
-            {
-                return k;
-            }
-        }
-
-        return text;
-    }
+    private static string Known(string text, string[] known) => Array.IndexOf(known, text) is var i and >= 0 ? known[i] : text;
 
     /// <summary>host[:port] of registered-name, IPv4 or [IPv6] characters; anything else is Kestrel's to judge.</summary>
     private static bool IsValidHost(string host)

@@ -19,11 +19,8 @@ internal sealed class Client
         Server = server;
         Session = session;
         _decoder = server.Parser.CreateDecoder();
-        using (ExecutionContext.SuppressFlow())
-        {
-            _connectTimeout = server.Options.Engine.TimeProvider.CreateTimer(
-                static s => ((Client)s!).OnConnectTimeout(), this, server.Options.ConnectTimeout, Timeout.InfiniteTimeSpan);
-        }
+        _connectTimeout = server.Options.Engine.TimeProvider.CreateDetachedTimer(
+            static s => ((Client)s!).OnConnectTimeout(), this, server.Options.ConnectTimeout, Timeout.InfiniteTimeSpan);
     }
 
     public SocketIOServer Server { get; }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Builder.Contracts;
 using Builder.Events;
+using EngineIO;
 using Microsoft.Extensions.Logging;
 
 namespace Builder.Decisions;
@@ -223,10 +224,7 @@ public sealed class DecisionService : IAsyncDisposable
         }
 
         var due = decision.Deadline - _time.GetUtcNow();
-        using (ExecutionContext.SuppressFlow()) // the deadline must not keep the asking request's context alive
-        {
-            entry.Timer = _time.CreateTimer(static s => _ = ((DecisionService)((object[])s!)[0]).OnDeadlineAsync((Entry)((object[])s!)[1]), new object[] { this, entry }, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
-        }
+        entry.Timer = _time.CreateDetachedTimer(static s => _ = ((DecisionService)((object[])s!)[0]).OnDeadlineAsync((Entry)((object[])s!)[1]), new object[] { this, entry }, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
     }
 
     private async Task OnDeadlineAsync(Entry entry)

@@ -3,6 +3,7 @@ using Builder.Auth;
 using Builder.Contracts;
 using Builder.Decisions;
 using Builder.Events;
+using EngineIO;
 using Microsoft.Extensions.Logging;
 using SocketIO;
 
@@ -371,18 +372,13 @@ public sealed class BuilderHub
         state.ExpiryTimer?.Dispose();
         var identity = state.Identity;
         var due = identity.ExpiresAt - _time.GetUtcNow();
-        // the timer lives as long as the token: it must not keep the connect's execution context
-        // (and what that holds) alive for that long
-        using (ExecutionContext.SuppressFlow())
+        state.ExpiryTimer = _time.CreateDetachedTimer(_ =>
         {
-            state.ExpiryTimer = _time.CreateTimer(_ =>
+            if (ReferenceEquals(state.Identity, identity) && socket.Connected)
             {
-                if (ReferenceEquals(state.Identity, identity) && socket.Connected)
-                {
-                    Expire(socket, state);
-                }
-            }, null, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
-        }
+                Expire(socket, state);
+            }
+        }, null, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
     }
 
     private void Expire(Socket socket, BuilderConnection state)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using EngineIO;
 using SocketIO.Parser;
 
 namespace SocketIO.Adapters;
@@ -15,7 +16,7 @@ public class InMemoryAdapter : IAdapter
     private readonly Lock _gate = new();
     private readonly ConnectionStateRecoveryOptions? _recovery;
     private readonly TimeProvider _time;
-    private readonly string _offsetPrefix = EngineIO.SessionId.New()[..8];
+    private readonly string _offsetPrefix = SessionId.New()[..8];
     private readonly Dictionary<string, (PersistedSession Session, DateTimeOffset DisconnectedAt)> _sessions = new(StringComparer.Ordinal);
     private readonly Queue<StoredPacket> _packets = new();
     private readonly ITimer? _cleanup;
@@ -30,10 +31,7 @@ public class InMemoryAdapter : IAdapter
         _time = nsp.Server.Options.Engine.TimeProvider;
         if (_recovery is not null)
         {
-            using (ExecutionContext.SuppressFlow()) // not the first connection's context, for the adapter's life
-            {
-                _cleanup = _time.CreateTimer(static s => ((InMemoryAdapter)s!).Cleanup(), this, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
-            }
+            _cleanup = _time.CreateDetachedTimer(static s => ((InMemoryAdapter)s!).Cleanup(), this, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
         }
     }
 
