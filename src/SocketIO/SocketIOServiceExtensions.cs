@@ -19,7 +19,21 @@ public static class SocketIOServiceExtensions
             configure?.Invoke(options);
             return new SocketIOServer(options, sp.GetService<ILoggerFactory>());
         });
+        services.AddSingleton<IHostedService>(sp =>
+        {
+            var options = sp.GetRequiredService<SocketIOServer>().Options;
+            return options.IdleMemoryTrim is { } trim
+                ? new IdleMemoryTrimmer(trim, options.Engine.TimeProvider, logger: sp.GetService<ILoggerFactory>()?.CreateLogger<IdleMemoryTrimmer>())
+                : new NoHostedWork();
+        });
         return services;
+    }
+
+    private sealed class NoHostedWork : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>

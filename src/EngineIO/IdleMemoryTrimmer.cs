@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EngineIO;
+
+/// <summary>
+/// When the idle memory trimmer compacts the heap and gives memory back to the system. The .NET
+/// GC keeps the memory a burst made it commit (a connect storm commits its gen0 budget, tens of
+/// megabytes, and leaves half-empty regions behind) until the next collection needs it, which
+/// in a quiet server is never; the trimmer does what V8's memory reducer does for Node.js: once
+/// the process has grown and then gone quiet, one compacting collection returns the slack.
+/// </summary>
+public sealed class IdleMemoryTrimOptions
+{
+    /// <summary>How often the process is looked at.</summary>
+    public TimeSpan CheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Quiet means: the process allocated at most this many bytes per second over each of the last
+    /// <see cref="QuietChecks"/> intervals. A server pushing events allocates more than this.
+    /// </summary>
+    public long QuietAllocationBytesPerSecond { get; set; } = 1024 * 1024;
+
+    /// <summary>How many quiet intervals in a row come before a trim.</summary>
+    public int QuietChecks { get; set; } = 2;
+
+    /// <summary>
+    /// Growth of the working set since start or since the last trim that is worth a trim: the
+    /// larger of this and a quarter of the working set left by the last trim.
+    /// </summary>
+    public long MinGrowthBytes { get; set; } = 32L * 1024 * 1024;
+
+    internal void Validate()
+    {
+        if (CheckInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CheckInterval), "CheckInterval must be positive.");
+        }
+
+        if (QuietAllocationBytesPerSecond < 0 || QuietChecks < 1 || MinGrowthBytes < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(QuietChecks), "QuietAllocationBytesPerSecond must not be negative; QuietChecks and MinGrowthBytes must be positive.");
+        }
+    }
+}
+
+/// <summary>What the trimmer reads of the process and the one thing it does to it.</summary>
+public interface IMemoryTrimTarget
+{
+    /// <summary>Bytes allocated by the process since it started (<see cref="GC.GetTotalAllocatedBytes"/>).</summary>
+    long AllocatedBytes { get; }
+
+    /// <summary>The process's resident memory (<see cref="Environment.WorkingSet"/>).</summary>
+    long WorkingSetBytes { get; }
+
+    /// <summary>A blocking, compacting collection that decommits what it frees.</summary>
+    void Trim();
+}
+
+/// <summary>The process itself.</summary>
+public sealed class ProcessMemoryTrimTarget : IMemoryTrimTarget
+{
+    public static readonly ProcessMemoryTrimTarget Instance = new();
+
+    public long AllocatedBytes => GC.GetTotalAllocatedBytes(false);
+
+    public long WorkingSetBytes => Environment.WorkingSet;
+
+    public void Trim() => GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+}
+
+/// <summary>
+/// Compacts the heap once after the process has grown and gone quiet (see
+/// <see cref="IdleMemoryTrimOptions"/>). A trim blocks every thread for the length of a full
+/// compacting collection (about 150 ms with 10 000 connections on one core), which is why it waits
+/// for quiet; a busy server never trims.
+/// </summary>
+public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
+{
+    private readonly IdleMemoryTrimOptions _options;
+    private readonly TimeProvider _time;
+    private readonly IMemoryTrimTarget _target;
+    private readonly ILogger _log;
+    private readonly Lock _gate = new();
+    private ITimer? _timer;
+    private long _lastAllocated;
+    private long _lastCheck;
+    private long _baseline;
+    private int _quiet;
+    private int _trims;
+
+    public IdleMemoryTrimmer(IdleMemoryTrimOptions options, TimeProvider? time = null, IMemoryTrimTarget? target = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _time = time ?? TimeProvider.System;
+        _target = target ?? ProcessMemoryTrimTarget.Instance;
+        _log = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>How many trims ran.</summary>
+    public int Trims => Volatile.Read(ref _trims);
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_timer is null)
+            {
+                _lastAllocated = _target.AllocatedBytes;
+                _lastCheck = _time.GetTimestamp();
+                _baseline = _target.WorkingSetBytes;
+                _timer = _time.CreateDetachedTimer(static s => ((IdleMemoryTrimmer)s!).Check(), this, _options.CheckInterval, _options.CheckInterval);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _timer?.Dispose();
+            _timer = null;
+        }
+    }
+
+    /// <summary>One look at the process; the timer calls it every <see cref="IdleMemoryTrimOptions.CheckInterval"/>.</summary>
+    internal void Check()
+    {
+        if (!_gate.TryEnter())
+        {
+            return; // a trim is still running
+        }
+
+        try
+        {
+            if (_timer is null)
+            {
+                return;
+            }
+
+            var now = _time.GetTimestamp();
+            var seconds = Math.Max(_time.GetElapsedTime(_lastCheck, now).TotalSeconds, 1e-3);
+            var allocated = _target.AllocatedBytes;
+            var rate = (allocated - _lastAllocated) / seconds;
+            _lastAllocated = allocated;
+            _lastCheck = now;
+            var workingSet = _target.WorkingSetBytes;
+            _baseline = Math.Min(_baseline, workingSet);
+            if (rate > _options.QuietAllocationBytesPerSecond)
+            {
+                _quiet = 0;
+                return;
+            }
+
+            if (++_quiet < _options.QuietChecks || workingSet - _baseline < Math.Max(_options.MinGrowthBytes, _baseline / 4))
+            {
+                return;
+            }
+
+            var started = Stopwatch.GetTimestamp();
+            _target.Trim();
+            var pause = Stopwatch.GetElapsedTime(started);
+            var after = _target.WorkingSetBytes;
+            _baseline = after;
+            _quiet = 0;
+            _lastAllocated = _target.AllocatedBytes;
+            _lastCheck = _time.GetTimestamp();
+            _trims++;
+            _log.LogInformation("Idle memory trim: working set {Before} MB -> {After} MB, {Pause} ms pause", workingSet >> 20, after >> 20, (int)pause.TotalMilliseconds);
+        }
+        finally
+        {
+            _gate.Exit();
+        }
+    }
+}
