@@ -9,10 +9,15 @@ namespace SocketIO;
 internal sealed class Client
 {
     private static readonly JsonElement s_emptyAuth = JsonDocument.Parse("{}").RootElement.Clone();
-    private readonly Dictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
+    // the namespace sockets, under _gate: nearly every connection joins one namespace, kept in
+    // two fields; a dictionary (then holding them all) exists from the second namespace on
+    private readonly Lock _gate = new();
+    private string? _firstName;
+    private Socket? _first;
+    private Dictionary<string, Socket>? _sockets;
     private HashSet<string>? _connecting; // namespaces with a connect under way (none most of a connection's life)
     private readonly IPacketDecoder _decoder;
-    private readonly ITimer _connectTimeout;
+    private ITimer? _connectTimeout; // dropped once disposed (a namespace joined, or the connection closed)
 
     public Client(SocketIOServer server, EngineSession session)
     {
@@ -47,13 +52,7 @@ internal sealed class Client
     /// <summary>Disconnects every namespace socket (each client sees "io server disconnect"), then closes.</summary>
     public void DisconnectAll()
     {
-        Socket[] sockets;
-        lock (_sockets)
-        {
-            sockets = [.. _sockets.Values];
-        }
-
-        foreach (var socket in sockets)
+        foreach (var socket in SocketsCopy())
         {
             socket.Disconnect();
         }
@@ -63,12 +62,68 @@ internal sealed class Client
 
     public void Remove(Socket socket)
     {
-        lock (_sockets)
+        var name = socket.Namespace.Name;
+        lock (_gate)
         {
-            if (_sockets.TryGetValue(socket.Namespace.Name, out var current) && ReferenceEquals(current, socket))
+            if (_sockets is not null)
             {
-                _sockets.Remove(socket.Namespace.Name);
+                if (_sockets.TryGetValue(name, out var current) && ReferenceEquals(current, socket))
+                {
+                    _sockets.Remove(name);
+                }
             }
+            else if (ReferenceEquals(_first, socket) && string.Equals(_firstName, name, StringComparison.Ordinal))
+            {
+                _firstName = null;
+                _first = null;
+            }
+        }
+    }
+
+    /// <summary>The socket of a namespace; call under <see cref="_gate"/>.</summary>
+    private Socket? Find(string name)
+    {
+        if (_sockets is not null)
+        {
+            return _sockets.TryGetValue(name, out var socket) ? socket : null;
+        }
+
+        return string.Equals(_firstName, name, StringComparison.Ordinal) ? _first : null;
+    }
+
+    /// <summary>Sets (or replaces) the socket of a namespace; call under <see cref="_gate"/>.</summary>
+    private void Set(string name, Socket socket)
+    {
+        if (_sockets is not null)
+        {
+            _sockets[name] = socket;
+        }
+        else if (_first is null || string.Equals(_firstName, name, StringComparison.Ordinal))
+        {
+            _firstName = name;
+            _first = socket;
+        }
+        else
+        {
+            _sockets = new(StringComparer.Ordinal) { [_firstName!] = _first, [name] = socket };
+            _firstName = null;
+            _first = null;
+        }
+    }
+
+    private Socket[] SocketsCopy(bool clear = false)
+    {
+        lock (_gate)
+        {
+            Socket[] sockets = _sockets is not null ? [.. _sockets.Values] : _first is not null ? [_first] : [];
+            if (clear)
+            {
+                _sockets = null;
+                _firstName = null;
+                _first = null;
+            }
+
+            return sockets;
         }
     }
 
@@ -88,14 +143,14 @@ internal sealed class Client
         }
 
         Socket? socket;
-        lock (_sockets)
+        lock (_gate)
         {
-            _sockets.TryGetValue(packet.Namespace, out socket);
+            socket = Find(packet.Namespace);
         }
 
         if (socket is null && packet.Type == SocketPacketType.Connect)
         {
-            lock (_sockets)
+            lock (_gate)
             {
                 if (!(_connecting ??= new(StringComparer.Ordinal)).Add(packet.Namespace))
                 {
@@ -130,13 +185,13 @@ internal sealed class Client
             var socket = await nsp.AddAsync(this, auth);
             if (socket is not null)
             {
-                lock (_sockets)
+                lock (_gate)
                 {
-                    _sockets[name] = socket;
+                    Set(name, socket);
                 }
 
                 // a namespace is joined: the connect timeout has done its job
-                _connectTimeout.Dispose();
+                Interlocked.Exchange(ref _connectTimeout, null)?.Dispose();
                 nsp.CompleteConnect(socket);
             }
         }
@@ -149,7 +204,7 @@ internal sealed class Client
         }
         finally
         {
-            lock (_sockets)
+            lock (_gate)
             {
                 if (_connecting is { } connecting && connecting.Remove(name) && connecting.Count == 0)
                 {
@@ -162,9 +217,9 @@ internal sealed class Client
     private void OnConnectTimeout()
     {
         bool none;
-        lock (_sockets)
+        lock (_gate)
         {
-            none = _sockets.Count == 0;
+            none = _sockets is null ? _first is null : _sockets.Count == 0;
         }
 
         if (none && Session.IsOpen)
@@ -176,15 +231,8 @@ internal sealed class Client
 
     public void OnClose(string reason)
     {
-        _connectTimeout.Dispose();
-        Socket[] sockets;
-        lock (_sockets)
-        {
-            sockets = [.. _sockets.Values];
-            _sockets.Clear();
-        }
-
-        foreach (var socket in sockets)
+        Interlocked.Exchange(ref _connectTimeout, null)?.Dispose();
+        foreach (var socket in SocketsCopy(clear: true))
         {
             socket.OnClose(reason);
         }

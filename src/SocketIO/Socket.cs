@@ -27,11 +27,15 @@ public static class DisconnectReason
 public sealed class Socket
 {
     private static readonly string[] s_reserved = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
-    // small per-socket state: a plain dictionary under its own lock; acks created on first use
-    private readonly Dictionary<string, Func<SocketEventContext, ValueTask>> _handlers = new(StringComparer.Ordinal);
-    private ConcurrentDictionary<long, TaskCompletionSource<AckResponse>>? _acks;
-    private readonly List<Action<string>> _disconnecting = [];
-    private readonly List<Action<string>> _disconnected = [];
+    private const int MaxHandlerArray = 8;
+
+    // Event handlers, for the few a socket usually has: an array of (name, handler) searched in
+    // order, never changed once published (On swaps in a new one), so lookups take no lock; beyond
+    // MaxHandlerArray a dictionary, changed and read under its own lock.
+    private object? _handlers; // EventHandlerEntry[] or Dictionary<string, Func<SocketEventContext, ValueTask>>
+    private ConcurrentDictionary<long, TaskCompletionSource<AckResponse>>? _acks; // created on first use
+    private Action<string>[]? _disconnecting; // the disconnect handlers: copied on write, created on first use
+    private Action<string>[]? _disconnected;
     private Func<SocketEventContext, ValueTask>? _any;
     private ConcurrentDictionary<string, object?>? _data;
     private int _connected;
@@ -103,9 +107,26 @@ public sealed class Socket
     {
         ArgumentNullException.ThrowIfNull(eventName);
         ArgumentNullException.ThrowIfNull(handler);
-        lock (_handlers)
+        var current = System.Threading.Volatile.Read(ref _handlers);
+        while (true)
         {
-            _handlers[eventName] = handler;
+            if (current is Dictionary<string, Func<SocketEventContext, ValueTask>> map)
+            {
+                lock (map)
+                {
+                    map[eventName] = handler;
+                }
+
+                return;
+            }
+
+            var seen = Interlocked.CompareExchange(ref _handlers, WithHandler((EventHandlerEntry[]?)current, eventName, handler), current);
+            if (ReferenceEquals(seen, current))
+            {
+                return;
+            }
+
+            current = seen;
         }
     }
 
@@ -123,21 +144,9 @@ public sealed class Socket
     public void OnAny(Func<SocketEventContext, ValueTask> handler) => _any = handler;
 
     /// <summary>Called before the socket leaves its rooms.</summary>
-    public void OnDisconnecting(Action<string> handler)
-    {
-        lock (_disconnecting)
-        {
-            _disconnecting.Add(handler);
-        }
-    }
+    public void OnDisconnecting(Action<string> handler) => Append(ref _disconnecting, handler);
 
-    public void OnDisconnect(Action<string> handler)
-    {
-        lock (_disconnected)
-        {
-            _disconnected.Add(handler);
-        }
-    }
+    public void OnDisconnect(Action<string> handler) => Append(ref _disconnected, handler);
 
     public void Join(params string[] rooms) => Namespace.Adapter.AddAll(Id, rooms);
 
@@ -268,12 +277,7 @@ public sealed class Socket
         var first = array[0];
         var name = first.ValueKind == JsonValueKind.String ? first.GetString()! : first.GetRawText();
         var context = new SocketEventContext(this, name, array, packet.Attachments, packet.Id, Namespace.Server.SerializerOptions);
-        Func<SocketEventContext, ValueTask>? handler;
-        lock (_handlers)
-        {
-            handler = _handlers.TryGetValue(name, out var h) ? h : _any;
-        }
-
+        var handler = Handler(name) ?? _any;
         if (handler is null)
         {
             return;
@@ -316,7 +320,7 @@ public sealed class Socket
             return;
         }
 
-        Invoke(_disconnecting, reason);
+        Invoke(System.Threading.Volatile.Read(ref _disconnecting), reason);
         if (Pid is not null && DisconnectReason.IsRecoverable(reason))
         {
             // the socket's own id stays in: packets addressed to it (its emits) are replayed, and
@@ -337,18 +341,12 @@ public sealed class Socket
             }
         }
 
-        Invoke(_disconnected, reason);
+        Invoke(System.Threading.Volatile.Read(ref _disconnected), reason);
     }
 
-    private void Invoke(List<Action<string>> handlers, string reason)
+    private void Invoke(Action<string>[]? handlers, string reason)
     {
-        Action<string>[] copy;
-        lock (handlers)
-        {
-            copy = [.. handlers];
-        }
-
-        foreach (var handler in copy)
+        foreach (var handler in handlers ?? [])
         {
             try
             {
@@ -360,6 +358,79 @@ public sealed class Socket
             {
                 Log.LogError(ex, "Socket {SocketId}: disconnect handler failed", Id);
             }
+        }
+    }
+
+    /// <summary>The handler of an event, or null.</summary>
+    private Func<SocketEventContext, ValueTask>? Handler(string name)
+    {
+        switch (System.Threading.Volatile.Read(ref _handlers))
+        {
+            case EventHandlerEntry[] entries:
+                foreach (var entry in entries)
+                {
+                    if (string.Equals(entry.Name, name, StringComparison.Ordinal))
+                    {
+                        return entry.Handler;
+                    }
+                }
+
+                return null;
+            case Dictionary<string, Func<SocketEventContext, ValueTask>> map:
+                lock (map)
+                {
+                    return map.TryGetValue(name, out var handler) ? handler : null;
+                }
+
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>A copy of <paramref name="entries"/> with the handler of <paramref name="name"/> set (replaced or added).</summary>
+    private static object WithHandler(EventHandlerEntry[]? entries, string name, Func<SocketEventContext, ValueTask> handler)
+    {
+        entries ??= [];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            if (string.Equals(entries[i].Name, name, StringComparison.Ordinal))
+            {
+                var replaced = (EventHandlerEntry[])entries.Clone();
+                replaced[i] = new EventHandlerEntry(entries[i].Name, handler);
+                return replaced;
+            }
+        }
+
+        if (entries.Length < MaxHandlerArray)
+        {
+            EventHandlerEntry[] added = [.. entries, new EventHandlerEntry(name, handler)];
+            return added;
+        }
+
+        var map = new Dictionary<string, Func<SocketEventContext, ValueTask>>(entries.Length + 1, StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            map[entry.Name] = entry.Handler;
+        }
+
+        map[name] = handler;
+        return map;
+    }
+
+    /// <summary>Adds a handler to a copy-on-write list (lock-free: readers see the old or the new array).</summary>
+    private static void Append(ref Action<string>[]? handlers, Action<string> handler)
+    {
+        var current = System.Threading.Volatile.Read(ref handlers);
+        while (true)
+        {
+            Action<string>[] next = current is null ? [handler] : [.. current, handler];
+            var seen = Interlocked.CompareExchange(ref handlers, next, current);
+            if (ReferenceEquals(seen, current))
+            {
+                return;
+            }
+
+            current = seen;
         }
     }
 
@@ -379,4 +450,6 @@ public sealed class Socket
             throw new ArgumentException($"\"{eventName}\" is a reserved event name.", nameof(eventName));
         }
     }
+
+    private readonly record struct EventHandlerEntry(string Name, Func<SocketEventContext, ValueTask> Handler);
 }

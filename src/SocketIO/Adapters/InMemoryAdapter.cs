@@ -12,7 +12,7 @@ namespace SocketIO.Adapters;
 public class InMemoryAdapter : IAdapter
 {
     private readonly Dictionary<string, Room> _rooms = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, HashSet<string>> _sids = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SocketRoomSet> _sids = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ConnectionStateRecoveryOptions? _recovery;
     private readonly TimeProvider _time;
@@ -55,7 +55,7 @@ public class InMemoryAdapter : IAdapter
         {
             if (!_sids.TryGetValue(socketId, out var own))
             {
-                own = new HashSet<string>(StringComparer.Ordinal);
+                own = new SocketRoomSet();
                 _sids[socketId] = own;
                 _everyone = null;
             }
@@ -101,7 +101,7 @@ public class InMemoryAdapter : IAdapter
 
             _everyone = null;
 
-            foreach (var room in own)
+            foreach (var room in own.Rooms)
             {
                 RemoveMember(room, socketId);
             }
@@ -124,7 +124,7 @@ public class InMemoryAdapter : IAdapter
     {
         lock (_gate)
         {
-            return _sids.TryGetValue(socketId, out var own) ? new HashSet<string>(own, StringComparer.Ordinal) : BroadcastOptions.EmptySet;
+            return _sids.TryGetValue(socketId, out var own) ? new HashSet<string>(own.Rooms, StringComparer.Ordinal) : BroadcastOptions.EmptySet;
         }
     }
 
@@ -312,7 +312,7 @@ public class InMemoryAdapter : IAdapter
         return Resolve(seen);
     }
 
-    private static bool IsExcluded(HashSet<string> own, BroadcastOptions options)
+    private static bool IsExcluded(SocketRoomSet own, BroadcastOptions options)
     {
         foreach (var room in options.Except)
         {
@@ -507,6 +507,67 @@ public class InMemoryAdapter : IAdapter
 
             return false;
         }
+    }
+
+    /// <summary>
+    /// The rooms of one socket: its own id and typically one room it joined. Up to two are kept in
+    /// fields (in the order they were added), a set exists from the third on.
+    /// </summary>
+    private sealed class SocketRoomSet
+    {
+        private string? _first;
+        private string? _second; // set only while _first is
+        private HashSet<string>? _many;
+
+        public IEnumerable<string> Rooms => _many ?? (_first is null ? [] : _second is null ? [_first] : [_first, _second]);
+
+        public bool Contains(string room) => _many?.Contains(room) ?? InFields(room);
+
+        public void Add(string room)
+        {
+            if (_many is not null)
+            {
+                _many.Add(room);
+            }
+            else if (InFields(room))
+            {
+                return;
+            }
+            else if (_first is null)
+            {
+                _first = room;
+            }
+            else if (_second is null)
+            {
+                _second = room;
+            }
+            else
+            {
+                _many = new HashSet<string>(StringComparer.Ordinal) { _first, _second, room };
+                _first = null;
+                _second = null;
+            }
+        }
+
+        public void Remove(string room)
+        {
+            if (_many is not null)
+            {
+                _many.Remove(room);
+            }
+            else if (string.Equals(_first, room, StringComparison.Ordinal))
+            {
+                _first = _second;
+                _second = null;
+            }
+            else if (string.Equals(_second, room, StringComparison.Ordinal))
+            {
+                _second = null;
+            }
+        }
+
+        private bool InFields(string room) =>
+            room is not null && (string.Equals(_first, room, StringComparison.Ordinal) || string.Equals(_second, room, StringComparison.Ordinal));
     }
 
     private sealed record StoredPacket(long Seq, BroadcastOptions Options, object?[] Data, DateTimeOffset EmittedAt);

@@ -279,4 +279,49 @@ public sealed partial class ConnectionTests
         socket.Emit("marker");
         await joined.ExpectAsync("42[\"marker\"]");
     }
+
+    [Fact]
+    public async Task SeveralNamespaces_OnOneConnection_EachGetsItsOwnPackets_AndAllCloseWithIt()
+    {
+        await using var server = await SioTestServer.StartAsync();
+        server.Track(server.Io.Of("/a"));
+        server.Track(server.Io.Of("/b"));
+        var (client, main) = await server.ConnectAsync();
+        var a = await server.SocketAsync(client, await client.ConnectAsync("/a"));
+        var b = await server.SocketAsync(client, await client.ConnectAsync("/b"));
+        static void Who(Socket socket) => socket.On("who", ctx => ctx.Socket.Emit("me", ctx.Socket.Namespace.Name));
+        Who(main);
+        Who(a);
+        Who(b);
+
+        await client.SendAsync("42/b,[\"who\"]");
+        await client.ExpectAsync("42/b,[\"me\",\"/b\"]");
+        await client.SendAsync("42[\"who\"]");
+        await client.ExpectAsync("42[\"me\",\"/\"]");
+        await client.SendAsync("42/a,[\"who\"]");
+        await client.ExpectAsync("42/a,[\"me\",\"/a\"]");
+
+        // the first namespace is left and joined again: a new socket, the others untouched
+        var left = new Signal<string>();
+        main.OnDisconnect(left.Set);
+        await client.SendAsync("41");
+        Assert.Equal("client namespace disconnect", await left.WaitAsync());
+        var again = await server.SocketAsync(client, await client.ConnectAsync());
+        Assert.NotSame(main, again);
+        Who(again);
+        await client.SendAsync("42[\"who\"]");
+        await client.ExpectAsync("42[\"me\",\"/\"]");
+        await client.SendAsync("42/b,[\"who\"]");
+        await client.ExpectAsync("42/b,[\"me\",\"/b\"]");
+
+        var reasons = new[] { new Signal<string>(), new Signal<string>(), new Signal<string>() };
+        again.OnDisconnect(reasons[0].Set);
+        a.OnDisconnect(reasons[1].Set);
+        b.OnDisconnect(reasons[2].Set);
+        await client.DisposeAsync();
+        foreach (var reason in reasons)
+        {
+            Assert.Equal("transport close", await reason.WaitAsync());
+        }
+    }
 }

@@ -120,6 +120,51 @@ public sealed class RoomsTests
     }
 
     [Fact]
+    public async Task ToSeveralRoomsExcept_SkipsTheSocketsInAnExceptedRoom()
+    {
+        await using var server = await SioTestServer.StartAsync();
+        var (a, sa) = await server.ConnectAsync();
+        var (b, sb) = await server.ConnectAsync();
+        var (c, sc) = await server.ConnectAsync();
+        await using var _a = a;
+        await using var _b = b;
+        await using var _c = c;
+        sa.Join("x");
+        sb.Join("y");
+        sc.Join("x", "z");
+
+        server.Io.To("x", "y").Except("z").Emit("not-z");
+        await a.ExpectAsync("42[\"not-z\"]");
+        await b.ExpectAsync("42[\"not-z\"]");
+        await ExpectMarkerAsync(c, sc);
+
+        sb.To("x", "y").Emit("from-b");
+        await a.ExpectAsync("42[\"from-b\"]");
+        await c.ExpectAsync("42[\"from-b\"]");
+        await ExpectMarkerAsync(b, sb);
+    }
+
+    [Fact]
+    public async Task Leave_OwnId_KeepsTheOtherRooms_AndTheSocketCanJoinItAgain()
+    {
+        await using var server = await SioTestServer.StartAsync();
+        var (a, sa) = await server.ConnectAsync();
+        await using var _a = a;
+        sa.Join("r");
+
+        sa.Leave(sa.Id);
+        Assert.Equal(new HashSet<string> { "r" }, sa.Rooms);
+        server.Io.To(sa.Id).Emit("to-id");
+        server.Io.To("r").Emit("to-r");
+        await a.ExpectAsync("42[\"to-r\"]");
+
+        sa.Join(sa.Id, "s");
+        Assert.Equal(new HashSet<string> { sa.Id, "r", "s" }, sa.Rooms);
+        server.Io.To(sa.Id).Emit("to-id");
+        await a.ExpectAsync("42[\"to-id\"]");
+    }
+
+    [Fact]
     public async Task SocketTo_ExcludesTheSender()
     {
         await using var server = await SioTestServer.StartAsync();
