@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.WebSockets;
+using System.Text.Unicode;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -171,6 +172,7 @@ public sealed class EngineSession
 
         Volatile.Read(ref _pollWaiter)?.TrySetResult(); // a WebSocket ends with _closed
         _closed.Cancel();
+        Volatile.Read(ref _ws)?.CancelReceive();
         _server.Remove(this);
         try
         {
@@ -455,12 +457,12 @@ public sealed class EngineSession
 
     // ---- WebSocket ----
 
-    internal async Task RunWebSocketAsync(WebSocketTransport transport)
+    /// <summary>Runs the session over <paramref name="transport"/> until it ends and its last write is done.</summary>
+    internal Task RunWebSocketAsync(WebSocketTransport transport)
     {
         Volatile.Write(ref _ws, transport);
         Drain(transport); // what was queued before (the open packet, or packets queued while polling)
-        await ReadLoopAsync(transport.Socket);
-        await Volatile.Read(ref _writeTail);
+        return ReadLoopAsync(transport.Socket); // one state machine per connection, not two
     }
 
     internal async Task RunUpgradeAsync(WebSocketTransport transport)
@@ -530,6 +532,11 @@ public sealed class EngineSession
             while (IsOpen)
             {
                 // wait for the next message without holding a buffer: idle sessions cost no memory here
+                if (socket is PipeWebSocket pipe)
+                {
+                    pipe.EndWait(await pipe.WaitReadableAsync());
+                }
+
                 var peek = await socket.ReceiveAsync(Memory<byte>.Empty, _closed.Token);
                 if (peek.MessageType == WebSocketMessageType.Close)
                 {
@@ -543,6 +550,14 @@ public sealed class EngineSession
                 if (status == ReadStatus.Closed)
                 {
                     reason = _forcedClosing ? EngineCloseReason.ForcedClose : EngineCloseReason.TransportClose;
+                    break;
+                }
+
+                if (status == ReadStatus.NotUtf8)
+                {
+                    // what the runtime WebSocket does for text that is not UTF-8 (RFC 6455 8.1)
+                    reason = EngineCloseReason.TransportError;
+                    await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.InvalidPayloadData, null);
                     break;
                 }
 
@@ -583,6 +598,8 @@ public sealed class EngineSession
         {
             socket.Abort();
         }
+
+        await Volatile.Read(ref _writeTail);
     }
 
     private enum ReadStatus
@@ -590,6 +607,7 @@ public sealed class EngineSession
         Complete,
         Closed,
         TooBig,
+        NotUtf8,
     }
 
     /// <summary>Reads one whole message into a pooled buffer and copies it out; null message when malformed.</summary>
@@ -631,6 +649,11 @@ public sealed class EngineSession
             if (type == WebSocketMessageType.Binary)
             {
                 return (ReadStatus.Complete, EngineMessage.Binary(data));
+            }
+
+            if (!Utf8.IsValid(data))
+            {
+                return (ReadStatus.NotUtf8, null);
             }
 
             return (ReadStatus.Complete, data.Length > 0 && IsValidTextPacketType(data[0]) ? EngineMessage.FromTextFrame(data) : null);
@@ -864,6 +887,6 @@ public sealed class EngineRequestInfo
         }
 
         var url = context.Request.PathBase + context.Request.Path + context.Request.QueryString;
-        return new EngineRequestInfo(headers, query, context.Connection.RemoteIpAddress, url, context.Request.IsHttps);
+        return new EngineRequestInfo(CompactStringMap.From(headers, StringComparison.OrdinalIgnoreCase), CompactStringMap.From(query, StringComparison.Ordinal), context.Connection.RemoteIpAddress, url, context.Request.IsHttps);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
@@ -25,11 +26,13 @@ internal sealed class WebSocketTransport : IDisposable
     internal const int MaxBatchBytes = 32 * 1024;
 
     private readonly SerializedStream? _stream;
+    private readonly PipeWebSocket? _pipe;
 
-    private WebSocketTransport(WebSocket socket, SerializedStream? stream)
+    private WebSocketTransport(WebSocket socket, SerializedStream? stream, PipeWebSocket? pipe = null)
     {
         Socket = socket;
         _stream = stream;
+        _pipe = pipe;
     }
 
     /// <summary>The runtime WebSocket: receive, close, abort.</summary>
@@ -68,6 +71,19 @@ internal sealed class WebSocketTransport : IDisposable
         });
         return new WebSocketTransport(socket, stream);
     }
+
+    /// <summary>A server WebSocket directly over the pipes of a connection the caller has answered with 101.</summary>
+    internal static WebSocketTransport Create(IDuplexPipe connection)
+    {
+        var socket = new PipeWebSocket(connection);
+        return new WebSocketTransport(socket, null, socket);
+    }
+
+    /// <summary>
+    /// Ends a pending receive with <see cref="OperationCanceledException"/> where the token given to
+    /// the receive does not (the pipe WebSocket); the runtime WebSocket is ended by that token.
+    /// </summary>
+    public void CancelReceive() => _pipe?.CancelReceive();
 
     internal static string AcceptKey(string key)
     {
@@ -111,7 +127,8 @@ internal sealed class WebSocketTransport : IDisposable
     /// <see cref="WebSocketException"/> once a close frame has gone out (no data may follow it).
     /// </summary>
     public ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames) =>
-        _stream is null ? SendOneByOneAsync(frames) : _stream.WriteDataAsync(frames);
+        _pipe is not null ? _pipe.SendFramesAsync(frames)
+        : _stream is null ? SendOneByOneAsync(frames) : _stream.WriteDataAsync(frames);
 
     // the runtime WebSocket only sends a frame at a time: unpack the batch
     private async ValueTask SendOneByOneAsync(ReadOnlyMemory<byte> frames)

@@ -32,7 +32,9 @@ public sealed class ConformanceServer : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port));
+        // as in the gateway: new WebSocket sessions are upgraded at the connection level
+        builder.Services.AddEngineIOWebSocketFastPath();
+        builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.UseEngineIOWebSocketFastPath()));
         builder.Services.AddSocketIO(o =>
         {
             o.Engine.PingInterval = TimeSpan.FromMilliseconds(300);

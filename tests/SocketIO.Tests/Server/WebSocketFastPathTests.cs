@@ -559,6 +559,157 @@ public sealed class WebSocketFastPathTests
         Assert.Equal(outcomes[1], outcomes[0]);
     }
 
+    // ---- 9. RFC 6455 on the fast path's own WebSocket (frames, control frames, violations) ----
+
+    [Fact]
+    public async Task FragmentedMessage_WithAPingBetweenItsFragments_IsReassembled_AndThePingAnsweredFirst()
+    {
+        await using var host = await Host.StartAsync();
+        var (raw, socket) = await OpenRawSioAsync(host);
+        await using var _ = raw;
+        socket.On("sync", ctx => ctx.Ack(ctx.GetArg<string>(0)));
+
+        // 420["sync","héllo"] in three fragments (the é split across two), a ping in between
+        var message = Encoding.UTF8.GetBytes("420[\"sync\",\"h\u00e9llo\"]");
+        var cut1 = 7;
+        var cut2 = Array.IndexOf(message, (byte)0xC3) + 1;
+        await raw.SendAsync(ClientFrames.Frame(0x01, message[..cut1]));
+        await raw.SendAsync(ClientFrames.Frame(0x89, "are you there"u8.ToArray()));
+        await raw.SendAsync(ClientFrames.Frame(0x00, message[cut1..cut2]));
+        await raw.SendAsync(ClientFrames.Frame(0x00, []));
+        await raw.SendAsync(ClientFrames.Frame(0x80, message[cut2..]));
+
+        var pong = await raw.ReadFrameAsync();
+        Assert.Equal(0xA, pong.Opcode);
+        Assert.Equal("are you there", pong.Text);
+        Assert.Equal("430[\"h\\u00E9llo\"]", await raw.ReadTextAsync()); // the serializer escapes non-ASCII
+    }
+
+    [Fact]
+    public async Task LargeAndBinaryMessages_UseTheExtendedLengths_AndArrive()
+    {
+        await using var host = await Host.StartAsync();
+        var (raw, socket) = await OpenRawSioAsync(host);
+        await using var _ = raw;
+        socket.On("size", ctx => ctx.Ack(ctx.GetArg<string>(0)!.Length));
+        socket.On("bin", ctx => ctx.Ack(ctx.GetArg<byte[]>(0)!.Length));
+
+        foreach (var size in new[] { 200, 70_000 })
+        {
+            // 16-bit extended length, then 64-bit
+            await raw.SendTextAsync($"421[\"size\",\"{new string('x', size)}\"]");
+            Assert.Equal($"431[{size}]", await raw.ReadTextAsync());
+        }
+
+        // a binary attachment, its frame split in two fragments
+        var attachment = RandomNumberGenerator.GetBytes(300);
+        await raw.SendTextAsync("451-2[\"bin\",{\"_placeholder\":true,\"num\":0}]");
+        await raw.SendAsync(ClientFrames.Frame(0x02, attachment[..100]));
+        await raw.SendAsync(ClientFrames.Frame(0x80, attachment[100..]));
+        Assert.Equal("432[300]", await raw.ReadTextAsync());
+    }
+
+    public static TheoryData<string, byte[]> ProtocolViolations => new()
+    {
+        { "unmasked", ClientFrames.Frame(0x81, "42[\"x\"]"u8.ToArray(), masked: false) },
+        { "reserved bit", ClientFrames.Frame(0xC1, "42[\"x\"]"u8.ToArray()) },
+        { "unknown opcode", ClientFrames.Frame(0x83, "42"u8.ToArray()) },
+        { "continuation without a message", ClientFrames.Frame(0x80, "42"u8.ToArray()) },
+        { "fragmented ping", ClientFrames.Frame(0x09, "hi"u8.ToArray()) },
+        { "ping over 125 bytes", ClientFrames.Frame(0x89, new byte[126]) },
+        { "close code 1005", ClientFrames.Frame(0x88, [0x03, 0xED]) },
+        { "one-byte close", ClientFrames.Frame(0x88, [0x03]) },
+        { "new message inside a fragmented one", [.. ClientFrames.Frame(0x01, "42"u8.ToArray()), .. ClientFrames.Frame(0x81, "42"u8.ToArray())] },
+    };
+
+    [Theory]
+    [MemberData(nameof(ProtocolViolations))]
+    public async Task ProtocolViolation_GetsCloseFrame1002_AndEndsTheSession(string violation, byte[] bytes)
+    {
+        await using var host = await Host.StartAsync();
+        var (raw, socket) = await OpenRawSioAsync(host);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+
+        await raw.SendAsync(bytes);
+        var close = await raw.ReadFrameAsync();
+        Assert.True(close.Opcode == RawConn.OpClose, $"{violation}: expected a close frame, got opcode {close.Opcode}");
+        Assert.Equal(1002, BinaryPrimitives.ReadUInt16BigEndian(close.Payload));
+        await raw.ReadUntilEndAsync();
+        Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
+        Assert.Equal(0, host.Io.Engine.SessionCount);
+    }
+
+    [Fact]
+    public async Task TextThatIsNotUtf8_GetsCloseFrame1007()
+    {
+        await using var host = await Host.StartAsync();
+        var (raw, socket) = await OpenRawSioAsync(host);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+
+        await raw.SendFrameAsync(RawConn.OpText, [(byte)'4', (byte)'2', (byte)'[', (byte)'"', 0xFF, (byte)'"', (byte)']']);
+        var close = await raw.ReadFrameAsync();
+        Assert.Equal(RawConn.OpClose, close.Opcode);
+        Assert.Equal(1007, BinaryPrimitives.ReadUInt16BigEndian(close.Payload));
+        Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
+    }
+
+    [Fact]
+    public async Task MessageOverMaxPayload_GetsCloseFrame1009()
+    {
+        await using var host = await Host.StartAsync(configure: o => o.Engine.MaxPayload = 1000);
+        var (raw, socket) = await OpenRawSioAsync(host);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+
+        // fragments that add up to more than MaxPayload
+        await raw.SendAsync(ClientFrames.Frame(0x01, Encoding.ASCII.GetBytes("42[\"" + new string('a', 600))));
+        await raw.SendAsync(ClientFrames.Frame(0x80, Encoding.ASCII.GetBytes(new string('a', 600) + "\"]")));
+        var close = await raw.ReadFrameAsync();
+        Assert.Equal(RawConn.OpClose, close.Opcode);
+        Assert.Equal(1009, BinaryPrimitives.ReadUInt16BigEndian(close.Payload));
+        Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
+    }
+
+    [Theory]
+    [InlineData(new byte[0], new byte[0])] // no status: answered without one (1005 never goes on the wire)
+    [InlineData(new byte[] { 0x03, 0xE9, (byte)'b', (byte)'y', (byte)'e' }, new byte[] { 0x03, 0xE9 })] // 1001 "bye": 1001 echoed
+    public async Task ClientCloseFrame_IsEchoed(byte[] sent, byte[] expected)
+    {
+        await using var host = await Host.StartAsync();
+        var (raw, socket) = await OpenRawSioAsync(host);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+
+        await raw.SendFrameAsync(RawConn.OpClose, sent);
+        var close = await raw.ReadFrameAsync();
+        Assert.Equal(RawConn.OpClose, close.Opcode);
+        Assert.Equal(expected, close.Payload);
+        await raw.ReadEndAsync();
+        Assert.Equal(DisconnectReason.TransportClose, await reason.WaitAsync());
+    }
+
+    [Fact]
+    public async Task ConnectionEndingInsideAFrame_DisconnectsTheServerSocket()
+    {
+        await using var host = await Host.StartAsync();
+        var (raw, socket) = await OpenRawSioAsync(host);
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+
+        var frame = ClientFrames.Masked(RawConn.OpText, Encoding.ASCII.GetBytes("42[\"never finished\"]"));
+        await raw.SendAsync(frame[..9]);
+        await raw.DisposeAsync();
+
+        Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
+        Assert.Equal(0, host.Io.Engine.SessionCount);
+    }
+
     // ---- 8. closing ----
 
     [Fact]

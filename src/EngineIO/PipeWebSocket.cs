@@ -1,0 +1,576 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net.WebSockets;
+using System.Numerics;
+using System.Text;
+using System.Text.Unicode;
+
+namespace EngineIO;
+
+/// <summary>
+/// The server side of RFC 6455 directly over a connection's pipes, for the connections the
+/// <see cref="WebSocketFastPath"/> upgrades. It replaces the runtime's WebSocket over a stream over
+/// the pipes (with its two async mutexes, receive state machine and stream adapters), which cost
+/// about a kilobyte per idle connection; an idle session here holds one object and no buffer.
+/// <para>
+/// What the session needs and nothing more: it receives (a zero-length buffer waits for the next
+/// frame header; control frames are handled inside: a ping is answered with a pong, a close frame
+/// ends the receive side), sends batches of data frames already laid out by the session
+/// (<see cref="SendFramesAsync"/>), and closes. Protocol violations get the close frame RFC 6455
+/// prescribes (1002, or 1007 for a close reason that is not UTF-8) and a <see cref="WebSocketException"/>.
+/// Text messages are not validated as UTF-8 here: the session checks each whole message.
+/// A pending receive ends through <see cref="CancelReceive"/> or <see cref="Abort"/>, not through
+/// its token (which is only checked when the receive starts): registering on the session's token
+/// for every receive would keep a callback node per connection.
+/// </para>
+/// Writes never interleave: one writer at a time holds the output; a control frame that comes
+/// while data is being written waits for that write and goes out right after it.
+/// </summary>
+internal sealed class PipeWebSocket : WebSocket
+{
+    private const int MaxControlPayload = 125;
+
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private WebSocketState _state = WebSocketState.Open;
+    private WebSocketCloseStatus? _closeStatus;
+    private string? _closeDescription;
+
+    // the frame being received
+    private long _remaining;      // payload bytes of the current data frame not yet received
+    private int _mask;            // its masking key, rotated to the next byte's position
+    private bool _inFrame;        // a data frame's header has been read and its payload is under way
+    private bool _final;          // the current data frame ends its message
+    private bool _inMessage;      // a fragmented message is under way (continuations are expected)
+    private WebSocketMessageType _messageType;
+
+    // writes: under lock (this)
+    private bool _writing;
+    private bool _closeSent;
+    private List<byte[]>? _pendingControl;
+    private TaskCompletionSource? _writerFree;
+
+    public PipeWebSocket(IDuplexPipe pipe)
+    {
+        ArgumentNullException.ThrowIfNull(pipe);
+        _input = pipe.Input;
+        _output = pipe.Output;
+    }
+
+    public override WebSocketCloseStatus? CloseStatus => _closeStatus;
+
+    public override string? CloseStatusDescription => _closeDescription;
+
+    public override WebSocketState State => _state;
+
+    public override string? SubProtocol => null;
+
+    /// <summary>
+    /// Waits until bytes arrive, without a state machine of this socket's own: an idle session
+    /// waits here, on the pipe's own awaitable, so that it holds only its caller's state machine
+    /// (the receive's, with its nested reads, would hold three, about 600 B). Pass the result to
+    /// <see cref="EndWait"/>, then receive.
+    /// </summary>
+    public ValueTask<ReadResult> WaitReadableAsync() => _input.ReadAsync();
+
+    /// <summary>Leaves the bytes <see cref="WaitReadableAsync"/> saw for the next receive; throws if the wait was cancelled.</summary>
+    public void EndWait(in ReadResult result)
+    {
+        _input.AdvanceTo(result.Buffer.Start);
+        if (result.IsCanceled)
+        {
+            throw new OperationCanceledException("The WebSocket receive was cancelled.");
+        }
+    }
+
+    /// <summary>Ends a pending or the next receive with <see cref="OperationCanceledException"/>.</summary>
+    public void CancelReceive() => _input.CancelPendingRead();
+
+    public override void Abort()
+    {
+        if (_state is not (WebSocketState.Closed or WebSocketState.Aborted))
+        {
+            _state = WebSocketState.Aborted;
+        }
+
+        _input.CancelPendingRead();
+        _output.CancelPendingFlush();
+    }
+
+    public override void Dispose()
+    {
+        if (_state is not (WebSocketState.Closed or WebSocketState.Aborted))
+        {
+            _state = WebSocketState.Closed;
+        }
+
+        _input.CancelPendingRead();
+    }
+
+    public override async Task<WebSocketReceiveResult> ReceiveAsync(ArraySegment<byte> buffer, CancellationToken cancellationToken)
+    {
+        var result = await ReceiveAsync(buffer.AsMemory(), cancellationToken);
+        return result.MessageType == WebSocketMessageType.Close
+            ? new WebSocketReceiveResult(0, WebSocketMessageType.Close, true, _closeStatus, _closeDescription)
+            : new WebSocketReceiveResult(result.Count, result.MessageType, result.EndOfMessage);
+    }
+
+    public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_state is not (WebSocketState.Open or WebSocketState.CloseSent))
+        {
+            throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {_state}: nothing more can be received.");
+        }
+
+        while (true)
+        {
+            if (!_inFrame)
+            {
+                var frame = await ReadFrameHeaderAsync();
+                if (frame is { } close)
+                {
+                    return close;
+                }
+
+                if (!_inFrame)
+                {
+                    continue; // a control frame was handled, or an empty non-final fragment
+                }
+
+                if (_remaining == 0)
+                {
+                    // an empty final frame ends its message
+                    _inFrame = false;
+                    _inMessage = false;
+                    return new ValueWebSocketReceiveResult(0, _messageType, true);
+                }
+            }
+
+            if (buffer.IsEmpty)
+            {
+                return new ValueWebSocketReceiveResult(0, _messageType, false);
+            }
+
+            var read = await ReadAsync();
+            var available = read.Buffer;
+            if (available.IsEmpty)
+            {
+                _input.AdvanceTo(available.Start);
+                throw Premature();
+            }
+
+            var count = (int)Math.Min(Math.Min(_remaining, available.Length), buffer.Length);
+            var payload = available.Slice(0, count);
+            payload.CopyTo(buffer.Span);
+            _input.AdvanceTo(payload.End);
+            _mask = Unmask(buffer.Span[..count], _mask);
+            _remaining -= count;
+            if (_remaining > 0)
+            {
+                return new ValueWebSocketReceiveResult(count, _messageType, false);
+            }
+
+            _inFrame = false;
+            if (_final)
+            {
+                _inMessage = false;
+            }
+
+            return new ValueWebSocketReceiveResult(count, _messageType, _final);
+        }
+    }
+
+    /// <summary>
+    /// Reads the next frame header. A data frame becomes the current frame; a control frame is
+    /// handled whole (ping answered, pong ignored); a close frame returns the close result.
+    /// </summary>
+    private async ValueTask<ValueWebSocketReceiveResult?> ReadFrameHeaderAsync()
+    {
+        while (true)
+        {
+            var read = await ReadAsync();
+            var buffer = read.Buffer;
+            if (!TryParseHeader(buffer, out var fin, out var opcode, out var length, out var mask, out var headerLength, out var violation))
+            {
+                if (violation is not null)
+                {
+                    _input.AdvanceTo(buffer.Start);
+                    throw await FailAsync(WebSocketCloseStatus.ProtocolError, violation);
+                }
+
+                if (read.IsCompleted)
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                    throw Premature();
+                }
+
+                _input.AdvanceTo(buffer.Start, buffer.End); // wait for more
+                continue;
+            }
+
+            if (opcode >= 0x8)
+            {
+                // a control frame: wait until the whole of it is here (125 bytes at most)
+                if (buffer.Length < headerLength + length)
+                {
+                    if (read.IsCompleted)
+                    {
+                        _input.AdvanceTo(buffer.Start, buffer.End);
+                        throw Premature();
+                    }
+
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+
+                var payload = buffer.Slice(headerLength, length).ToArray();
+                _input.AdvanceTo(buffer.GetPosition(headerLength + length));
+                Unmask(payload, mask);
+                switch (opcode)
+                {
+                    case 0x9:
+                        await SendControlAsync(0xA, payload);
+                        return null;
+                    case 0xA:
+                        return null;
+                    default:
+                        return await OnCloseFrameAsync(payload);
+                }
+            }
+
+            _input.AdvanceTo(buffer.GetPosition(headerLength));
+            if (opcode == 0x0 ? !_inMessage : _inMessage)
+            {
+                throw await FailAsync(WebSocketCloseStatus.ProtocolError, opcode == 0x0 ? "A continuation frame without a message to continue." : "A new message before the previous one ended.");
+            }
+
+            if (opcode != 0x0)
+            {
+                _messageType = opcode == 0x1 ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+            }
+
+            _inMessage = true;
+            _final = fin;
+            _remaining = length;
+            _mask = mask;
+            _inFrame = fin || length > 0;
+            if (!_inFrame)
+            {
+                continue; // an empty fragment in the middle of a message
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Parses a client frame header; false with a violation for a malformed one, false without for an incomplete one.</summary>
+    private static bool TryParseHeader(ReadOnlySequence<byte> buffer, out bool fin, out int opcode, out long length, out int mask, out int headerLength, out string? violation)
+    {
+        fin = false;
+        opcode = 0;
+        length = 0;
+        mask = 0;
+        headerLength = 0;
+        violation = null;
+        Span<byte> head = stackalloc byte[14];
+        var have = (int)Math.Min(buffer.Length, head.Length);
+        if (have < 2)
+        {
+            return false;
+        }
+
+        buffer.Slice(0, have).CopyTo(head);
+        fin = (head[0] & 0x80) != 0;
+        opcode = head[0] & 0x0F;
+        if ((head[0] & 0x70) != 0)
+        {
+            violation = "Reserved bits are set, and no extension was negotiated.";
+            return false;
+        }
+
+        if (opcode is (> 0x2 and < 0x8) or > 0xA)
+        {
+            violation = $"Unknown opcode {opcode}.";
+            return false;
+        }
+
+        if ((head[1] & 0x80) == 0)
+        {
+            violation = "A client frame is not masked.";
+            return false;
+        }
+
+        var len7 = head[1] & 0x7F;
+        headerLength = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
+        if (opcode >= 0x8 && (!fin || len7 > MaxControlPayload))
+        {
+            violation = !fin ? "A fragmented control frame." : "A control frame longer than 125 bytes.";
+            return false;
+        }
+
+        if (have < headerLength)
+        {
+            return false;
+        }
+
+        length = len7 switch
+        {
+            126 => BinaryPrimitives.ReadUInt16BigEndian(head[2..]),
+            127 => (long)BinaryPrimitives.ReadUInt64BigEndian(head[2..]),
+            _ => len7,
+        };
+        if (length < 0)
+        {
+            violation = "A frame length with its most significant bit set.";
+            return false;
+        }
+
+        mask = BinaryPrimitives.ReadInt32LittleEndian(head[(headerLength - 4)..]);
+        return true;
+    }
+
+    /// <summary>XORs <paramref name="data"/> with the masking key; returns the key rotated to the byte after it.</summary>
+    private static int Unmask(Span<byte> data, int mask)
+    {
+        if (data.IsEmpty)
+        {
+            return mask;
+        }
+
+        Span<byte> key = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(key, mask);
+        for (var i = 0; i < data.Length; i++)
+        {
+            data[i] ^= key[i & 3];
+        }
+
+        var shift = (data.Length & 3) * 8;
+        return shift == 0 ? mask : (int)BitOperations.RotateRight((uint)mask, shift);
+    }
+
+    private async ValueTask<ValueWebSocketReceiveResult?> OnCloseFrameAsync(byte[] payload)
+    {
+        if (payload.Length == 1)
+        {
+            throw await FailAsync(WebSocketCloseStatus.ProtocolError, "A close frame with a one-byte payload.");
+        }
+
+        if (payload.Length >= 2)
+        {
+            var code = BinaryPrimitives.ReadUInt16BigEndian(payload);
+            if (!IsValidCloseCode(code))
+            {
+                throw await FailAsync(WebSocketCloseStatus.ProtocolError, $"Invalid close code {code}.");
+            }
+
+            if (!Utf8.IsValid(payload.AsSpan(2)))
+            {
+                throw await FailAsync(WebSocketCloseStatus.InvalidPayloadData, "A close reason that is not UTF-8.");
+            }
+
+            _closeStatus = (WebSocketCloseStatus)code;
+            _closeDescription = Encoding.UTF8.GetString(payload, 2, payload.Length - 2);
+        }
+        else
+        {
+            _closeStatus = WebSocketCloseStatus.Empty;
+            _closeDescription = string.Empty;
+        }
+
+        _state = _state == WebSocketState.CloseSent ? WebSocketState.Closed : WebSocketState.CloseReceived;
+        return new ValueWebSocketReceiveResult(0, WebSocketMessageType.Close, true);
+    }
+
+    private static bool IsValidCloseCode(int code) =>
+        code is (>= 1000 and <= 1003) or (>= 1007 and <= 1011) or (>= 3000 and <= 4999);
+
+    private async ValueTask<ReadResult> ReadAsync()
+    {
+        var read = await _input.ReadAsync();
+        if (read.IsCanceled)
+        {
+            throw new OperationCanceledException("The WebSocket receive was cancelled.");
+        }
+
+        return read;
+    }
+
+    private WebSocketException Premature()
+    {
+        _state = WebSocketState.Aborted;
+        return new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The remote party closed the WebSocket connection without completing the close handshake.");
+    }
+
+    /// <summary>A protocol violation: the close frame with <paramref name="status"/> goes out, and the receive fails.</summary>
+    private async ValueTask<WebSocketException> FailAsync(WebSocketCloseStatus status, string message)
+    {
+        try
+        {
+            await CloseOutputAsync(status, null, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is WebSocketException or InvalidOperationException or IOException)
+        {
+        }
+
+        return new WebSocketException(WebSocketError.Faulted, message);
+    }
+
+    public override Task CloseOutputAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+    {
+        byte[] payload;
+        if (closeStatus == WebSocketCloseStatus.Empty)
+        {
+            payload = [];
+        }
+        else
+        {
+            var reason = statusDescription ?? string.Empty;
+            payload = new byte[2 + Encoding.UTF8.GetByteCount(reason)];
+            if (payload.Length > MaxControlPayload)
+            {
+                throw new ArgumentException("The close reason is longer than 123 bytes.", nameof(statusDescription));
+            }
+
+            BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)closeStatus);
+            Encoding.UTF8.GetBytes(reason, payload.AsSpan(2));
+        }
+
+        lock (this)
+        {
+            if (_closeSent || _state is WebSocketState.Aborted or WebSocketState.Closed)
+            {
+                return Task.CompletedTask;
+            }
+
+            _closeSent = true;
+            _state = _state == WebSocketState.CloseReceived ? WebSocketState.Closed : WebSocketState.CloseSent;
+        }
+
+        return SendControlAsync(0x8, payload, close: true).AsTask();
+    }
+
+    public override async Task CloseAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+    {
+        await CloseOutputAsync(closeStatus, statusDescription, cancellationToken);
+        while (_state == WebSocketState.CloseSent)
+        {
+            await ReceiveAsync(Memory<byte>.Empty, cancellationToken);
+        }
+    }
+
+    public override Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken) =>
+        SendAsync(buffer.AsMemory(), messageType, endOfMessage, cancellationToken).AsTask();
+
+    public override ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken = default)
+    {
+        if (messageType == WebSocketMessageType.Close || !endOfMessage)
+        {
+            throw new NotSupportedException("Only whole text or binary messages are sent here; use CloseOutputAsync to close.");
+        }
+
+        var frame = new byte[WebSocketTransport.FrameLength(buffer.Length)];
+        WebSocketTransport.WriteFrame(frame, buffer.Span, messageType == WebSocketMessageType.Binary);
+        return SendFramesAsync(frame);
+    }
+
+    /// <summary>
+    /// Sends whole frames already laid out by <see cref="WebSocketTransport.WriteFrame"/>, in one
+    /// write. Throws <see cref="WebSocketException"/> once a close frame has gone out.
+    /// </summary>
+    public async ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames)
+    {
+        while (true)
+        {
+            Task wait;
+            lock (this)
+            {
+                if (_closeSent || _state == WebSocketState.Aborted)
+                {
+                    throw new WebSocketException(WebSocketError.InvalidState, "The WebSocket close frame has been sent.");
+                }
+
+                if (!_writing)
+                {
+                    _writing = true;
+                    break;
+                }
+
+                // a control frame is being written (data writes never overlap: the session serialises them)
+                wait = (_writerFree ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            }
+
+            await wait;
+        }
+
+        await WriteThenReleaseAsync(frames);
+    }
+
+    /// <summary>Sends a control frame now, or right after the write under way.</summary>
+    private ValueTask SendControlAsync(int opcode, byte[] payload, bool close = false)
+    {
+        var frame = new byte[2 + payload.Length];
+        frame[0] = (byte)(0x80 | opcode);
+        frame[1] = (byte)payload.Length;
+        payload.CopyTo(frame, 2);
+        lock (this)
+        {
+            if (!close && _closeSent)
+            {
+                return ValueTask.CompletedTask; // nothing may follow a close frame
+            }
+
+            if (_writing)
+            {
+                (_pendingControl ??= []).Add(frame);
+                return ValueTask.CompletedTask;
+            }
+
+            _writing = true;
+        }
+
+        return WriteThenReleaseAsync(frame);
+    }
+
+    /// <summary>Writes and flushes as the one writer, then the control frames that came meanwhile, then lets go.</summary>
+    private async ValueTask WriteThenReleaseAsync(ReadOnlyMemory<byte> bytes)
+    {
+        try
+        {
+            while (true)
+            {
+                _output.Write(bytes.Span);
+                var flushed = await _output.FlushAsync();
+                if (flushed.IsCanceled || flushed.IsCompleted)
+                {
+                    throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The connection closed while sending.");
+                }
+
+                lock (this)
+                {
+                    if (_pendingControl is not { Count: > 0 } pending)
+                    {
+                        break;
+                    }
+
+                    bytes = pending[0];
+                    pending.RemoveAt(0);
+                }
+            }
+        }
+        finally
+        {
+            TaskCompletionSource? free;
+            lock (this)
+            {
+                _writing = false;
+                _pendingControl = null;
+                free = _writerFree;
+                _writerFree = null;
+            }
+
+            free?.TrySetResult();
+        }
+    }
+}
