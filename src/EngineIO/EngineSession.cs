@@ -23,7 +23,7 @@ public sealed class EngineSession
     private int _draining;
     private int _flushScheduled;
     private Task _writeTail = Task.CompletedTask;
-    private readonly CancellationTokenSource _closed = new();
+    private CancellationTokenSource? _closed; // created when someone asks for Closed (the runtime WebSocket's receives do)
     private readonly Lock _gate = new();
     // one timer for the heartbeat: due for the next ping, or, while a ping waits for its pong
     // (_awaitingPong), for the ping timeout
@@ -65,7 +65,30 @@ public sealed class EngineSession
     public bool IsOpen => Volatile.Read(ref _state) == 0;
 
     /// <summary>Cancelled when the session closes.</summary>
-    public CancellationToken Closed => _closed.Token;
+    public CancellationToken Closed
+    {
+        get
+        {
+            var closed = Volatile.Read(ref _closed);
+            if (closed is null)
+            {
+                var created = new CancellationTokenSource();
+                closed = Interlocked.CompareExchange(ref _closed, created, null) ?? created;
+                if (!ReferenceEquals(closed, created))
+                {
+                    created.Dispose();
+                }
+            }
+
+            // Abort sets the state, then cancels what it finds: one of the two sees the other
+            if (!IsOpen)
+            {
+                closed.Cancel();
+            }
+
+            return closed.Token;
+        }
+    }
 
     /// <summary>Packets waiting for the transport.</summary>
     public int QueuedPackets => _queue.Count;
@@ -171,7 +194,7 @@ public sealed class EngineSession
         }
 
         Volatile.Read(ref _pollWaiter)?.TrySetResult(); // a WebSocket ends with _closed
-        _closed.Cancel();
+        Volatile.Read(ref _closed)?.Cancel();
         Volatile.Read(ref _ws)?.CancelReceive();
         _server.Remove(this);
         try
@@ -469,7 +492,7 @@ public sealed class EngineSession
     {
         var socket = transport.Socket;
         using var timeout = new CancellationTokenSource(_options.UpgradeTimeout, _options.TimeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _closed.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, Closed);
         var buffer = new byte[64];
         try
         {
@@ -537,7 +560,7 @@ public sealed class EngineSession
                     pipe.EndWait(await pipe.WaitReadableAsync());
                 }
 
-                var peek = await socket.ReceiveAsync(Memory<byte>.Empty, _closed.Token);
+                var peek = await socket.ReceiveAsync(Memory<byte>.Empty, ReceiveToken(socket));
                 if (peek.MessageType == WebSocketMessageType.Close)
                 {
                     reason = _forcedClosing ? EngineCloseReason.ForcedClose : EngineCloseReason.TransportClose;
@@ -602,6 +625,9 @@ public sealed class EngineSession
         await Volatile.Read(ref _writeTail);
     }
 
+    /// <summary>The pipe WebSocket's receives are ended by CancelReceive (see Abort); the runtime's by this token.</summary>
+    private CancellationToken ReceiveToken(WebSocket socket) => socket is PipeWebSocket ? CancellationToken.None : Closed;
+
     private enum ReadStatus
     {
         Complete,
@@ -627,7 +653,7 @@ public sealed class EngineSession
                     buffer = bigger;
                 }
 
-                var result = await socket.ReceiveAsync(buffer.AsMemory(length), _closed.Token);
+                var result = await socket.ReceiveAsync(buffer.AsMemory(length), ReceiveToken(socket));
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return (ReadStatus.Closed, null);
@@ -824,7 +850,7 @@ public sealed class EngineSession
         await CloseSocketQuietlyAsync(ws.Socket, WebSocketCloseStatus.NormalClosure, null);
         try
         {
-            await Task.Delay(TimeSpan.FromSeconds(1), _options.TimeProvider, _closed.Token);
+            await Task.Delay(TimeSpan.FromSeconds(1), _options.TimeProvider, Closed);
         }
         catch (OperationCanceledException)
         {
@@ -853,18 +879,23 @@ public sealed class EngineSession
 /// <summary>What the handshake request of a session carried, kept after the request ends.</summary>
 public sealed class EngineRequestInfo
 {
-    internal EngineRequestInfo(IReadOnlyDictionary<string, string> headers, IReadOnlyDictionary<string, string> query, IPAddress? remoteAddress, string url, bool secure)
+    private readonly string[] _pairs; // the headers' names and values, then the query's
+    private readonly int _queryStart;
+
+    /// <summary>The request's headers (names distinct, case-insensitively) and query (names distinct).</summary>
+    internal EngineRequestInfo(IReadOnlyCollection<KeyValuePair<string, string>> headers, IReadOnlyCollection<KeyValuePair<string, string>> query, IPAddress? remoteAddress, string url, bool secure)
     {
-        Headers = headers;
-        Query = query;
+        (_pairs, _queryStart) = CompactStringMap.Flatten(headers, query);
         RemoteAddress = remoteAddress;
         Url = url;
         Secure = secure;
     }
 
-    public IReadOnlyDictionary<string, string> Headers { get; }
+    /// <summary>The handshake's headers, names case-insensitive (repeated fields joined with ",").</summary>
+    public IReadOnlyDictionary<string, string> Headers => new CompactStringMap(_pairs, 0, _queryStart, StringComparison.OrdinalIgnoreCase);
 
-    public IReadOnlyDictionary<string, string> Query { get; }
+    /// <summary>The handshake's query parameters.</summary>
+    public IReadOnlyDictionary<string, string> Query => new CompactStringMap(_pairs, _queryStart, _pairs.Length, StringComparison.Ordinal);
 
     public IPAddress? RemoteAddress { get; }
 
@@ -887,6 +918,6 @@ public sealed class EngineRequestInfo
         }
 
         var url = context.Request.PathBase + context.Request.Path + context.Request.QueryString;
-        return new EngineRequestInfo(CompactStringMap.From(headers, StringComparison.OrdinalIgnoreCase), CompactStringMap.From(query, StringComparison.Ordinal), context.Connection.RemoteIpAddress, url, context.Request.IsHttps);
+        return new EngineRequestInfo(headers, query, context.Connection.RemoteIpAddress, url, context.Request.IsHttps);
     }
 }

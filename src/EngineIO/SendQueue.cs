@@ -2,24 +2,28 @@ namespace EngineIO;
 
 /// <summary>
 /// A session's send queue: many producers (broadcasts, handlers, timers), one consumer (the
-/// drain or a poll). A ring under a lock that is created with 8 slots on first use, doubles while
-/// a burst backs up and goes back to 8 once drained, so an idle connection holds 88 bytes here
-/// (a <see cref="System.Collections.Concurrent.ConcurrentQueue{T}"/> holds 768 and keeps the
-/// segments a burst grew). The lock is held for a few instructions and is almost never contended:
-/// a broadcast touches each session's queue once.
+/// drain or a poll), under the session's lock (held for a few instructions, almost never
+/// contended: a broadcast touches each session's queue once).
+/// <para>
+/// One packet waiting, the common case, sits in a field. From the second on, the packets go to a
+/// ring of 8 slots that doubles while a burst backs up; once the queue is empty again the ring goes
+/// back to a small process-wide pool, from which the next burst takes it. So an idle connection
+/// holds no array here, and a busy one does not allocate one per burst.
+/// </para>
 /// </summary>
 internal struct SendQueue
 {
     private const int InitialCapacity = 8;
 
+    private EngineMessage? _single; // the packet, while it is the only one and no ring is held
     private EngineMessage[]? _ring;
     private int _head;
     private int _count;
 
     /// <summary>Packets queued; read without the lock it is a hint.</summary>
-    public int Count => Volatile.Read(ref _count);
+    public readonly int Count => Volatile.Read(in _count);
 
-    public bool IsEmpty => Count == 0;
+    public readonly bool IsEmpty => Count == 0;
 
     /// <summary>Adds a packet unless <paramref name="max"/> are queued already. Call under the lock.</summary>
     public bool TryEnqueue(EngineMessage message, int max)
@@ -31,7 +35,17 @@ internal struct SendQueue
 
         if (_ring is null)
         {
-            _ring = new EngineMessage[InitialCapacity];
+            if (_count == 0)
+            {
+                _single = message;
+                Volatile.Write(ref _count, 1);
+                return true;
+            }
+
+            _ring = RingPool.Rent();
+            _ring[0] = _single!;
+            _single = null;
+            _head = 0;
         }
         else if (_count == _ring.Length)
         {
@@ -57,7 +71,7 @@ internal struct SendQueue
             return false;
         }
 
-        message = _ring![_head];
+        message = _ring is null ? _single! : _ring[_head];
         return true;
     }
 
@@ -70,19 +84,63 @@ internal struct SendQueue
             return false;
         }
 
-        message = _ring![_head];
+        if (_ring is null)
+        {
+            message = _single!;
+            _single = null;
+            Volatile.Write(ref _count, 0);
+            return true;
+        }
+
+        message = _ring[_head];
         _ring[_head] = null!;
         _head = (_head + 1) & (_ring.Length - 1);
         Volatile.Write(ref _count, _count - 1);
         if (_count == 0)
         {
             _head = 0;
-            if (_ring.Length > InitialCapacity)
+            if (_ring.Length == InitialCapacity)
             {
-                _ring = new EngineMessage[InitialCapacity];
+                RingPool.Return(_ring);
             }
+
+            _ring = null;
         }
 
         return true;
+    }
+
+    /// <summary>Empty 8-slot rings, shared by every session of the process.</summary>
+    private static class RingPool
+    {
+        private static readonly Lock s_gate = new();
+        private static readonly EngineMessage[]?[] s_rings = new EngineMessage[]?[256];
+        private static int s_count;
+
+        public static EngineMessage[] Rent()
+        {
+            lock (s_gate)
+            {
+                if (s_count > 0)
+                {
+                    var ring = s_rings[--s_count]!;
+                    s_rings[s_count] = null;
+                    return ring;
+                }
+            }
+
+            return new EngineMessage[InitialCapacity];
+        }
+
+        public static void Return(EngineMessage[] ring)
+        {
+            lock (s_gate)
+            {
+                if (s_count < s_rings.Length)
+                {
+                    s_rings[s_count++] = ring;
+                }
+            }
+        }
     }
 }

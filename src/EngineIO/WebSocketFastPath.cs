@@ -146,7 +146,7 @@ internal static class WebSocketFastPath
 
         input.AdvanceTo(end);
         var output = connection.Transport.Output;
-        var request = new EngineRequestInfo(CompactStringMap.From(head.Headers, StringComparison.OrdinalIgnoreCase), CompactStringMap.From(head.Query, StringComparison.Ordinal), (connection.RemoteEndPoint as IPEndPoint)?.Address, head.Target, secure: false);
+        var request = new EngineRequestInfo(head.Headers, head.Query, (connection.RemoteEndPoint as IPEndPoint)?.Address, head.Target, secure: false);
         if (server.Options.AllowRequest is { } allow)
         {
             string? refusal;
@@ -299,7 +299,8 @@ internal sealed class RequestHead
             }
 
             var name = Known(line.AsSpan(0, colon), s_knownNames);
-            var value = Known(line.AsSpan(colon + 1).Trim(" \t"), s_knownValues);
+            var valueText = line.AsSpan(colon + 1).Trim(" \t");
+            var value = name.Equals("Sec-WebSocket-Key", StringComparison.OrdinalIgnoreCase) ? valueText.ToString() : Recent(Known(valueText, s_knownValues));
             fields.Add(new(name, value));
             // repeated fields read as Kestrel gives them (StringValues joined with ",")
             headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + "," + value : value;
@@ -312,7 +313,7 @@ internal sealed class RequestHead
             return false;
         }
 
-        var target = requestLine[1];
+        var target = Recent(requestLine[1]);
         var q = target.IndexOf('?', StringComparison.Ordinal);
         var path = q < 0 ? target : target[..q];
         var queryString = q < 0 ? "" : target[q..];
@@ -357,6 +358,24 @@ internal sealed class RequestHead
     }
 
     private static string Known(string text, string[] known) => Array.IndexOf(known, text) is var i and >= 0 ? known[i] : text;
+
+    // Values many connections send alike (the Host, the URL, a browser's User-Agent, Origin,
+    // Accept-Language), stored once: a small lossy table of recent ones; a value equal to the one
+    // in its slot is replaced by it (a race only costs a copy).
+    private static readonly string?[] s_recent = new string?[512];
+
+    private static string Recent(string text)
+    {
+        var slot = (int)((uint)string.GetHashCode(text, StringComparison.Ordinal) % (uint)s_recent.Length);
+        var seen = Volatile.Read(ref s_recent[slot]);
+        if (seen is not null && string.Equals(seen, text, StringComparison.Ordinal))
+        {
+            return seen;
+        }
+
+        Volatile.Write(ref s_recent[slot], text);
+        return text;
+    }
 
     /// <summary>host[:port] of registered-name, IPv4 or [IPv6] characters; anything else is Kestrel's to judge.</summary>
     private static bool IsValidHost(string host)

@@ -9,9 +9,9 @@ namespace SocketIO;
 internal sealed class Client
 {
     private static readonly JsonElement s_emptyAuth = JsonDocument.Parse("{}").RootElement.Clone();
-    // the namespace sockets, under _gate: nearly every connection joins one namespace, kept in
+    // the namespace sockets, under lock (this) (the class is internal: no one else locks it, and
+    // a connection saves a lock object): nearly every connection joins one namespace, kept in
     // two fields; a dictionary (then holding them all) exists from the second namespace on
-    private readonly Lock _gate = new();
     private string? _firstName;
     private Socket? _first;
     private Dictionary<string, Socket>? _sockets;
@@ -63,7 +63,7 @@ internal sealed class Client
     public void Remove(Socket socket)
     {
         var name = socket.Namespace.Name;
-        lock (_gate)
+        lock (this)
         {
             if (_sockets is not null)
             {
@@ -80,7 +80,7 @@ internal sealed class Client
         }
     }
 
-    /// <summary>The socket of a namespace; call under <see cref="_gate"/>.</summary>
+    /// <summary>The socket of a namespace; call under the lock.</summary>
     private Socket? Find(string name)
     {
         if (_sockets is not null)
@@ -91,7 +91,7 @@ internal sealed class Client
         return string.Equals(_firstName, name, StringComparison.Ordinal) ? _first : null;
     }
 
-    /// <summary>Sets (or replaces) the socket of a namespace; call under <see cref="_gate"/>.</summary>
+    /// <summary>Sets (or replaces) the socket of a namespace; call under the lock.</summary>
     private void Set(string name, Socket socket)
     {
         if (_sockets is not null)
@@ -113,7 +113,7 @@ internal sealed class Client
 
     private Socket[] SocketsCopy(bool clear = false)
     {
-        lock (_gate)
+        lock (this)
         {
             Socket[] sockets = _sockets is not null ? [.. _sockets.Values] : _first is not null ? [_first] : [];
             if (clear)
@@ -143,14 +143,14 @@ internal sealed class Client
         }
 
         Socket? socket;
-        lock (_gate)
+        lock (this)
         {
             socket = Find(packet.Namespace);
         }
 
         if (socket is null && packet.Type == SocketPacketType.Connect)
         {
-            lock (_gate)
+            lock (this)
             {
                 if (!(_connecting ??= new(StringComparer.Ordinal)).Add(packet.Namespace))
                 {
@@ -185,7 +185,7 @@ internal sealed class Client
             var socket = await nsp.AddAsync(this, auth);
             if (socket is not null)
             {
-                lock (_gate)
+                lock (this)
                 {
                     Set(name, socket);
                 }
@@ -204,7 +204,7 @@ internal sealed class Client
         }
         finally
         {
-            lock (_gate)
+            lock (this)
             {
                 if (_connecting is { } connecting && connecting.Remove(name) && connecting.Count == 0)
                 {
@@ -217,7 +217,7 @@ internal sealed class Client
     private void OnConnectTimeout()
     {
         bool none;
-        lock (_gate)
+        lock (this)
         {
             none = _sockets is null ? _first is null : _sockets.Count == 0;
         }

@@ -7,13 +7,11 @@ namespace SocketIO;
 /// <summary>What the client sent when it connected to the namespace.</summary>
 public sealed class Handshake
 {
+    private readonly EngineRequestInfo _request;
+
     internal Handshake(EngineRequestInfo request, JsonElement auth, DateTimeOffset time)
     {
-        Headers = request.Headers;
-        Query = request.Query;
-        Address = request.RemoteAddress;
-        Url = request.Url;
-        Secure = request.Secure;
+        _request = request;
         Auth = auth;
         Time = time;
     }
@@ -21,15 +19,15 @@ public sealed class Handshake
     /// <summary>The CONNECT payload (<c>auth</c> option of the client); an empty object when none.</summary>
     public JsonElement Auth { get; }
 
-    public IReadOnlyDictionary<string, string> Headers { get; }
+    public IReadOnlyDictionary<string, string> Headers => _request.Headers;
 
-    public IReadOnlyDictionary<string, string> Query { get; }
+    public IReadOnlyDictionary<string, string> Query => _request.Query;
 
-    public IPAddress? Address { get; }
+    public IPAddress? Address => _request.RemoteAddress;
 
-    public string Url { get; }
+    public string Url => _request.Url;
 
-    public bool Secure { get; }
+    public bool Secure => _request.Secure;
 
     public DateTimeOffset Time { get; }
 

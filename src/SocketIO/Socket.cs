@@ -32,7 +32,7 @@ public sealed class Socket
     // Event handlers, for the few a socket usually has: an array of (name, handler) searched in
     // order, never changed once published (On swaps in a new one), so lookups take no lock; beyond
     // MaxHandlerArray a dictionary, changed and read under its own lock.
-    private object? _handlers; // EventHandlerEntry[] or Dictionary<string, Func<SocketEventContext, ValueTask>>
+    private object? _handlers; // EventHandlerEntry[] or Dictionary<string, Delegate>
     private ConcurrentDictionary<long, TaskCompletionSource<AckResponse>>? _acks; // created on first use
     private Action<string>[]? _disconnecting; // the disconnect handlers: copied on write, created on first use
     private Action<string>[]? _disconnected;
@@ -103,14 +103,20 @@ public sealed class Socket
     private ILogger Log => Namespace.Server.Log;
 
     /// <summary>Registers the handler of an event (replacing any previous one).</summary>
-    public void On(string eventName, Func<SocketEventContext, ValueTask> handler)
+    public void On(string eventName, Func<SocketEventContext, ValueTask> handler) => SetHandler(eventName, handler);
+
+    /// <summary>Registers a synchronous handler of an event (replacing any previous one); kept as given, with no wrapper.</summary>
+    public void On(string eventName, Action<SocketEventContext> handler) => SetHandler(eventName, handler);
+
+    // handler: a Func<SocketEventContext, ValueTask> or an Action<SocketEventContext>
+    private void SetHandler(string eventName, Delegate handler)
     {
         ArgumentNullException.ThrowIfNull(eventName);
         ArgumentNullException.ThrowIfNull(handler);
         var current = System.Threading.Volatile.Read(ref _handlers);
         while (true)
         {
-            if (current is Dictionary<string, Func<SocketEventContext, ValueTask>> map)
+            if (current is Dictionary<string, Delegate> map)
             {
                 lock (map)
                 {
@@ -128,16 +134,6 @@ public sealed class Socket
 
             current = seen;
         }
-    }
-
-    public void On(string eventName, Action<SocketEventContext> handler)
-    {
-        ArgumentNullException.ThrowIfNull(handler);
-        On(eventName, ctx =>
-        {
-            handler(ctx);
-            return ValueTask.CompletedTask;
-        });
     }
 
     /// <summary>Called for events that have no handler of their own.</summary>
@@ -285,7 +281,17 @@ public sealed class Socket
 
         try
         {
-            var pending = handler(context);
+            ValueTask pending;
+            if (handler is Action<SocketEventContext> action)
+            {
+                action(context);
+                pending = ValueTask.CompletedTask;
+            }
+            else
+            {
+                pending = ((Func<SocketEventContext, ValueTask>)handler)(context);
+            }
+
             if (!pending.IsCompletedSuccessfully)
             {
                 _ = ObserveAsync(pending, name);
@@ -362,7 +368,7 @@ public sealed class Socket
     }
 
     /// <summary>The handler of an event, or null.</summary>
-    private Func<SocketEventContext, ValueTask>? Handler(string name)
+    private Delegate? Handler(string name)
     {
         switch (System.Threading.Volatile.Read(ref _handlers))
         {
@@ -376,7 +382,7 @@ public sealed class Socket
                 }
 
                 return null;
-            case Dictionary<string, Func<SocketEventContext, ValueTask>> map:
+            case Dictionary<string, Delegate> map:
                 lock (map)
                 {
                     return map.TryGetValue(name, out var handler) ? handler : null;
@@ -388,7 +394,7 @@ public sealed class Socket
     }
 
     /// <summary>A copy of <paramref name="entries"/> with the handler of <paramref name="name"/> set (replaced or added).</summary>
-    private static object WithHandler(EventHandlerEntry[]? entries, string name, Func<SocketEventContext, ValueTask> handler)
+    private static object WithHandler(EventHandlerEntry[]? entries, string name, Delegate handler)
     {
         entries ??= [];
         for (var i = 0; i < entries.Length; i++)
@@ -407,7 +413,7 @@ public sealed class Socket
             return added;
         }
 
-        var map = new Dictionary<string, Func<SocketEventContext, ValueTask>>(entries.Length + 1, StringComparer.Ordinal);
+        var map = new Dictionary<string, Delegate>(entries.Length + 1, StringComparer.Ordinal);
         foreach (var entry in entries)
         {
             map[entry.Name] = entry.Handler;
@@ -451,5 +457,5 @@ public sealed class Socket
         }
     }
 
-    private readonly record struct EventHandlerEntry(string Name, Func<SocketEventContext, ValueTask> Handler);
+    private readonly record struct EventHandlerEntry(string Name, Delegate Handler);
 }
