@@ -23,8 +23,14 @@ public sealed record EngineError(int Code, string Message, int Status)
 /// </summary>
 public sealed class EngineIOServer
 {
+    private static long s_sentBytes;
     private readonly ConcurrentDictionary<string, EngineSession> _sessions = new(StringComparer.Ordinal);
     private readonly EngineIOOptions _options;
+
+    /// <summary>Bytes of packets every Engine.IO server of the process has handed to its transports.</summary>
+    public static long TotalBytesSent => Volatile.Read(ref s_sentBytes);
+
+    internal static void CountSent(int bytes) => Interlocked.Add(ref s_sentBytes, bytes);
 
     public EngineIOServer(EngineIOOptions options, IEngineHandler handler, ILogger? logger = null)
     {

@@ -377,6 +377,7 @@ public sealed class EngineSession
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentType = "text/plain; charset=UTF-8";
             context.Response.ContentLength = writer.WrittenCount;
+            EngineIOServer.CountSent(writer.WrittenCount);
             await context.Response.Body.WriteAsync(writer.WrittenMemory, context.RequestAborted);
             if (closeAfter)
             {
@@ -833,6 +834,7 @@ public sealed class EngineSession
 
         try
         {
+            EngineIOServer.CountSent(length);
             return (ws.SendFramesAsync(buffer.AsMemory(0, length)), buffer);
         }
         catch

@@ -18,10 +18,18 @@ public sealed class IdleMemoryTrimOptions
     public TimeSpan CheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// Quiet means: the process allocated at most this many bytes per second over each of the last
-    /// <see cref="QuietChecks"/> intervals. A server pushing events allocates more than this.
+    /// Quiet means: over each of the last <see cref="QuietChecks"/> intervals, the process allocated
+    /// at most this many bytes per second, and its Engine.IO servers sent at most
+    /// <see cref="QuietSentBytesPerSecond"/>.
     /// </summary>
     public long QuietAllocationBytesPerSecond { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// See <see cref="QuietAllocationBytesPerSecond"/>. A broadcast allocates nothing per recipient,
+    /// so a server pushing events can allocate little; what it sends shows it is busy. Heartbeats of
+    /// 10 000 idle connections are about 2 KB/s.
+    /// </summary>
+    public long QuietSentBytesPerSecond { get; set; } = 256 * 1024;
 
     /// <summary>How many quiet intervals in a row come before a trim.</summary>
     public int QuietChecks { get; set; } = 2;
@@ -39,9 +47,9 @@ public sealed class IdleMemoryTrimOptions
             throw new ArgumentOutOfRangeException(nameof(CheckInterval), "CheckInterval must be positive.");
         }
 
-        if (QuietAllocationBytesPerSecond < 0 || QuietChecks < 1 || MinGrowthBytes < 1)
+        if (QuietAllocationBytesPerSecond < 0 || QuietSentBytesPerSecond < 0 || QuietChecks < 1 || MinGrowthBytes < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(QuietChecks), "QuietAllocationBytesPerSecond must not be negative; QuietChecks and MinGrowthBytes must be positive.");
+            throw new ArgumentOutOfRangeException(nameof(QuietChecks), "QuietAllocationBytesPerSecond and QuietSentBytesPerSecond must not be negative; QuietChecks and MinGrowthBytes must be positive.");
         }
     }
 }
@@ -55,6 +63,9 @@ public interface IMemoryTrimTarget
     /// <summary>The process's resident memory (<see cref="Environment.WorkingSet"/>).</summary>
     long WorkingSetBytes { get; }
 
+    /// <summary>Bytes sent since the process started (<see cref="EngineIOServer.TotalBytesSent"/>).</summary>
+    long SentBytes { get; }
+
     /// <summary>A blocking, compacting collection that decommits what it frees.</summary>
     void Trim();
 }
@@ -67,6 +78,8 @@ public sealed class ProcessMemoryTrimTarget : IMemoryTrimTarget
     public long AllocatedBytes => GC.GetTotalAllocatedBytes(false);
 
     public long WorkingSetBytes => Environment.WorkingSet;
+
+    public long SentBytes => EngineIOServer.TotalBytesSent;
 
     public void Trim() => GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 }
@@ -86,6 +99,7 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
     private readonly Lock _gate = new();
     private ITimer? _timer;
     private long _lastAllocated;
+    private long _lastSent;
     private long _lastCheck;
     private long _baseline;
     private int _quiet;
@@ -111,6 +125,7 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
             if (_timer is null)
             {
                 _lastAllocated = _target.AllocatedBytes;
+                _lastSent = _target.SentBytes;
                 _lastCheck = _time.GetTimestamp();
                 _baseline = _target.WorkingSetBytes;
                 _timer = _time.CreateDetachedTimer(static s => ((IdleMemoryTrimmer)s!).Check(), this, _options.CheckInterval, _options.CheckInterval);
@@ -153,12 +168,15 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
             var now = _time.GetTimestamp();
             var seconds = Math.Max(_time.GetElapsedTime(_lastCheck, now).TotalSeconds, 1e-3);
             var allocated = _target.AllocatedBytes;
-            var rate = (allocated - _lastAllocated) / seconds;
+            var sent = _target.SentBytes;
+            var busy = (allocated - _lastAllocated) / seconds > _options.QuietAllocationBytesPerSecond
+                || (sent - _lastSent) / seconds > _options.QuietSentBytesPerSecond;
             _lastAllocated = allocated;
+            _lastSent = sent;
             _lastCheck = now;
             var workingSet = _target.WorkingSetBytes;
             _baseline = Math.Min(_baseline, workingSet);
-            if (rate > _options.QuietAllocationBytesPerSecond)
+            if (busy)
             {
                 _quiet = 0;
                 return;
@@ -176,6 +194,7 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
             _baseline = after;
             _quiet = 0;
             _lastAllocated = _target.AllocatedBytes;
+            _lastSent = _target.SentBytes;
             _lastCheck = _time.GetTimestamp();
             _trims++;
             _log.LogInformation("Idle memory trim: working set {Before} MB -> {After} MB, {Pause} ms pause", workingSet >> 20, after >> 20, (int)pause.TotalMilliseconds);

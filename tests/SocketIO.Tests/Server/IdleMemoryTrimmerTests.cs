@@ -19,6 +19,8 @@ public sealed class IdleMemoryTrimmerTests
     {
         public long AllocatedBytes { get; set; }
 
+        public long SentBytes { get; set; }
+
         public long WorkingSetBytes { get; set; } = 100 * MB;
 
         /// <summary>The working set a trim leaves.</summary>
@@ -35,7 +37,7 @@ public sealed class IdleMemoryTrimmerTests
 
     private static (IdleMemoryTrimmer Trimmer, ScriptedProcess Process, FakeTimeProvider Time) Start(Action<IdleMemoryTrimOptions>? configure = null)
     {
-        var options = new IdleMemoryTrimOptions { CheckInterval = Interval, QuietChecks = 2, QuietAllocationBytesPerSecond = MB, MinGrowthBytes = 32 * MB };
+        var options = new IdleMemoryTrimOptions { CheckInterval = Interval, QuietChecks = 2, QuietAllocationBytesPerSecond = MB, QuietSentBytesPerSecond = MB / 4, MinGrowthBytes = 32 * MB };
         configure?.Invoke(options);
         var time = new FakeTimeProvider();
         var process = new ScriptedProcess();
@@ -93,6 +95,30 @@ public sealed class IdleMemoryTrimmerTests
             }
 
             Assert.Equal(0, process.TrimCalls);
+        }
+    }
+
+    [Fact]
+    public void A_process_that_sends_without_allocating_is_busy()
+    {
+        var (trimmer, process, time) = Start();
+        using (trimmer)
+        {
+            // a broadcast burst: no allocation per recipient, but megabytes sent
+            process.WorkingSetBytes = 300 * MB;
+            for (var i = 0; i < 10; i++)
+            {
+                process.SentBytes += 5 * MB;
+                Tick(process, time, 0);
+            }
+
+            Assert.Equal(0, process.TrimCalls);
+
+            // it stops sending: trimmed after two quiet checks
+            Tick(process, time, 0);
+            Assert.Equal(0, process.TrimCalls);
+            Tick(process, time, 0);
+            Assert.Equal(1, process.TrimCalls);
         }
     }
 
