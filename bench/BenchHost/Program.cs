@@ -5,8 +5,9 @@
 //   envelopes to room project:P (rate=0: B events per scheduling turn; rate>0: event i due at
 //   t0 + i*1000/R ms) and answers JSON once the last one is handed to the transport;
 //   GET /bench/stats answers the process's memory figures.
-// Usage: dotnet run -c Release --project bench/BenchHost -- --port N [--flush-deferrals D]
-//   (D: EngineIOOptions.MaxFlushDeferrals, to measure what write coalescing buys; default 16)
+// Usage: dotnet run -c Release --project bench/BenchHost -- --port N [--flush-deferrals D] [--idle-trim off]
+//   (D: EngineIOOptions.MaxFlushDeferrals, to measure what write coalescing buys; default 16;
+//   --idle-trim off: no IdleMemoryTrimmer, to measure what it does)
 using System.Globalization;
 using System.Text.Json;
 using EngineIO;
@@ -14,6 +15,7 @@ using SocketIO;
 
 var port = 3200;
 int? flushDeferrals = null;
+var idleTrim = true;
 for (var i = 0; i < args.Length - 1; i++)
 {
     if (args[i] == "--port")
@@ -23,6 +25,10 @@ for (var i = 0; i < args.Length - 1; i++)
     else if (args[i] == "--flush-deferrals")
     {
         flushDeferrals = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+    }
+    else if (args[i] == "--idle-trim")
+    {
+        idleTrim = args[i + 1] != "off";
     }
 }
 
@@ -36,6 +42,11 @@ builder.Services.AddSocketIO(o =>
     if (flushDeferrals is { } d)
     {
         o.Engine.MaxFlushDeferrals = d;
+    }
+
+    if (!idleTrim)
+    {
+        o.IdleMemoryTrim = null;
     }
 });
 var app = builder.Build();
