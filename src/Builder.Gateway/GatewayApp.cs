@@ -48,6 +48,10 @@ public static class GatewayApp
                 return ValueTask.FromResult(allowed ? null : $"Origin {origin} is not allowed");
             };
             o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions();
+            if (!options.Memory.IdleTrim)
+            {
+                o.IdleMemoryTrim = null;
+            }
         });
         if (options.Store.Provider == "memory")
         {

@@ -25,6 +25,8 @@ public sealed class BuilderOptions
 
     public Runner.RunnerOptions Runner { get; set; } = new();
 
+    public MemoryOptions Memory { get; set; } = new();
+
     /// <summary>Checks every key; returns the problems, each naming its key.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -190,6 +192,16 @@ public sealed class LimitOptions
 
     /// <summary>Sockets one user may have open on /builder at once (tabs, devices).</summary>
     public int MaxConnectionsPerUser { get; set; } = 50;
+}
+
+public sealed class MemoryOptions
+{
+    /// <summary>
+    /// Whether the process gives memory back once it has grown (a reconnect storm) and gone quiet:
+    /// one full compacting collection, a pause of about 150 ms with 10 000 connections
+    /// (<c>EngineIO.IdleMemoryTrimmer</c>, docs/architecture.md "Memory after bursts").
+    /// </summary>
+    public bool IdleTrim { get; set; } = true;
 }
 
 public sealed class DevOptions

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Builder.Gateway;
+using Builder.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Builder.Tests;
@@ -34,6 +36,22 @@ public sealed class ConfigurationTests
         };
         var ex = Assert.Throws<OptionsValidationException>(() => GatewayApp.Build([], b => b.Configuration.AddInMemoryCollection(settings)));
         Assert.Contains(ex.Failures, f => f.Contains(named, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(null, 1)]
+    [InlineData("false", 0)]
+    public async Task Memory_IdleTrim_runs_or_leaves_out_the_idle_memory_trimmer(string? idleTrim, int trimmers)
+    {
+        await using var gateway = await TestGateway.StartAsync(s =>
+        {
+            if (idleTrim is not null)
+            {
+                s["Builder:Memory:IdleTrim"] = idleTrim;
+            }
+        });
+        var hosted = gateway.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>();
+        Assert.Equal(trimmers, hosted.OfType<EngineIO.IdleMemoryTrimmer>().Count());
     }
 
     [Fact]
