@@ -267,6 +267,11 @@ public sealed class EngineSession
 
         Volatile.Write(ref _awaitingPong, 1);
         _heartbeat.Change(_options.PingTimeout, Timeout.InfiniteTimeSpan);
+        lock (_gate)
+        {
+            _queue.ReleaseIdleRing();
+        }
+
         Send(EngineMessage.Ping);
     }
 
@@ -604,8 +609,10 @@ public sealed class EngineSession
         catch (OperationCanceledException)
         {
         }
-        catch (WebSocketException)
+        catch (Exception ex) when (ex is WebSocketException or IOException)
         {
+            // the connection failed (a reset comes from the pipe WebSocket's idle wait as the
+            // transport's IOException)
             reason = EngineCloseReason.TransportError;
         }
 

@@ -74,7 +74,11 @@ internal sealed class PipeWebSocket : WebSocket
     /// </summary>
     public ValueTask<ReadResult> WaitReadableAsync() => _input.ReadAsync();
 
-    /// <summary>Leaves the bytes <see cref="WaitReadableAsync"/> saw for the next receive; throws if the wait was cancelled.</summary>
+    /// <summary>
+    /// Leaves the bytes <see cref="WaitReadableAsync"/> saw for the next receive; throws if the wait
+    /// was cancelled. The wait itself throws the transport's <see cref="IOException"/> when the
+    /// connection fails (a reset), where a receive throws <see cref="WebSocketException"/>.
+    /// </summary>
     public void EndWait(in ReadResult result)
     {
         _input.AdvanceTo(result.Buffer.Start);
@@ -388,7 +392,18 @@ internal sealed class PipeWebSocket : WebSocket
 
     private async ValueTask<ReadResult> ReadAsync()
     {
-        var read = await _input.ReadAsync();
+        ReadResult read;
+        try
+        {
+            read = await _input.ReadAsync();
+        }
+        catch (IOException ex)
+        {
+            // the connection failed (reset by the peer): as the runtime WebSocket reports it
+            _state = WebSocketState.Aborted;
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex.Message, ex);
+        }
+
         if (read.IsCanceled)
         {
             throw new OperationCanceledException("The WebSocket receive was cancelled.");
@@ -479,7 +494,32 @@ internal sealed class PipeWebSocket : WebSocket
     /// Sends whole frames already laid out by <see cref="WebSocketTransport.WriteFrame"/>, in one
     /// write. Throws <see cref="WebSocketException"/> once a close frame has gone out.
     /// </summary>
-    public async ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames)
+    public ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames)
+    {
+        lock (this)
+        {
+            if (_closeSent || _state == WebSocketState.Aborted)
+            {
+                return ValueTask.FromException(ClosedForData());
+            }
+
+            if (_writing)
+            {
+                return WaitThenSendAsync(frames);
+            }
+
+            _writing = true;
+        }
+
+        // no state machine of its own: a write that completes at once allocates nothing, one that
+        // waits for the client has one (WriteThenReleaseAsync's)
+        return WriteThenReleaseAsync(frames);
+    }
+
+    private static WebSocketException ClosedForData() => new(WebSocketError.InvalidState, "The WebSocket close frame has been sent.");
+
+    /// <summary>A data write that comes while a control frame is being written (data writes never overlap: the session serialises them).</summary>
+    private async ValueTask WaitThenSendAsync(ReadOnlyMemory<byte> frames)
     {
         while (true)
         {
@@ -488,7 +528,7 @@ internal sealed class PipeWebSocket : WebSocket
             {
                 if (_closeSent || _state == WebSocketState.Aborted)
                 {
-                    throw new WebSocketException(WebSocketError.InvalidState, "The WebSocket close frame has been sent.");
+                    throw ClosedForData();
                 }
 
                 if (!_writing)
@@ -497,7 +537,6 @@ internal sealed class PipeWebSocket : WebSocket
                     break;
                 }
 
-                // a control frame is being written (data writes never overlap: the session serialises them)
                 wait = (_writerFree ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             }
 

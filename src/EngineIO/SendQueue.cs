@@ -6,9 +6,11 @@ namespace EngineIO;
 /// contended: a broadcast touches each session's queue once).
 /// <para>
 /// One packet waiting, the common case, sits in a field. From the second on, the packets go to a
-/// ring of 8 slots that doubles while a burst backs up; once the queue is empty again the ring goes
-/// back to a small process-wide pool, from which the next burst takes it. So an idle connection
-/// holds no array here, and a busy one does not allocate one per burst.
+/// ring of 8 slots (from a small process-wide pool) that doubles while a burst backs up and goes
+/// back to 8 once drained. The session keeps its ring while it is used: a connection under a stream
+/// of broadcasts does not take and give back a ring per burst. The heartbeat hands back the ring of
+/// a connection that has not needed it for a whole ping interval (<see cref="ReleaseIdleRing"/>), so
+/// an idle connection holds no array here.
 /// </para>
 /// </summary>
 internal struct SendQueue
@@ -19,6 +21,7 @@ internal struct SendQueue
     private EngineMessage[]? _ring;
     private int _head;
     private int _count;
+    private bool _ringUsed; // the ring took a packet since the last ReleaseIdleRing
 
     /// <summary>Packets queued; read without the lock it is a hint.</summary>
     public readonly int Count => Volatile.Read(in _count);
@@ -33,21 +36,22 @@ internal struct SendQueue
             return false;
         }
 
-        if (_ring is null)
+        if (_count == 0)
         {
-            if (_count == 0)
-            {
-                _single = message;
-                Volatile.Write(ref _count, 1);
-                return true;
-            }
-
-            _ring = RingPool.Rent();
-            _ring[0] = _single!;
-            _single = null;
-            _head = 0;
+            _single = message;
+            Volatile.Write(ref _count, 1);
+            return true;
         }
-        else if (_count == _ring.Length)
+
+        if (_single is not null)
+        {
+            // a second packet: the queue moves to the ring
+            _ring ??= RingPool.Rent();
+            _head = 0;
+            _ring[0] = _single;
+            _single = null;
+        }
+        else if (_count == _ring!.Length)
         {
             var bigger = new EngineMessage[_ring.Length * 2];
             var tail = _ring.Length - _head;
@@ -58,8 +62,24 @@ internal struct SendQueue
         }
 
         _ring[(_head + _count) & (_ring.Length - 1)] = message;
+        _ringUsed = true;
         Volatile.Write(ref _count, _count + 1);
         return true;
+    }
+
+    /// <summary>
+    /// Gives the ring back when the queue is empty and the ring took no packet since the last call
+    /// (the heartbeat calls this once per ping interval). Call under the lock.
+    /// </summary>
+    public void ReleaseIdleRing()
+    {
+        if (_ring is not null && _count == 0 && !_ringUsed)
+        {
+            RingPool.Return(_ring);
+            _ring = null;
+        }
+
+        _ringUsed = false;
     }
 
     /// <summary>The next packet without removing it. Call under the lock.</summary>
@@ -71,7 +91,7 @@ internal struct SendQueue
             return false;
         }
 
-        message = _ring is null ? _single! : _ring[_head];
+        message = _single ?? _ring![_head];
         return true;
     }
 
@@ -84,27 +104,26 @@ internal struct SendQueue
             return false;
         }
 
-        if (_ring is null)
+        if (_single is not null)
         {
-            message = _single!;
+            message = _single;
             _single = null;
             Volatile.Write(ref _count, 0);
             return true;
         }
 
-        message = _ring[_head];
-        _ring[_head] = null!;
-        _head = (_head + 1) & (_ring.Length - 1);
+        var ring = _ring!;
+        message = ring[_head];
+        ring[_head] = null!;
+        _head = (_head + 1) & (ring.Length - 1);
         Volatile.Write(ref _count, _count - 1);
         if (_count == 0)
         {
             _head = 0;
-            if (_ring.Length == InitialCapacity)
+            if (ring.Length > InitialCapacity)
             {
-                RingPool.Return(_ring);
+                _ring = RingPool.Rent(); // a burst's big ring goes; the session keeps a small one
             }
-
-            _ring = null;
         }
 
         return true;

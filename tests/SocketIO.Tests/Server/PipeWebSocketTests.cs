@@ -153,6 +153,20 @@ public sealed class PipeWebSocketTests
     }
 
     [Fact]
+    public async Task AConnectionReset_IsAWebSocketException_ForAReceive_AndTheTransportsIOException_ForTheIdleWait()
+    {
+        var wire = new Wire();
+        using var socket = new PipeWebSocket(wire);
+        await wire.ToServer.Writer.CompleteAsync(new IOException("Connection reset by peer"));
+
+        await Assert.ThrowsAsync<IOException>(async () => await socket.WaitReadableAsync());
+        var ex = await Assert.ThrowsAsync<WebSocketException>(async () => await socket.ReceiveAsync(new byte[4].AsMemory(), CancellationToken.None));
+        Assert.Equal(WebSocketError.ConnectionClosedPrematurely, ex.WebSocketErrorCode);
+        Assert.IsType<IOException>(ex.InnerException);
+        Assert.Equal(WebSocketState.Aborted, socket.State);
+    }
+
+    [Fact]
     public async Task CloseHandshake_StartedByTheServer_EndsInClosed_AndNoDataFollowsTheCloseFrame()
     {
         var wire = new Wire();

@@ -758,6 +758,38 @@ public sealed class WebSocketFastPathTests
     }
 
     [Fact]
+    public async Task ClientResettingTheConnectionWithUnreadData_DisconnectsTheServerSocket_WithoutAnError()
+    {
+        // closing a socket with unread data sends a reset: the server's read fails with
+        // ECONNRESET, which must end the session (transport error), not escape as an error
+        await using var host = await Host.StartAsync();
+        var sockets = new List<(RawConn Raw, Signal<string> Reason)>();
+        for (var i = 0; i < 5; i++)
+        {
+            var (raw, socket) = await OpenRawSioAsync(host);
+            var reason = new Signal<string>();
+            socket.OnDisconnect(reason.Set);
+            socket.Emit("unread", new string('u', 2000));
+            await raw.WaitUnreadAsync();
+            sockets.Add((raw, reason));
+        }
+
+        foreach (var (raw, _) in sockets)
+        {
+            raw.CloseWithReset();
+            await raw.DisposeAsync();
+        }
+
+        foreach (var (_, reason) in sockets)
+        {
+            Assert.Contains(await reason.WaitAsync(), new[] { DisconnectReason.TransportClose, DisconnectReason.TransportError });
+        }
+
+        Assert.Equal(0, host.Io.Engine.SessionCount);
+        Assert.Empty(host.Errors);
+    }
+
+    [Fact]
     public async Task ClientResettingTheConnection_DisconnectsTheServerSocket()
     {
         await using var host = await Host.StartAsync();
@@ -1474,6 +1506,26 @@ public sealed class WebSocketFastPathTests
 
         /// <summary>One final, masked client frame.</summary>
         public static byte[] MaskedFrame(int opcode, byte[] payload) => ClientFrames.Masked(opcode, payload);
+
+        /// <summary>Waits (with the deadline) until bytes have arrived that nobody has read.</summary>
+        public async Task WaitUnreadAsync()
+        {
+            using var cts = new CancellationTokenSource(Deadline);
+            while (_tcp.Available == 0)
+            {
+                await Task.Delay(5, cts.Token); // polls a condition, with a deadline
+            }
+        }
+
+        /// <summary>
+        /// Closes the socket itself, without the stream's orderly shutdown first (which would send
+        /// a FIN before the reset): the server sees only the reset.
+        /// </summary>
+        public void CloseWithReset()
+        {
+            _tcp.Client.LingerState = new LingerOption(true, 0);
+            _tcp.Client.Close();
+        }
 
         /// <summary>Makes the next close a reset (RST) rather than an orderly end.</summary>
         public void Reset() => _tcp.Client.LingerState = new LingerOption(true, 0);
