@@ -6,11 +6,11 @@ namespace EngineIO;
 /// contended: a broadcast touches each session's queue once).
 /// <para>
 /// One packet waiting, the common case, sits in a field. From the second on, the packets go to a
-/// ring of 8 slots (from a small process-wide pool) that doubles while a burst backs up and goes
-/// back to 8 once drained. The session keeps its ring while it is used: a connection under a stream
-/// of broadcasts does not take and give back a ring per burst. The heartbeat hands back the ring of
-/// a connection that has not needed it for a whole ping interval (<see cref="ReleaseIdleRing"/>), so
-/// an idle connection holds no array here.
+/// ring of 8 slots from a small process-wide pool, given back when the queue empties. A ring that had
+/// to grow (it doubles while a burst backs up) stays with the session while it is used: a connection
+/// under a stream of bursts does not regrow one per burst (no allocation per recipient). The
+/// heartbeat lets go of a grown ring unused for a whole ping interval (<see cref="ReleaseIdleRing"/>),
+/// so an idle connection holds no array here.
 /// </para>
 /// </summary>
 internal struct SendQueue
@@ -27,6 +27,9 @@ internal struct SendQueue
     public readonly int Count => Volatile.Read(in _count);
 
     public readonly bool IsEmpty => Count == 0;
+
+    /// <summary>Slots of the ring held (0: none); for tests.</summary>
+    internal readonly int RingCapacity => _ring?.Length ?? 0;
 
     /// <summary>Adds a packet unless <paramref name="max"/> are queued already. Call under the lock.</summary>
     public bool TryEnqueue(EngineMessage message, int max)
@@ -75,7 +78,11 @@ internal struct SendQueue
     {
         if (_ring is not null && _count == 0 && !_ringUsed)
         {
-            RingPool.Return(_ring);
+            if (_ring.Length == InitialCapacity)
+            {
+                RingPool.Return(_ring);
+            }
+
             _ring = null;
         }
 
@@ -120,9 +127,12 @@ internal struct SendQueue
         if (_count == 0)
         {
             _head = 0;
-            if (ring.Length > InitialCapacity)
+            if (ring.Length == InitialCapacity)
             {
-                _ring = RingPool.Rent(); // a burst's big ring goes; the session keeps a small one
+                // a small ring goes back to the pool at once (taking it again costs no allocation);
+                // a grown one stays until a heartbeat finds it unused
+                RingPool.Return(ring);
+                _ring = null;
             }
         }
 

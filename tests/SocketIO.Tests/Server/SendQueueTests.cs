@@ -2,7 +2,7 @@ using EngineIO;
 
 namespace SocketIO.Tests.Server;
 
-/// <summary>The session send queue: a ring that grows while a burst backs up and shrinks when drained.</summary>
+/// <summary>The session send queue: one packet in a field, a ring from the second on that grows while a burst backs up.</summary>
 public sealed class SendQueueTests
 {
     private static EngineMessage Packet(int i) => EngineMessage.Text(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -67,6 +67,46 @@ public sealed class SendQueueTests
     }
 
     [Fact]
+    public void ALonePacket_NeedsNoRing_ASmallBurstGivesItsRingBack_AGrownRingStaysUntilAHeartbeatFindsItUnused()
+    {
+        var queue = default(SendQueue);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(queue.TryEnqueue(Packet(i), max: 100));
+            Assert.Equal(0, queue.RingCapacity);
+            Assert.True(queue.TryDequeue(out _));
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            queue.TryEnqueue(Packet(i), max: 100);
+        }
+
+        Assert.Equal(8, queue.RingCapacity);
+        while (queue.TryDequeue(out _))
+        {
+        }
+
+        Assert.Equal(0, queue.RingCapacity);
+
+        for (var i = 0; i < 20; i++)
+        {
+            queue.TryEnqueue(Packet(i), max: 100);
+        }
+
+        Assert.Equal(32, queue.RingCapacity);
+        while (queue.TryDequeue(out _))
+        {
+        }
+
+        Assert.Equal(32, queue.RingCapacity); // kept for the next burst
+        queue.ReleaseIdleRing();
+        Assert.Equal(32, queue.RingCapacity); // it was used since the last heartbeat
+        queue.ReleaseIdleRing();
+        Assert.Equal(0, queue.RingCapacity);
+    }
+
+    [Fact]
     public void RandomOperations_BehaveLikeAQueue()
     {
         var random = new Random(1234);
@@ -84,6 +124,10 @@ public sealed class SendQueueTests
                 {
                     model.Enqueue(packet);
                 }
+            }
+            else if (random.Next(50) == 0)
+            {
+                queue.ReleaseIdleRing(); // a heartbeat: never loses or reorders a packet
             }
             else
             {
