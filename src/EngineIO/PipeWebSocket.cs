@@ -82,6 +82,11 @@ internal sealed class PipeWebSocket : WebSocket
     public void EndWait(in ReadResult result)
     {
         _input.AdvanceTo(result.Buffer.Start);
+        ThrowIfCanceled(result);
+    }
+
+    private static void ThrowIfCanceled(in ReadResult result)
+    {
         if (result.IsCanceled)
         {
             throw new OperationCanceledException("The WebSocket receive was cancelled.");
@@ -196,39 +201,27 @@ internal sealed class PipeWebSocket : WebSocket
         {
             var read = await ReadAsync();
             var buffer = read.Buffer;
-            if (!TryParseHeader(buffer, out var fin, out var opcode, out var length, out var mask, out var headerLength, out var violation))
+            var parsed = TryParseHeader(buffer, out var fin, out var opcode, out var length, out var mask, out var headerLength, out var violation);
+            if (violation is not null)
             {
-                if (violation is not null)
-                {
-                    _input.AdvanceTo(buffer.Start);
-                    throw await FailAsync(WebSocketCloseStatus.ProtocolError, violation);
-                }
+                _input.AdvanceTo(buffer.Start);
+                throw await FailAsync(WebSocketCloseStatus.ProtocolError, violation);
+            }
 
+            // a header not all here yet, or a control frame (125 bytes at most) not all here yet
+            if (!parsed || (opcode >= 0x8 && buffer.Length < headerLength + length))
+            {
+                _input.AdvanceTo(buffer.Start, buffer.End);
                 if (read.IsCompleted)
                 {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
                     throw Premature();
                 }
 
-                _input.AdvanceTo(buffer.Start, buffer.End); // wait for more
                 continue;
             }
 
             if (opcode >= 0x8)
             {
-                // a control frame: wait until the whole of it is here (125 bytes at most)
-                if (buffer.Length < headerLength + length)
-                {
-                    if (read.IsCompleted)
-                    {
-                        _input.AdvanceTo(buffer.Start, buffer.End);
-                        throw Premature();
-                    }
-
-                    _input.AdvanceTo(buffer.Start, buffer.End);
-                    continue;
-                }
-
                 var payload = buffer.Slice(headerLength, length).ToArray();
                 _input.AdvanceTo(buffer.GetPosition(headerLength + length));
                 Unmask(payload, mask);
@@ -404,11 +397,7 @@ internal sealed class PipeWebSocket : WebSocket
             throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex.Message, ex);
         }
 
-        if (read.IsCanceled)
-        {
-            throw new OperationCanceledException("The WebSocket receive was cancelled.");
-        }
-
+        ThrowIfCanceled(read);
         return read;
     }
 
@@ -549,10 +538,8 @@ internal sealed class PipeWebSocket : WebSocket
     /// <summary>Sends a control frame now, or right after the write under way.</summary>
     private ValueTask SendControlAsync(int opcode, byte[] payload, bool close = false)
     {
-        var frame = new byte[2 + payload.Length];
-        frame[0] = (byte)(0x80 | opcode);
-        frame[1] = (byte)payload.Length;
-        payload.CopyTo(frame, 2);
+        var frame = new byte[WebSocketTransport.FrameLength(payload.Length)];
+        WebSocketTransport.WriteFrame(frame, payload, opcode);
         lock (this)
         {
             if (!close && _closeSent)

@@ -298,9 +298,9 @@ internal sealed class RequestHead
                 return false;
             }
 
-            var name = Known(line.AsSpan(0, colon), s_knownNames);
+            var name = Shared(line.AsSpan(0, colon));
             var valueText = line.AsSpan(colon + 1).Trim(" \t");
-            var value = name.Equals("Sec-WebSocket-Key", StringComparison.OrdinalIgnoreCase) ? valueText.ToString() : Recent(Known(valueText, s_knownValues));
+            var value = name.Equals("Sec-WebSocket-Key", StringComparison.OrdinalIgnoreCase) ? valueText.ToString() : Shared(valueText);
             fields.Add(new(name, value));
             // repeated fields read as Kestrel gives them (StringValues joined with ",")
             headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + "," + value : value;
@@ -313,68 +313,39 @@ internal sealed class RequestHead
             return false;
         }
 
-        var target = Recent(requestLine[1]);
+        var target = Shared(requestLine[1]);
         var q = target.IndexOf('?', StringComparison.Ordinal);
         var path = q < 0 ? target : target[..q];
         var queryString = q < 0 ? "" : target[q..];
         var query = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pair in QueryHelpers.ParseQuery(queryString))
         {
-            query[Known(pair.Key, s_knownQuery)] = Known(pair.Value.ToString(), s_knownQuery);
+            query[Shared(pair.Key)] = Shared(pair.Value.ToString());
         }
 
-        head = new RequestHead(Known(requestLine[0], s_knownNames), target, path, queryString, Known(requestLine[2], s_knownNames), headers, query, fields);
+        head = new RequestHead(Shared(requestLine[0]), target, path, queryString, Shared(requestLine[2]), headers, query, fields);
         return true;
     }
 
-    // The strings every handshake carries, shared instead of copied per connection (a session
-    // keeps its request's headers and query for its whole life). Exact spellings only.
-    private static readonly string[] s_knownNames =
-    [
-        "GET", "HTTP/1.1", "Host", "host", "Upgrade", "upgrade", "Connection", "connection", "Sec-WebSocket-Key", "sec-websocket-key",
-        "Sec-WebSocket-Version", "sec-websocket-version", "Sec-WebSocket-Extensions", "sec-websocket-extensions", "User-Agent", "user-agent",
-        "Origin", "origin", "Accept", "accept", "Accept-Encoding", "accept-encoding", "Accept-Language", "accept-language",
-        "Cache-Control", "cache-control", "Pragma", "pragma", "Cookie", "cookie", "Authorization", "authorization",
-    ];
+    // The strings many connections send alike (method, version, header names, the Host, the URL,
+    // Upgrade, a browser's User-Agent or Origin, EIO=4), stored once instead of copied per
+    // connection, since a session keeps its request's headers and query for its whole life: a small
+    // lossy table of recent strings; text equal to the one in its slot is that string (a race or a
+    // collision only costs a copy). Unique values (the WebSocket key) are not put in it.
+    private static readonly string?[] s_shared = new string?[512];
 
-    private static readonly string[] s_knownValues =
-    [
-        "websocket", "Upgrade", "upgrade", "13", "permessage-deflate; client_max_window_bits", "no-cache", "*/*", "gzip, deflate",
-    ];
-
-    private static readonly string[] s_knownQuery = ["EIO", "4", "transport", "websocket", "polling", "t", "sid"];
-
-    private static string Known(ReadOnlySpan<char> text, string[] known)
+    private static string Shared(ReadOnlySpan<char> text)
     {
-        foreach (var k in known)
-        {
-            if (text.SequenceEqual(k))
-            {
-                return k;
-            }
-        }
-
-        return text.ToString();
-    }
-
-    private static string Known(string text, string[] known) => Array.IndexOf(known, text) is var i and >= 0 ? known[i] : text;
-
-    // Values many connections send alike (the Host, the URL, a browser's User-Agent, Origin,
-    // Accept-Language), stored once: a small lossy table of recent ones; a value equal to the one
-    // in its slot is replaced by it (a race only costs a copy).
-    private static readonly string?[] s_recent = new string?[512];
-
-    private static string Recent(string text)
-    {
-        var slot = (int)((uint)string.GetHashCode(text, StringComparison.Ordinal) % (uint)s_recent.Length);
-        var seen = Volatile.Read(ref s_recent[slot]);
-        if (seen is not null && string.Equals(seen, text, StringComparison.Ordinal))
+        var slot = (int)((uint)string.GetHashCode(text, StringComparison.Ordinal) % (uint)s_shared.Length);
+        var seen = Volatile.Read(ref s_shared[slot]);
+        if (seen is not null && text.SequenceEqual(seen))
         {
             return seen;
         }
 
-        Volatile.Write(ref s_recent[slot], text);
-        return text;
+        var copy = text.ToString();
+        Volatile.Write(ref s_shared[slot], copy);
+        return copy;
     }
 
     /// <summary>host[:port] of registered-name, IPv4 or [IPv6] characters; anything else is Kestrel's to judge.</summary>

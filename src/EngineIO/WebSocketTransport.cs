@@ -26,13 +26,11 @@ internal sealed class WebSocketTransport : IDisposable
     internal const int MaxBatchBytes = 32 * 1024;
 
     private readonly SerializedStream? _stream;
-    private readonly PipeWebSocket? _pipe;
 
-    private WebSocketTransport(WebSocket socket, SerializedStream? stream, PipeWebSocket? pipe = null)
+    private WebSocketTransport(WebSocket socket, SerializedStream? stream)
     {
         Socket = socket;
         _stream = stream;
-        _pipe = pipe;
     }
 
     /// <summary>The runtime WebSocket: receive, close, abort.</summary>
@@ -73,17 +71,13 @@ internal sealed class WebSocketTransport : IDisposable
     }
 
     /// <summary>A server WebSocket directly over the pipes of a connection the caller has answered with 101.</summary>
-    internal static WebSocketTransport Create(IDuplexPipe connection)
-    {
-        var socket = new PipeWebSocket(connection);
-        return new WebSocketTransport(socket, null, socket);
-    }
+    internal static WebSocketTransport Create(IDuplexPipe connection) => new(new PipeWebSocket(connection), null);
 
     /// <summary>
     /// Ends a pending receive with <see cref="OperationCanceledException"/> where the token given to
     /// the receive does not (the pipe WebSocket); the runtime WebSocket is ended by that token.
     /// </summary>
-    public void CancelReceive() => _pipe?.CancelReceive();
+    public void CancelReceive() => (Socket as PipeWebSocket)?.CancelReceive();
 
     internal static string AcceptKey(string key)
     {
@@ -96,9 +90,13 @@ internal sealed class WebSocketTransport : IDisposable
     internal static int FrameLength(int payload) => payload + (payload < 126 ? 2 : payload <= ushort.MaxValue ? 4 : 10);
 
     /// <summary>Writes one unmasked, final frame (header and payload); returns its length.</summary>
-    internal static int WriteFrame(Span<byte> destination, ReadOnlySpan<byte> payload, bool binary)
+    internal static int WriteFrame(Span<byte> destination, ReadOnlySpan<byte> payload, bool binary) =>
+        WriteFrame(destination, payload, binary ? 0x2 : 0x1);
+
+    /// <summary>Writes one unmasked, final frame of any opcode (a control frame too); returns its length.</summary>
+    internal static int WriteFrame(Span<byte> destination, ReadOnlySpan<byte> payload, int opcode)
     {
-        destination[0] = (byte)(0x80 | (binary ? 0x2 : 0x1));
+        destination[0] = (byte)(0x80 | opcode);
         int header;
         if (payload.Length < 126)
         {
@@ -127,7 +125,7 @@ internal sealed class WebSocketTransport : IDisposable
     /// <see cref="WebSocketException"/> once a close frame has gone out (no data may follow it).
     /// </summary>
     public ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames) =>
-        _pipe is not null ? _pipe.SendFramesAsync(frames)
+        Socket is PipeWebSocket pipe ? pipe.SendFramesAsync(frames)
         : _stream is null ? SendOneByOneAsync(frames) : _stream.WriteDataAsync(frames);
 
     // the runtime WebSocket only sends a frame at a time: unpack the batch

@@ -66,10 +66,11 @@ public sealed class BuilderHub
 
             return ValueTask.CompletedTask;
         };
+        string[] known = [.. _handlers.Select(h => h.Event), "pong"];
         _onUnknown = ctx =>
         {
             _metrics.Increment("builder_client_errors_total", ErrorCodes.UnknownEvent);
-            Fail(ctx, ErrorCodes.UnknownEvent, $"Unknown event \"{ctx.EventName}\".", new { @event = ctx.EventName, known = new[] { "authenticate", "join-project", "leave-project", "user:decision:response", "pong" } }, true);
+            Fail(ctx, ErrorCodes.UnknownEvent, $"Unknown event \"{ctx.EventName}\".", new { @event = ctx.EventName, known }, true);
             return ValueTask.CompletedTask;
         };
         nsp.Use(AuthenticateAsync);
