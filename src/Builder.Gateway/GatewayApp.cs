@@ -35,7 +35,13 @@ public static class GatewayApp
         services.AddSingleton<GatewayMetrics>();
         // WebSocket handshakes answered at the connection level (no HTTP connection per socket)
         services.AddEngineIOWebSocketFastPath();
-        builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath()));
+        builder.WebHost.ConfigureKestrel((context, k) =>
+        {
+            // Kestrel's limits (request-head timeout, connection counts, body size) from the
+            // standard section, e.g. Kestrel:Limits:RequestHeadersTimeout=00:00:10
+            context.Configuration.GetSection("Kestrel:Limits").Bind(k.Limits);
+            k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath());
+        });
         services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = options.Cors.Origins, Credentials = !options.Cors.Origins.Contains("*") };
@@ -139,6 +145,9 @@ internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions,
         metrics.Gauge("builder_connected_sockets", () => hub.Namespace.Sockets.Count);
         metrics.Gauge("builder_engine_sessions", () => io.Engine.SessionCount);
         metrics.Gauge("builder_running_builds", () => runner.RunningCount);
+        // the process as operators watch it (and the abuse tests read it): memory and GC heap
+        metrics.Gauge("process_resident_memory_bytes", () => Environment.WorkingSet);
+        metrics.Gauge("dotnet_gc_heap_bytes", () => GC.GetTotalMemory(false));
         var interval = TimeSpan.FromSeconds(options.Heartbeat.IntervalSeconds);
         _heartbeat = time.CreateTimer(_ => hub.Beat(), null, interval, interval);
         logger.LogInformation("Builder gateway ready: namespace {Namespace}, heartbeat every {Interval}", BuilderHub.NamespaceName, interval);
