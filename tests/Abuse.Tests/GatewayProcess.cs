@@ -5,8 +5,6 @@ using System.Net.Sockets;
 using System.Text;
 using Builder.Auth;
 
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
-
 namespace Abuse.Tests;
 
 /// <summary>

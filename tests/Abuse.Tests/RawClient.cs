@@ -220,6 +220,9 @@ public sealed class BuilderRawClient : IAsyncDisposable
 
     private BuilderRawClient(RawWs ws) => _ws = ws;
 
+    /// <summary>Called (on the read loop) for every event with its name and first argument.</summary>
+    public Action<BuilderRawClient, string, JsonElement>? OnEvent { get; set; }
+
     /// <summary>The seqs of the project events received, in arrival order.</summary>
     public List<long> Seqs { get; } = [];
 
@@ -299,6 +302,10 @@ public sealed class BuilderRawClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Emits without an acknowledgement.</summary>
+    public ValueTask EmitAsync(string eventName, object payload) =>
+        _ws.SendTextAsync(Prefix + JsonSerializer.Serialize(new object[] { eventName, payload }));
+
     /// <summary>Emits with an acknowledgement and returns the ack's first argument.</summary>
     public async Task<JsonElement> EmitWithAckAsync(string eventName, object payload, TimeSpan timeout)
     {
@@ -341,13 +348,17 @@ public sealed class BuilderRawClient : IAsyncDisposable
                 {
                     await _ws.SendTextAsync(Prefix + JsonSerializer.Serialize(new object[] { "pong", new { } }));
                 }
-                else if (doc.RootElement.GetArrayLength() > 1 && doc.RootElement[1].ValueKind == JsonValueKind.Object
-                    && doc.RootElement[1].TryGetProperty("seq", out var seq) && doc.RootElement[1].TryGetProperty("eventId", out _))
+                else if (doc.RootElement.GetArrayLength() > 1 && doc.RootElement[1].ValueKind == JsonValueKind.Object)
                 {
-                    lock (_gate)
+                    if (doc.RootElement[1].TryGetProperty("seq", out var seq) && doc.RootElement[1].TryGetProperty("eventId", out _))
                     {
-                        Seqs.Add(seq.GetInt64());
+                        lock (_gate)
+                        {
+                            Seqs.Add(seq.GetInt64());
+                        }
                     }
+
+                    OnEvent?.Invoke(this, name!, doc.RootElement[1]);
                 }
             }
             else if (text.StartsWith("43/builder,", StringComparison.Ordinal))
