@@ -186,16 +186,12 @@ internal static class GatewayEndpoints
             return Problem(400, "VALIDATION_FAILED", "wait must be an integer number of seconds between 0 and 300.", Fields([new FieldError("wait", "must be 0-300")]));
         }
 
+        // a decision of a project the credential does not cover is answered like an unknown id
         var decision = await decisions.GetAsync(decisionId, request.HttpContext.RequestAborted);
-        if (decision is null)
+        if (decision is null || !(await auth.CheckAsync(request, decision.ProjectId)).Allowed)
         {
-            return Problem(404, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
-        }
-
-        var scoped = await auth.CheckAsync(request, decision.ProjectId);
-        if (!scoped.Allowed)
-        {
-            return Problem(scoped.Status, scoped.Code!, scoped.Message!);
+            var notFound = DecisionService.NotFound(decisionId);
+            return Problem(404, notFound.ErrorCode!, notFound.ErrorMessage!);
         }
 
         var resolution = decision.Resolution;
