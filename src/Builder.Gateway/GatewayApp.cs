@@ -69,6 +69,7 @@ public static class GatewayApp
         }
 
         services.AddSingleton(sp => new TokenValidator(options.Jwt, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new PreviewLinks(options.Jwt, options.Preview, sp.GetRequiredService<TimeProvider>()));
         services.AddHttpClient(nameof(ProjectAccess), c => c.Timeout = TimeSpan.FromSeconds(5));
         services.AddSingleton(sp => new ProjectAccess(options.Access, sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ProjectAccess)), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProjectAccess>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SocketIOServer>().Of(BuilderHub.NamespaceName));
@@ -77,14 +78,20 @@ public static class GatewayApp
         services.AddSingleton<SnapshotBuilder>();
         services.AddSingleton<BuilderHub>();
         services.AddSingleton<ProducerAuth>();
-        services.AddSingleton(options.Runner);
+        services.AddSingleton(sp =>
+        {
+            // build:completed carries a signed preview link, so that whoever watched the build can open it
+            var links = sp.GetRequiredService<PreviewLinks>();
+            options.Runner.PreviewUrlFor = links.Sign;
+            return options.Runner;
+        });
         services.AddSingleton(sp => new BuildRunner(
             SimulatedTeam.For,
             SimulatedTeam.DeployerFor,
             sp.GetRequiredService<EventPublisher>(),
             sp.GetRequiredService<DecisionService>(),
             sp.GetRequiredService<IBuildStore>(),
-            options.Runner,
+            sp.GetRequiredService<RunnerOptions>(),
             TimeProvider.System,
             sp.GetRequiredService<ILogger<BuildRunner>>()));
         services.AddSingleton<AgentLeaseMonitor>();

@@ -27,6 +27,8 @@ public sealed class BuilderOptions
 
     public MemoryOptions Memory { get; set; } = new();
 
+    public PreviewOptions Preview { get; set; } = new();
+
     /// <summary>Checks every key; returns the problems, each naming its key.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -123,6 +125,16 @@ public sealed class BuilderOptions
             errors.Add("Builder:Runner:ProgressEventsPerSecond must be positive.");
         }
 
+        if (Preview.LinkSeconds is < 1 or > PreviewOptions.MaxLinkSeconds)
+        {
+            errors.Add($"Builder:Preview:LinkSeconds must be between 1 and {PreviewOptions.MaxLinkSeconds} (30 days).");
+        }
+
+        if (Preview.MaxEvents is < 1 or > PreviewOptions.MaxMaxEvents)
+        {
+            errors.Add($"Builder:Preview:MaxEvents must be between 1 and {PreviewOptions.MaxMaxEvents}.");
+        }
+
         return errors;
     }
 }
@@ -207,4 +219,18 @@ public sealed class MemoryOptions
 public sealed class DevOptions
 {
     public bool Enabled { get; set; }
+}
+
+/// <summary>The <c>/preview/{projectId}</c> page (section Builder:Preview).</summary>
+public sealed class PreviewOptions
+{
+    public const int MaxLinkSeconds = 30 * 24 * 3600;
+
+    public const int MaxMaxEvents = 1_000_000;
+
+    /// <summary>How long the signed previewUrl of build:completed stays valid.</summary>
+    public int LinkSeconds { get; set; } = 3600;
+
+    /// <summary>The page is built from at most this many of the project's latest events.</summary>
+    public int MaxEvents { get; set; } = 5000;
 }
