@@ -55,6 +55,8 @@ public sealed class BuilderOptions
             errors.Add($"Builder:Jwt:JwksFile: file '{Jwt.JwksFile}' does not exist.");
         }
 
+        ValidateAlgorithms(errors, hasSecret);
+
         if (Cors.Origins.Length == 0 || Cors.Origins.Any(o => string.IsNullOrWhiteSpace(o) || (o != "*" && !Uri.TryCreate(o, UriKind.Absolute, out _))))
         {
             errors.Add("Builder:Cors:Origins must list absolute origins such as http://localhost:12000 (or \"*\").");
@@ -137,6 +139,47 @@ public sealed class BuilderOptions
 
         return errors;
     }
+
+    private void ValidateAlgorithms(List<string> errors, bool hasSecret)
+    {
+        var listed = Jwt.AlgorithmList();
+        if (listed.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var unknown in listed.Where(a => !Auth.TokenValidator.KnownAlgorithms.Contains(a)))
+        {
+            errors.Add($"Builder:Jwt:Algorithms: \"{unknown}\" is not supported (use HS256, RS256 or ES256).");
+        }
+
+        if (listed.Contains("HS256") && !hasSecret)
+        {
+            errors.Add("Builder:Jwt:Algorithms lists HS256 but Builder:Jwt:Secret is not set.");
+        }
+
+        var asymmetric = listed.Where(a => a is "RS256" or "ES256").ToList();
+        if (asymmetric.Count == 0 || (!string.IsNullOrEmpty(Jwt.PublicKeyFile) && !File.Exists(Jwt.PublicKeyFile)) || (!string.IsNullOrEmpty(Jwt.JwksFile) && !File.Exists(Jwt.JwksFile)))
+        {
+            return;
+        }
+
+        IReadOnlyList<(string Algorithm, Microsoft.IdentityModel.Tokens.SecurityKey Key)> keys;
+        try
+        {
+            keys = Auth.TokenValidator.LoadKeys(Jwt);
+        }
+        catch (Exception ex) when (ex is ArgumentException or System.Security.Cryptography.CryptographicException or IOException or System.Text.Json.JsonException)
+        {
+            errors.Add($"Builder:Jwt:PublicKeyFile / Builder:Jwt:JwksFile: the key cannot be read ({ex.Message}).");
+            return;
+        }
+
+        foreach (var algorithm in asymmetric.Where(a => keys.All(k => k.Algorithm != a)))
+        {
+            errors.Add($"Builder:Jwt:Algorithms lists {algorithm} but no {algorithm} key is configured in Builder:Jwt:PublicKeyFile or Builder:Jwt:JwksFile.");
+        }
+    }
 }
 
 public sealed class JwtOptions
@@ -153,6 +196,16 @@ public sealed class JwtOptions
     public string? Issuer { get; set; }
 
     public string? Audience { get; set; }
+
+    /// <summary>
+    /// The accepted algorithms, comma-separated (HS256, RS256, ES256), e.g. "HS256,RS256"; unset:
+    /// exactly the algorithms of the configured keys. Each listed algorithm needs its key.
+    /// </summary>
+    public string? Algorithms { get; set; }
+
+    /// <summary>The entries of <see cref="Algorithms"/>, trimmed (empty when unset).</summary>
+    public IReadOnlyList<string> AlgorithmList() =>
+        (Algorithms ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public int ClockSkewSeconds { get; set; } = 30;
 }
