@@ -21,7 +21,8 @@ internal static class GatewayEndpoints
             await log.LatestSeqAsync("readyz-probe");
             return Results.Text("ready");
         });
-        app.MapGet("/metrics", (GatewayMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
+        app.MapGet("/metrics", (HttpContext context, GatewayMetrics metrics) =>
+            GatewayGuards.CheckMetrics(context, options.Metrics) ?? Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
 
         app.MapPost("/api/projects/{projectId}/events", PublishAsync);
         app.MapPost("/api/projects/{projectId}/decisions", CreateDecisionAsync);
@@ -39,7 +40,7 @@ internal static class GatewayEndpoints
                 var role = request.Query["role"].ToString() is { Length: > 0 } r ? r : null;
                 var token = TokenIssuer.Issue(options.Jwt.Secret!, user, user, projects, TimeSpan.FromHours(8), time, role, options.Jwt.Issuer, options.Jwt.Audience);
                 return Results.Json(new { token, userId = user, projects, role });
-            });
+            }).AddEndpointFilter(GatewayGuards.LoopbackOnlyFilter);
             DevDashboard.Map(app, options);
         }
     }

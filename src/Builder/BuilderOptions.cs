@@ -29,6 +29,8 @@ public sealed class BuilderOptions
 
     public PreviewOptions Preview { get; set; } = new();
 
+    public MetricsOptions Metrics { get; set; } = new();
+
     /// <summary>Checks every key; returns the problems, each naming its key.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -135,6 +137,16 @@ public sealed class BuilderOptions
         if (Preview.MaxEvents is < 1 or > PreviewOptions.MaxMaxEvents)
         {
             errors.Add($"Builder:Preview:MaxEvents must be between 1 and {PreviewOptions.MaxMaxEvents}.");
+        }
+
+        if (Metrics.Port is < 1 or > 65535)
+        {
+            errors.Add("Builder:Metrics:Port must be a port number between 1 and 65535.");
+        }
+
+        if (Metrics.Token is { } metricsToken && metricsToken.Length < 16)
+        {
+            errors.Add("Builder:Metrics:Token must be at least 16 characters long.");
         }
 
         return errors;
@@ -286,4 +298,14 @@ public sealed class PreviewOptions
 
     /// <summary>The page is built from at most this many of the project's latest events.</summary>
     public int MaxEvents { get; set; } = 5000;
+}
+
+/// <summary>Who may read <c>/metrics</c> (section Builder:Metrics); unset: anyone on the main port.</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>When set, /metrics answers only on this port (also listened on), and 404 on the main port.</summary>
+    public int? Port { get; set; }
+
+    /// <summary>When set, /metrics needs <c>Authorization: Bearer &lt;token&gt;</c> (401 otherwise); at least 16 characters.</summary>
+    public string? Token { get; set; }
 }
