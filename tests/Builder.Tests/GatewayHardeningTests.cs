@@ -157,6 +157,20 @@ public sealed class GatewayHardeningTests
         await app.StopAsync();
     }
 
+    [Fact]
+    public void Development_secret_constant_is_the_one_of_the_Development_profile()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "src", "Builder.Gateway", "appsettings.Development.json")))
+        {
+            dir = dir.Parent;
+        }
+
+        Assert.NotNull(dir);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.FullName, "src", "Builder.Gateway", "appsettings.Development.json")));
+        Assert.Equal(GatewayGuards.DevelopmentSecret, json.RootElement.GetProperty("Builder").GetProperty("Jwt").GetProperty("Secret").GetString());
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
