@@ -33,7 +33,8 @@ internal static class DevDashboard
             return;
         }
 
-        app.MapPost("/dev/projects/{projectId}/builds", StartBuildAsync);
+        // like /dev/token, everything here answers only on loopback (GatewayGuards.LoopbackOnlyFilter)
+        app.MapPost("/dev/projects/{projectId}/builds", StartBuildAsync).AddEndpointFilter(GatewayGuards.LoopbackOnlyFilter);
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DevDashboard).FullName!);
         var webRoot = FindWebRoot(app.Environment.ContentRootPath);
@@ -52,7 +53,7 @@ internal static class DevDashboard
                 // the page is edited while the gateway runs: always revalidate
                 context.Response.Headers.CacheControl = "no-cache";
                 return File.Exists(path) ? Results.File(path, contentType, enableRangeProcessing: false) : Results.NotFound();
-            });
+            }).AddEndpointFilter(GatewayGuards.LoopbackOnlyFilter);
         }
     }
 

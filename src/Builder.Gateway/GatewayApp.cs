@@ -28,6 +28,13 @@ public static class GatewayApp
             throw new OptionsValidationException(BuilderOptions.Section, typeof(BuilderOptions), problems);
         }
 
+        if (options.Metrics.Port is { } metricsPort)
+        {
+            // the metrics port is listened on besides the main URLs, on the same hosts
+            var urls = builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey) is { Length: > 0 } configured ? configured : "http://localhost:5000";
+            builder.WebHost.UseUrls(urls + ";" + GatewayGuards.MetricsUrls(urls, metricsPort));
+        }
+
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton(options.Jwt);
@@ -42,6 +49,7 @@ public static class GatewayApp
             context.Configuration.GetSection("Kestrel:Limits").Bind(k.Limits);
             k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath());
         });
+        var devSecret = GatewayGuards.UsesDevelopmentSecret(options);
         services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = options.Cors.Origins, Credentials = !options.Cors.Origins.Contains("*") };
@@ -49,6 +57,16 @@ public static class GatewayApp
             o.Engine.AllowRequest = context =>
             {
                 // browsers do not apply CORS to WebSocket: check the origin here
+                if (devSecret && !GatewayGuards.IsLoopback(context))
+                {
+                    return ValueTask.FromResult<string?>(GatewayGuards.DevelopmentSecretRefusal);
+                }
+
+                if (options.Metrics.Port is { } port && context.Connection.LocalPort == port)
+                {
+                    return ValueTask.FromResult<string?>($"Port {port} serves /metrics only.");
+                }
+
                 var origin = context.Request.Headers.Origin.ToString();
                 var allowed = origin.Length == 0 || o.Engine.Cors.IsAllowed(origin);
                 return ValueTask.FromResult(allowed ? null : $"Origin {origin} is not allowed");
@@ -75,6 +93,7 @@ public static class GatewayApp
         }
 
         services.AddSingleton(sp => new TokenValidator(options.Jwt, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new PreviewLinks(options.Jwt, options.Preview, sp.GetRequiredService<TimeProvider>()));
         services.AddHttpClient(nameof(ProjectAccess), c => c.Timeout = TimeSpan.FromSeconds(5));
         services.AddSingleton(sp => new ProjectAccess(options.Access, sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ProjectAccess)), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProjectAccess>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SocketIOServer>().Of(BuilderHub.NamespaceName));
@@ -83,14 +102,20 @@ public static class GatewayApp
         services.AddSingleton<SnapshotBuilder>();
         services.AddSingleton<BuilderHub>();
         services.AddSingleton<ProducerAuth>();
-        services.AddSingleton(options.Runner);
+        services.AddSingleton(sp =>
+        {
+            // build:completed carries a signed preview link, so that whoever watched the build can open it
+            var links = sp.GetRequiredService<PreviewLinks>();
+            options.Runner.PreviewUrlFor = links.Sign;
+            return options.Runner;
+        });
         services.AddSingleton(sp => new BuildRunner(
             SimulatedTeam.For,
             SimulatedTeam.DeployerFor,
             sp.GetRequiredService<EventPublisher>(),
             sp.GetRequiredService<DecisionService>(),
             sp.GetRequiredService<IBuildStore>(),
-            options.Runner,
+            sp.GetRequiredService<RunnerOptions>(),
             TimeProvider.System,
             sp.GetRequiredService<ILogger<BuildRunner>>()));
         services.AddSingleton<AgentLeaseMonitor>();
@@ -101,10 +126,61 @@ public static class GatewayApp
         }
 
         var app = builder.Build();
+        LogSecurity(app, options);
+        if (devSecret)
+        {
+            app.Use(GatewayGuards.DevelopmentSecretMiddleware);
+        }
+
+        if (options.Metrics.Port is { } onlyMetrics)
+        {
+            app.Use(GatewayGuards.MetricsPortMiddleware(onlyMetrics));
+        }
+
         app.UseWebSockets();
         app.MapSocketIO("/socket.io");
         GatewayEndpoints.Map(app, options);
         return app;
+    }
+
+    /// <summary>The start-up log of what protects the gateway: accepted algorithms, missing issuer/audience, development helpers, metrics.</summary>
+    private static void LogSecurity(WebApplication app, BuilderOptions options)
+    {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Builder.Gateway.Security");
+        logger.LogInformation("JWT algorithms accepted: {Algorithms}", string.Join(", ", app.Services.GetRequiredService<TokenValidator>().Algorithms));
+        if (!app.Environment.IsDevelopment())
+        {
+            if (string.IsNullOrEmpty(options.Jwt.Issuer))
+            {
+                logger.LogWarning("Builder:Jwt:Issuer is not set: tokens from any issuer signed with the configured key(s) are accepted");
+            }
+
+            if (string.IsNullOrEmpty(options.Jwt.Audience))
+            {
+                logger.LogWarning("Builder:Jwt:Audience is not set: tokens for any audience signed with the configured key(s) are accepted");
+            }
+        }
+
+        if (app.Environment.IsDevelopment() && options.Dev.Enabled)
+        {
+            logger.LogInformation("Development endpoints enabled (GET /dev/token, POST /dev/projects/{{projectId}}/builds, the dashboard): they answer only on loopback");
+        }
+
+        if (GatewayGuards.UsesDevelopmentSecret(options))
+        {
+            logger.LogWarning("Builder:Jwt:Secret is the known development secret: the gateway answers only on loopback");
+        }
+
+        var links = app.Services.GetRequiredService<PreviewLinks>();
+        logger.LogInformation("Preview links last {Seconds} s, signed with a key {Source}", options.Preview.LinkSeconds, links.KeyFromSecret ? "derived from Builder:Jwt:Secret" : "random to this process (no Builder:Jwt:Secret: links die with the process)");
+        if (options.Metrics.Port is { } port)
+        {
+            logger.LogInformation("/metrics answers only on port {Port}{Token}", port, string.IsNullOrEmpty(options.Metrics.Token) ? string.Empty : ", with Authorization: Bearer <Builder:Metrics:Token>");
+        }
+        else if (!string.IsNullOrEmpty(options.Metrics.Token))
+        {
+            logger.LogInformation("/metrics needs Authorization: Bearer <Builder:Metrics:Token>");
+        }
     }
 
     private static void TryAddTimeProvider(this IServiceCollection services)

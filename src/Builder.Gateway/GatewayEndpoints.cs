@@ -21,7 +21,8 @@ internal static class GatewayEndpoints
             await log.LatestSeqAsync("readyz-probe");
             return Results.Text("ready");
         });
-        app.MapGet("/metrics", (GatewayMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
+        app.MapGet("/metrics", (HttpContext context, GatewayMetrics metrics) =>
+            GatewayGuards.CheckMetrics(context, options.Metrics) ?? Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
 
         app.MapPost("/api/projects/{projectId}/events", PublishAsync);
         app.MapPost("/api/projects/{projectId}/decisions", CreateDecisionAsync);
@@ -39,7 +40,7 @@ internal static class GatewayEndpoints
                 var role = request.Query["role"].ToString() is { Length: > 0 } r ? r : null;
                 var token = TokenIssuer.Issue(options.Jwt.Secret!, user, user, projects, TimeSpan.FromHours(8), time, role, options.Jwt.Issuer, options.Jwt.Audience);
                 return Results.Json(new { token, userId = user, projects, role });
-            });
+            }).AddEndpointFilter(GatewayGuards.LoopbackOnlyFilter);
             DevDashboard.Map(app, options);
         }
     }
@@ -186,16 +187,12 @@ internal static class GatewayEndpoints
             return Problem(400, "VALIDATION_FAILED", "wait must be an integer number of seconds between 0 and 300.", Fields([new FieldError("wait", "must be 0-300")]));
         }
 
+        // a decision of a project the credential does not cover is answered like an unknown id
         var decision = await decisions.GetAsync(decisionId, request.HttpContext.RequestAborted);
-        if (decision is null)
+        if (decision is null || !(await auth.CheckAsync(request, decision.ProjectId)).Allowed)
         {
-            return Problem(404, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
-        }
-
-        var scoped = await auth.CheckAsync(request, decision.ProjectId);
-        if (!scoped.Allowed)
-        {
-            return Problem(scoped.Status, scoped.Code!, scoped.Message!);
+            var notFound = DecisionService.NotFound(decisionId);
+            return Problem(404, notFound.ErrorCode!, notFound.ErrorMessage!);
         }
 
         var resolution = decision.Resolution;
@@ -345,19 +342,34 @@ internal static class GatewayEndpoints
             : Problem(404, "BUILD_NOT_RUNNING", $"Build \"{buildId}\" is not running in project \"{projectId}\".");
     }
 
-    /// <summary>The previewUrl of build:completed: what the agents produced, readable in a browser.</summary>
-    private static async Task<IResult> PreviewAsync(string projectId, IEventLog log)
+    /// <summary>
+    /// The previewUrl of build:completed: what the agents produced, readable in a browser. Needs the
+    /// access of <c>join-project</c> (a user token in <c>?token=</c> or <c>Authorization: Bearer</c>,
+    /// the project in its <c>projects</c> claim or allowed by the access check) or a signed link
+    /// (<see cref="PreviewLinks"/>): 401 without a valid credential, 403 FORBIDDEN without access,
+    /// whether the project exists or not. Built from at most <c>Builder:Preview:MaxEvents</c> of
+    /// the project's latest events.
+    /// </summary>
+    private static async Task<IResult> PreviewAsync(string projectId, HttpRequest request, IEventLog log, TokenValidator tokens, ProjectAccess access, PreviewLinks links, BuilderOptions options)
     {
         if (!ProjectIds.IsValid(projectId))
         {
             return Problem(400, "VALIDATION_FAILED", "The project id is invalid.", Fields([new FieldError("projectId", ProjectIds.Rule)]));
         }
 
-        var outputs = new SortedDictionary<string, EventEnvelope>(StringComparer.Ordinal);
-        long after = 0;
-        for (var pages = 0; pages < 200; pages++)
+        var refusal = await CheckPreviewAccessAsync(projectId, request, tokens, access, links);
+        if (refusal is not null)
         {
-            var page = await log.ReadAsync(projectId, after, 1000);
+            return refusal;
+        }
+
+        // the latest MaxEvents events only, in pages: a long log costs no more than a short one
+        var outputs = new SortedDictionary<string, EventEnvelope>(StringComparer.Ordinal);
+        var latest = await log.LatestSeqAsync(projectId, request.HttpContext.RequestAborted);
+        var after = Math.Max(0, latest - options.Preview.MaxEvents);
+        while (after < latest)
+        {
+            var page = await log.ReadAsync(projectId, after, (int)Math.Min(1000, latest - after), request.HttpContext.RequestAborted);
             if (page.Count == 0)
             {
                 break;
@@ -392,6 +404,44 @@ internal static class GatewayEndpoints
 
         html.Append("</body></html>");
         return Results.Content(html.ToString(), "text/html; charset=utf-8");
+    }
+
+    /// <summary>Null when the request may see the project's preview, else the refusal.</summary>
+    private static async Task<IResult?> CheckPreviewAccessAsync(string projectId, HttpRequest request, TokenValidator tokens, ProjectAccess access, PreviewLinks links)
+    {
+        var query = request.Query;
+        if (query.ContainsKey("sig") || query.ContainsKey("expires"))
+        {
+            return links.Check(projectId, query["expires"].ToString(), query["sig"].ToString()) switch
+            {
+                PreviewLinkStatus.Valid => null,
+                PreviewLinkStatus.Expired => Problem(401, PreviewLinkErrors.Expired, "The preview link has expired: open the project's latest previewUrl or use a token."),
+                _ => Problem(401, PreviewLinkErrors.Invalid, "The preview link's signature is not valid for this project and expiry."),
+            };
+        }
+
+        var token = query["token"].ToString();
+        var authorization = request.Headers.Authorization.ToString();
+        if (token.Length == 0 && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            token = authorization["Bearer ".Length..].Trim();
+        }
+
+        if (token.Length == 0)
+        {
+            return Problem(401, TokenErrors.Missing, "A credential is required: a user token as ?token= or Authorization: Bearer, or a signed preview link (?expires=&sig=).");
+        }
+
+        var result = await tokens.ValidateAsync(token);
+        if (!result.IsValid)
+        {
+            return Problem(401, result.ErrorCode!, result.ErrorMessage!);
+        }
+
+        // as join-project answers: the same refusal whether the project exists or not
+        return await access.MayAccessAsync(result.Identity!, projectId, request.HttpContext.RequestAborted)
+            ? null
+            : Problem(403, "FORBIDDEN", $"You may not access project \"{projectId}\".");
     }
 
     private static readonly JsonSerializerOptions s_indented = new(JsonSerializerDefaults.Web) { WriteIndented = true };

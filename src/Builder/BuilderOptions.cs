@@ -27,6 +27,10 @@ public sealed class BuilderOptions
 
     public MemoryOptions Memory { get; set; } = new();
 
+    public PreviewOptions Preview { get; set; } = new();
+
+    public MetricsOptions Metrics { get; set; } = new();
+
     /// <summary>Checks every key; returns the problems, each naming its key.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -52,6 +56,8 @@ public sealed class BuilderOptions
         {
             errors.Add($"Builder:Jwt:JwksFile: file '{Jwt.JwksFile}' does not exist.");
         }
+
+        ValidateAlgorithms(errors, hasSecret);
 
         if (Cors.Origins.Length == 0 || Cors.Origins.Any(o => string.IsNullOrWhiteSpace(o) || (o != "*" && !Uri.TryCreate(o, UriKind.Absolute, out _))))
         {
@@ -123,7 +129,68 @@ public sealed class BuilderOptions
             errors.Add("Builder:Runner:ProgressEventsPerSecond must be positive.");
         }
 
+        if (Preview.LinkSeconds is < 1 or > PreviewOptions.MaxLinkSeconds)
+        {
+            errors.Add($"Builder:Preview:LinkSeconds must be between 1 and {PreviewOptions.MaxLinkSeconds} (30 days).");
+        }
+
+        if (Preview.MaxEvents is < 1 or > PreviewOptions.MaxMaxEvents)
+        {
+            errors.Add($"Builder:Preview:MaxEvents must be between 1 and {PreviewOptions.MaxMaxEvents}.");
+        }
+
+        if (Metrics.Port is < 1 or > 65535)
+        {
+            errors.Add("Builder:Metrics:Port must be a port number between 1 and 65535.");
+        }
+
+        if (Metrics.Token is { } metricsToken && metricsToken.Length < 16)
+        {
+            errors.Add("Builder:Metrics:Token must be at least 16 characters long.");
+        }
+
         return errors;
+    }
+
+    private void ValidateAlgorithms(List<string> errors, bool hasSecret)
+    {
+        var listed = Jwt.AlgorithmList();
+        if (listed.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var unknown in listed.Where(a => !Auth.TokenValidator.KnownAlgorithms.Contains(a)))
+        {
+            errors.Add($"Builder:Jwt:Algorithms: \"{unknown}\" is not supported (use HS256, RS256 or ES256).");
+        }
+
+        if (listed.Contains("HS256") && !hasSecret)
+        {
+            errors.Add("Builder:Jwt:Algorithms lists HS256 but Builder:Jwt:Secret is not set.");
+        }
+
+        var asymmetric = listed.Where(a => a is "RS256" or "ES256").ToList();
+        if (asymmetric.Count == 0 || (!string.IsNullOrEmpty(Jwt.PublicKeyFile) && !File.Exists(Jwt.PublicKeyFile)) || (!string.IsNullOrEmpty(Jwt.JwksFile) && !File.Exists(Jwt.JwksFile)))
+        {
+            return;
+        }
+
+        IReadOnlyList<(string Algorithm, Microsoft.IdentityModel.Tokens.SecurityKey Key)> keys;
+        try
+        {
+            keys = Auth.TokenValidator.LoadKeys(Jwt);
+        }
+        catch (Exception ex) when (ex is ArgumentException or System.Security.Cryptography.CryptographicException or IOException or System.Text.Json.JsonException)
+        {
+            errors.Add($"Builder:Jwt:PublicKeyFile / Builder:Jwt:JwksFile: the key cannot be read ({ex.Message}).");
+            return;
+        }
+
+        foreach (var algorithm in asymmetric.Where(a => keys.All(k => k.Algorithm != a)))
+        {
+            errors.Add($"Builder:Jwt:Algorithms lists {algorithm} but no {algorithm} key is configured in Builder:Jwt:PublicKeyFile or Builder:Jwt:JwksFile.");
+        }
     }
 }
 
@@ -141,6 +208,16 @@ public sealed class JwtOptions
     public string? Issuer { get; set; }
 
     public string? Audience { get; set; }
+
+    /// <summary>
+    /// The accepted algorithms, comma-separated (HS256, RS256, ES256), e.g. "HS256,RS256"; unset:
+    /// exactly the algorithms of the configured keys. Each listed algorithm needs its key.
+    /// </summary>
+    public string? Algorithms { get; set; }
+
+    /// <summary>The entries of <see cref="Algorithms"/>, trimmed (empty when unset).</summary>
+    public IReadOnlyList<string> AlgorithmList() =>
+        (Algorithms ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public int ClockSkewSeconds { get; set; } = 30;
 }
@@ -207,4 +284,28 @@ public sealed class MemoryOptions
 public sealed class DevOptions
 {
     public bool Enabled { get; set; }
+}
+
+/// <summary>The <c>/preview/{projectId}</c> page (section Builder:Preview).</summary>
+public sealed class PreviewOptions
+{
+    public const int MaxLinkSeconds = 30 * 24 * 3600;
+
+    public const int MaxMaxEvents = 1_000_000;
+
+    /// <summary>How long the signed previewUrl of build:completed stays valid.</summary>
+    public int LinkSeconds { get; set; } = 3600;
+
+    /// <summary>The page is built from at most this many of the project's latest events.</summary>
+    public int MaxEvents { get; set; } = 5000;
+}
+
+/// <summary>Who may read <c>/metrics</c> (section Builder:Metrics); unset: anyone on the main port.</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>When set, /metrics answers only on this port (also listened on), and 404 on the main port.</summary>
+    public int? Port { get; set; }
+
+    /// <summary>When set, /metrics needs <c>Authorization: Bearer &lt;token&gt;</c> (401 otherwise); at least 16 characters.</summary>
+    public string? Token { get; set; }
 }

@@ -127,7 +127,7 @@ public sealed class DecisionTests
 
         await ExpectAsync(alice, new { decisionId = "decision-does-not-exist", selectedOptionId = "option-1" }, "DECISION_NOT_FOUND");
         await ExpectAsync(alice, new { decisionId, selectedOptionId = "option-9" }, "DECISION_INVALID_OPTION");
-        await ExpectAsync(stranger, new { decisionId, selectedOptionId = "option-1" }, "FORBIDDEN");
+        await ExpectAsync(stranger, new { decisionId, selectedOptionId = "option-1" }, "DECISION_NOT_FOUND");
 
         // none of them resolved it
         var (_, pending) = await gateway.GetDecisionAsync(decisionId);

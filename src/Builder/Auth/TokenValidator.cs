@@ -31,7 +31,9 @@ public sealed record TokenResult(UserIdentity? Identity, string? ErrorCode, stri
 /// <summary>
 /// Verifies JWTs: HS256 with the configured secret, or RS256/ES256 with a PEM public key or a
 /// JWKS file; signature, expiry, not-before, issuer and audience are all checked, and tokens
-/// that are unsigned or use another algorithm are refused.
+/// that are unsigned or use an algorithm not accepted (<see cref="JwtOptions.Algorithms"/>,
+/// by default those of the configured keys) are refused. Each key verifies only its own
+/// algorithm, so an HS256 token "signed" with the public key's bytes meets no key.
 /// </summary>
 public sealed class TokenValidator
 {
@@ -43,43 +45,16 @@ public sealed class TokenValidator
     {
         ArgumentNullException.ThrowIfNull(options);
         _time = time;
-        var keys = new List<SecurityKey>();
-        var algorithms = new List<string>();
-        if (!string.IsNullOrEmpty(options.Secret))
-        {
-            keys.Add(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(options.Secret)));
-            algorithms.Add(SecurityAlgorithms.HmacSha256);
-        }
+        var keys = LoadKeys(options);
+        Algorithms = options.AlgorithmList() is { Count: > 0 } listed
+            ? listed
+            : s_known.Where(a => keys.Any(k => k.Algorithm == a)).ToList();
 
-        if (!string.IsNullOrEmpty(options.PublicKeyFile))
-        {
-            var pem = File.ReadAllText(options.PublicKeyFile);
-            if (pem.Contains("BEGIN RSA PUBLIC KEY", StringComparison.Ordinal) || TryImportRsa(pem) is not null)
-            {
-                keys.Add(new RsaSecurityKey(TryImportRsa(pem)!));
-                algorithms.Add(SecurityAlgorithms.RsaSha256);
-            }
-            else
-            {
-                var ec = ECDsa.Create();
-                ec.ImportFromPem(pem);
-                keys.Add(new ECDsaSecurityKey(ec));
-                algorithms.Add(SecurityAlgorithms.EcdsaSha256);
-            }
-        }
-
-        if (!string.IsNullOrEmpty(options.JwksFile))
-        {
-            var jwks = new JsonWebKeySet(File.ReadAllText(options.JwksFile));
-            keys.AddRange(jwks.GetSigningKeys());
-            algorithms.Add(SecurityAlgorithms.RsaSha256);
-            algorithms.Add(SecurityAlgorithms.EcdsaSha256);
-        }
-
+        // a key serves only its own algorithm, and only when that algorithm is accepted
         _parameters = new TokenValidationParameters
         {
-            IssuerSigningKeys = keys,
-            ValidAlgorithms = algorithms,
+            IssuerSigningKeys = keys.Where(k => Algorithms.Contains(k.Algorithm)).Select(k => k.Key).ToList(),
+            ValidAlgorithms = Algorithms.Select(a => s_securityAlgorithms[a]).ToList(),
             ValidateIssuerSigningKey = true,
             RequireSignedTokens = true,
             RequireExpirationTime = true,
@@ -91,6 +66,70 @@ public sealed class TokenValidator
             ValidAudience = options.Audience,
             LifetimeValidator = ValidateLifetime,
         };
+    }
+
+    private static readonly string[] s_known = ["HS256", "RS256", "ES256"];
+
+    private static readonly Dictionary<string, string> s_securityAlgorithms = new(StringComparer.Ordinal)
+    {
+        ["HS256"] = SecurityAlgorithms.HmacSha256,
+        ["RS256"] = SecurityAlgorithms.RsaSha256,
+        ["ES256"] = SecurityAlgorithms.EcdsaSha256,
+    };
+
+    /// <summary>The algorithms this gateway can verify, by their JOSE names: HS256, RS256, ES256.</summary>
+    public static IReadOnlyList<string> KnownAlgorithms => s_known;
+
+    /// <summary>The algorithms accepted (Builder:Jwt:Algorithms, else those of the configured keys).</summary>
+    public IReadOnlyList<string> Algorithms { get; }
+
+    /// <summary>
+    /// The configured verification keys, each with the one algorithm it serves: the secret HS256, a
+    /// PEM or JWKS RSA key RS256, an EC key ES256. Throws when a key file cannot be read.
+    /// </summary>
+    public static IReadOnlyList<(string Algorithm, SecurityKey Key)> LoadKeys(JwtOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var keys = new List<(string, SecurityKey)>();
+        if (!string.IsNullOrEmpty(options.Secret))
+        {
+            keys.Add(("HS256", new SymmetricSecurityKey(Encoding.UTF8.GetBytes(options.Secret))));
+        }
+
+        if (!string.IsNullOrEmpty(options.PublicKeyFile))
+        {
+            var pem = File.ReadAllText(options.PublicKeyFile);
+            if (TryImportRsa(pem) is { } rsa)
+            {
+                keys.Add(("RS256", new RsaSecurityKey(rsa)));
+            }
+            else
+            {
+                var ec = ECDsa.Create();
+                ec.ImportFromPem(pem);
+                keys.Add(("ES256", new ECDsaSecurityKey(ec)));
+            }
+        }
+
+        if (!string.IsNullOrEmpty(options.JwksFile))
+        {
+            var jwks = new JsonWebKeySet(File.ReadAllText(options.JwksFile));
+            foreach (var key in jwks.GetSigningKeys())
+            {
+                var algorithm = key switch
+                {
+                    RsaSecurityKey or JsonWebKey { Kty: "RSA" } => "RS256",
+                    ECDsaSecurityKey or JsonWebKey { Kty: "EC" } => "ES256",
+                    _ => null,
+                };
+                if (algorithm is not null)
+                {
+                    keys.Add((algorithm, key));
+                }
+            }
+        }
+
+        return keys;
     }
 
     private static RSA? TryImportRsa(string pem)
@@ -142,11 +181,22 @@ public sealed class TokenValidator
         TokenValidationResult result;
         try
         {
+            // the header's algorithm first: a token of an algorithm not accepted meets no key at all
+            var alg = _handler.ReadJsonWebToken(token).Alg;
+            if (!Algorithms.Contains(alg))
+            {
+                return new TokenResult(null, TokenErrors.Invalid, $"The token's algorithm \"{alg}\" is not accepted (accepted: {string.Join(", ", Algorithms)}).");
+            }
+
             result = await _handler.ValidateTokenAsync(token, _parameters);
         }
         catch (ArgumentException ex)
         {
             return new TokenResult(null, TokenErrors.Invalid, ex.Message);
+        }
+        catch (SecurityTokenException ex)
+        {
+            return new TokenResult(null, TokenErrors.Invalid, "The token is invalid: " + ex.GetType().Name);
         }
 
         if (!result.IsValid)

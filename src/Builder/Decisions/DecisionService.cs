@@ -154,6 +154,12 @@ public sealed class DecisionService : IAsyncDisposable
     public ValueTask<StoredDecision?> GetAsync(string decisionId, CancellationToken cancellationToken = default) =>
         _pending.TryGetValue(decisionId, out var entry) ? ValueTask.FromResult<StoredDecision?>(entry.Decision) : _store.LoadAsync(decisionId, cancellationToken);
 
+    /// <summary>
+    /// The one answer for an unknown decision id and for a decision the caller may not see (the
+    /// gateway's HTTP API uses it too): both look the same, so ids cannot be probed.
+    /// </summary>
+    public static DecisionAnswer NotFound(string decisionId) => new(null, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
+
     /// <summary>A user's answer. <paramref name="mayAccess"/> checks the user against the decision's project.</summary>
     public async Task<DecisionAnswer> RespondAsync(string userId, string decisionId, string selectedOptionId, string? feedback, Func<string, Task<bool>> mayAccess, CancellationToken cancellationToken = default)
     {
@@ -163,17 +169,18 @@ public sealed class DecisionService : IAsyncDisposable
             var stored = await _store.LoadAsync(decisionId, cancellationToken);
             if (stored is null)
             {
-                return new DecisionAnswer(null, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
+                return NotFound(decisionId);
             }
 
             return await mayAccess(stored.ProjectId)
                 ? new DecisionAnswer(null, DecisionErrors.AlreadyResolved, $"Decision \"{decisionId}\" was already resolved.")
-                : new DecisionAnswer(null, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
+                : NotFound(decisionId);
         }
 
         if (!await mayAccess(entry.Decision.ProjectId))
         {
-            return new DecisionAnswer(null, DecisionErrors.Forbidden, "You may not answer decisions of this project.");
+            // answered like an unknown id: an outsider must not learn which decision ids exist
+            return NotFound(decisionId);
         }
 
         if (entry.Decision.Options.All(o => o.Id != selectedOptionId))

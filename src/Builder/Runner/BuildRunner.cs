@@ -23,6 +23,12 @@ public sealed class RunnerOptions
     public int AgentLeaseSeconds { get; set; } = 60;
 
     public string PreviewBaseUrl { get; set; } = "http://localhost:3001/preview";
+
+    /// <summary>
+    /// Makes build:completed's previewUrl from <see cref="PreviewBaseUrl"/> and the project id (the
+    /// gateway signs it); unset: <c>{PreviewBaseUrl}/{projectId}</c>. Not bound from configuration.
+    /// </summary>
+    public Func<string, string, string>? PreviewUrlFor { get; set; }
 }
 
 public enum StartOutcome
@@ -210,7 +216,7 @@ public sealed class BuildRunner : IAsyncDisposable
                 ["projectId"] = build.ProjectId,
                 ["buildId"] = build.BuildId,
                 ["duration"] = Math.Round(build.ElapsedSimulated),
-                ["previewUrl"] = $"{_options.PreviewBaseUrl.TrimEnd('/')}/{build.ProjectId}",
+                ["previewUrl"] = _options.PreviewUrlFor?.Invoke(_options.PreviewBaseUrl, build.ProjectId) ?? $"{_options.PreviewBaseUrl.TrimEnd('/')}/{build.ProjectId}",
                 ["stats"] = BuildStats.From(build.Outputs),
             });
             state = "completed";

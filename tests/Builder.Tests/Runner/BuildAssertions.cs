@@ -76,7 +76,7 @@ internal static class BuildAssertions
         var completed = events[completedAt].Payload();
         Assert.Equal(projectId, completed.GetProperty("projectId").GetString());
         Assert.True(completed.GetProperty("duration").GetDouble() >= 0, "duration");
-        Assert.EndsWith("/preview/" + projectId, completed.GetProperty("previewUrl").GetString(), StringComparison.Ordinal);
+        Assert.EndsWith("/preview/" + projectId, new Uri(completed.GetProperty("previewUrl").GetString()!).AbsolutePath, StringComparison.Ordinal);
         var stats = completed.GetProperty("stats");
         Assert.Equal(Output(events, "ui").GetProperty("components").GetArrayLength(), stats.GetProperty("componentsGenerated").GetInt32());
         Assert.Equal(Output(events, "backend").GetProperty("endpoints").GetArrayLength(), stats.GetProperty("apiEndpointsCreated").GetInt32());

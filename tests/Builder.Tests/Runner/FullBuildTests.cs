@@ -45,9 +45,9 @@ public sealed class FullBuildTests
         Assert.True(stats.GetProperty("apiEndpointsCreated").GetInt32() >= 15, stats.GetRawText());
         Assert.True(stats.GetProperty("componentsGenerated").GetInt32() > 0, stats.GetRawText());
 
-        // the previewUrl points at this gateway, and its page shows what the agents produced
+        // the previewUrl is a signed link to this gateway, and its page shows what the agents produced
         var previewUrl = completed.GetProperty("previewUrl").GetString()!;
-        Assert.Equal(new Uri(gateway.Url, $"preview/{project}"), new Uri(previewUrl));
+        Assert.Equal(new Uri(gateway.Url, $"preview/{project}"), new Uri(new Uri(previewUrl).GetLeftPart(UriPartial.Path)));
         using var preview = await gateway.Http.GetAsync(new Uri(previewUrl));
         var html = await preview.Content.ReadAsStringAsync();
         Assert.True(preview.IsSuccessStatusCode, $"GET /preview/{project}: {(int)preview.StatusCode} {html}");
