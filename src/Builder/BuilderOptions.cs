@@ -88,6 +88,11 @@ public sealed class BuilderOptions
             errors.Add("Builder:Access:CheckUrl must be an absolute URL.");
         }
 
+        if (Access.CacheSize < 1)
+        {
+            errors.Add("Builder:Access:CacheSize must be at least 1.");
+        }
+
         if (Limits.MaxEventBytes < 1024)
         {
             errors.Add("Builder:Limits:MaxEventBytes must be at least 1024.");
@@ -96,6 +101,11 @@ public sealed class BuilderOptions
         if (Limits.MaxConnectionsPerUser < 1)
         {
             errors.Add("Builder:Limits:MaxConnectionsPerUser must be at least 1.");
+        }
+
+        if (Limits.JoinsPerMinute < 1)
+        {
+            errors.Add("Builder:Limits:JoinsPerMinute must be at least 1.");
         }
 
         if (Limits.ClientEventsPerSecond <= 0)
@@ -180,6 +190,9 @@ public sealed class AccessOptions
     public string? CheckUrl { get; set; }
 
     public int CacheSeconds { get; set; } = 30;
+
+    /// <summary>Most access answers kept (least recently used evicted first).</summary>
+    public int CacheSize { get; set; } = 10_000;
 }
 
 public sealed class LimitOptions
@@ -192,6 +205,9 @@ public sealed class LimitOptions
 
     /// <summary>Sockets one user may have open on /builder at once (tabs, devices).</summary>
     public int MaxConnectionsPerUser { get; set; } = 50;
+
+    /// <summary><c>join-project</c> requests one socket may make per minute (each may replay the log); a burst of as many.</summary>
+    public int JoinsPerMinute { get; set; } = 30;
 }
 
 public sealed class MemoryOptions
