@@ -103,6 +103,21 @@ public sealed class BuilderOptions
             errors.Add("Builder:Limits:MaxConnectionsPerUser must be at least 1.");
         }
 
+        if (Limits.MaxConnectionsPerAddress < 1)
+        {
+            errors.Add("Builder:Limits:MaxConnectionsPerAddress must be at least 1.");
+        }
+
+        if (Limits.MaxHandshakesPerAddress < 1)
+        {
+            errors.Add("Builder:Limits:MaxHandshakesPerAddress must be at least 1.");
+        }
+
+        if (!(Limits.ConnectTimeoutSeconds > 0))
+        {
+            errors.Add("Builder:Limits:ConnectTimeoutSeconds must be positive.");
+        }
+
         if (Limits.JoinsPerMinute < 1)
         {
             errors.Add("Builder:Limits:JoinsPerMinute must be at least 1.");
@@ -205,6 +220,15 @@ public sealed class LimitOptions
 
     /// <summary>Sockets one user may have open on /builder at once (tabs, devices).</summary>
     public int MaxConnectionsPerUser { get; set; } = 50;
+
+    /// <summary>Engine.IO sessions one client address (IPv6: one /64) may have open at once.</summary>
+    public int MaxConnectionsPerAddress { get; set; } = 1000;
+
+    /// <summary>Sessions one client address may have that have not joined /builder yet (each lives at most <see cref="ConnectTimeoutSeconds"/>).</summary>
+    public int MaxHandshakesPerAddress { get; set; } = 100;
+
+    /// <summary>How long a session may take to join /builder before it is closed.</summary>
+    public double ConnectTimeoutSeconds { get; set; } = 20;
 
     /// <summary><c>join-project</c> requests one socket may make per minute (each may replay the log); a burst of as many.</summary>
     public int JoinsPerMinute { get; set; } = 30;
