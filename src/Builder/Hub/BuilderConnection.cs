@@ -28,6 +28,9 @@ public sealed class BuilderConnection : IDisposable
 
     public ITimer? ExpiryTimer { get; set; }
 
+    /// <summary>Whether a connected socket has used this state (a recovered socket then gets a copy).</summary>
+    internal bool Attached { get; set; }
+
     public int MissedPongs;
 
     public long PingSentAt;

@@ -118,10 +118,10 @@ public sealed class BuilderHub
             return;
         }
 
-        if (socket.Recovered)
+        if (state.Attached)
         {
-            // no middleware ran: the restored state (shared with the old socket, whose disconnection
-            // gave its slot back) is copied, and the slot taken here
+            // a recovered socket whose middleware did not run: the restored state (shared with the
+            // old socket, whose disconnection gives its slot back) is copied, and a slot taken here
             state = NewState(state.Identity);
             socket.Data[BuilderConnection.DataKey] = state;
             if (!state.TryTakeSlot(_connections))
@@ -133,6 +133,7 @@ public sealed class BuilderHub
             }
         }
 
+        state.Attached = true;
         _metrics.Increment("builder_connections_total");
         socket.OnDisconnect(_ =>
         {
