@@ -112,6 +112,7 @@ start_server() { # name port
     gateway)
       (cd src/Builder.Gateway && exec env ASPNETCORE_ENVIRONMENT=Production \
         Builder__Ingest__ApiKeys__0="$GW_API_KEY" Builder__Jwt__Secret="$GW_SECRET" Builder__Store__Provider=memory \
+        Builder__Limits__MaxConnectionsPerAddress=1000000 Builder__Limits__MaxHandshakesPerAddress=1000000 \
         Logging__LogLevel__Default=Warning \
         "${PIN_SERVER[@]}" dotnet "$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
   esac

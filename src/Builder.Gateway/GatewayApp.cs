@@ -72,6 +72,11 @@ public static class GatewayApp
                 return ValueTask.FromResult(allowed ? null : $"Origin {origin} is not allowed");
             };
             o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions();
+            // only /builder is served; a session that joins it neither soon nor at all is closed
+            o.ServeMainNamespace = false;
+            o.ConnectTimeout = TimeSpan.FromSeconds(options.Limits.ConnectTimeoutSeconds);
+            o.Engine.MaxConnectionsPerAddress = options.Limits.MaxConnectionsPerAddress;
+            o.Engine.MaxHandshakesPerAddress = options.Limits.MaxHandshakesPerAddress;
             if (!options.Memory.IdleTrim)
             {
                 o.IdleMemoryTrim = null;

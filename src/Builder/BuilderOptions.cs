@@ -94,6 +94,11 @@ public sealed class BuilderOptions
             errors.Add("Builder:Access:CheckUrl must be an absolute URL.");
         }
 
+        if (Access.CacheSize < 1)
+        {
+            errors.Add("Builder:Access:CacheSize must be at least 1.");
+        }
+
         if (Limits.MaxEventBytes < 1024)
         {
             errors.Add("Builder:Limits:MaxEventBytes must be at least 1024.");
@@ -102,6 +107,26 @@ public sealed class BuilderOptions
         if (Limits.MaxConnectionsPerUser < 1)
         {
             errors.Add("Builder:Limits:MaxConnectionsPerUser must be at least 1.");
+        }
+
+        if (Limits.MaxConnectionsPerAddress < 1)
+        {
+            errors.Add("Builder:Limits:MaxConnectionsPerAddress must be at least 1.");
+        }
+
+        if (Limits.MaxHandshakesPerAddress < 1)
+        {
+            errors.Add("Builder:Limits:MaxHandshakesPerAddress must be at least 1.");
+        }
+
+        if (!(Limits.ConnectTimeoutSeconds > 0))
+        {
+            errors.Add("Builder:Limits:ConnectTimeoutSeconds must be positive.");
+        }
+
+        if (Limits.JoinsPerMinute < 1)
+        {
+            errors.Add("Builder:Limits:JoinsPerMinute must be at least 1.");
         }
 
         if (Limits.ClientEventsPerSecond <= 0)
@@ -257,6 +282,9 @@ public sealed class AccessOptions
     public string? CheckUrl { get; set; }
 
     public int CacheSeconds { get; set; } = 30;
+
+    /// <summary>Most access answers kept (least recently used evicted first).</summary>
+    public int CacheSize { get; set; } = 10_000;
 }
 
 public sealed class LimitOptions
@@ -269,6 +297,18 @@ public sealed class LimitOptions
 
     /// <summary>Sockets one user may have open on /builder at once (tabs, devices).</summary>
     public int MaxConnectionsPerUser { get; set; } = 50;
+
+    /// <summary>Engine.IO sessions one client address (IPv6: one /64) may have open at once.</summary>
+    public int MaxConnectionsPerAddress { get; set; } = 1000;
+
+    /// <summary>Sessions one client address may have that have not joined /builder yet (each lives at most <see cref="ConnectTimeoutSeconds"/>).</summary>
+    public int MaxHandshakesPerAddress { get; set; } = 100;
+
+    /// <summary>How long a session may take to join /builder before it is closed.</summary>
+    public double ConnectTimeoutSeconds { get; set; } = 20;
+
+    /// <summary><c>join-project</c> requests one socket may make per minute (each may replay the log); a burst of as many.</summary>
+    public int JoinsPerMinute { get; set; } = 30;
 }
 
 public sealed class MemoryOptions

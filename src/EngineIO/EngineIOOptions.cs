@@ -52,6 +52,21 @@ public sealed class EngineIOOptions
     /// </summary>
     public Func<HttpContext, ValueTask<string?>>? AllowRequest { get; set; }
 
+    /// <summary>
+    /// Sessions one client address (IPv6: one /64) may have open at once; a handshake over the
+    /// limit is refused with 429 and <c>{"code":6,"message":"Too many connections from this address"}</c>.
+    /// 0 (the default, as the reference server) sets no limit.
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; set; }
+
+    /// <summary>
+    /// Sessions one client address may have still handshaking: from the handshake request until the
+    /// layer above calls <see cref="EngineIOServer.MarkEstablished"/> (Socket.IO: when a namespace
+    /// is joined) or the session closes; over the limit, 429 as for
+    /// <see cref="MaxConnectionsPerAddress"/>. 0 (the default) sets no limit.
+    /// </summary>
+    public int MaxHandshakesPerAddress { get; set; }
+
     /// <summary>The clock behind heartbeats and timeouts; tests substitute a fake one.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
@@ -85,6 +100,11 @@ public sealed class EngineIOOptions
         if (MaxFlushDelay < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxFlushDelay), "MaxFlushDelay must be 0 or more.");
+        }
+
+        if (MaxConnectionsPerAddress < 0 || MaxHandshakesPerAddress < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerAddress), "MaxConnectionsPerAddress and MaxHandshakesPerAddress must be 0 (no limit) or more.");
         }
 
         if (Transports.Count == 0 || Transports.Any(t => t is not (Polling or WebSocket)))

@@ -26,6 +26,7 @@ public sealed class EngineIOServer
     private static long s_sentBytes;
     private readonly ConcurrentDictionary<string, EngineSession> _sessions = new(StringComparer.Ordinal);
     private readonly EngineIOOptions _options;
+    private readonly AddressLimiter? _limiter;
 
     /// <summary>Bytes of packets every Engine.IO server of the process has handed to its transports.</summary>
     public static long TotalBytesSent => Volatile.Read(ref s_sentBytes);
@@ -41,6 +42,7 @@ public sealed class EngineIOServer
         Handler = handler;
         Log = logger ?? NullLogger.Instance;
         Flusher = new WebSocketFlusher(options, Log);
+        _limiter = AddressLimiter.For(options);
     }
 
     public EngineIOOptions Options => _options;
@@ -59,6 +61,19 @@ public sealed class EngineIOServer
 
     internal ILogger Log { get; }
 
+    /// <summary>The per-address limits, when configured.</summary>
+    internal AddressLimiter? Limiter => _limiter;
+
+    /// <summary>
+    /// The layer above accepted the session (Socket.IO: a namespace is joined): it no longer counts
+    /// against <see cref="EngineIOOptions.MaxHandshakesPerAddress"/>.
+    /// </summary>
+    public void MarkEstablished(EngineSession session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        _limiter?.Established(session.Id, session.Request.RemoteAddress);
+    }
+
     /// <summary>Closes every session (reason "server shutting down").</summary>
     public void CloseAll()
     {
@@ -68,7 +83,13 @@ public sealed class EngineIOServer
         }
     }
 
-    internal void Remove(EngineSession session) => _sessions.TryRemove(new KeyValuePair<string, EngineSession>(session.Id, session));
+    internal void Remove(EngineSession session)
+    {
+        if (_sessions.TryRemove(new KeyValuePair<string, EngineSession>(session.Id, session)))
+        {
+            _limiter?.Closed(session.Id, session.Request.RemoteAddress);
+        }
+    }
 
     public async Task HandleRequestAsync(HttpContext context)
     {
@@ -153,26 +174,46 @@ public sealed class EngineIOServer
             return;
         }
 
-        if (_options.AllowRequest is { } allow)
+        var address = context.Connection.RemoteIpAddress;
+        if (_limiter?.TryAdmit(address) is { } limited)
         {
-            var refusal = await allow(context);
-            if (refusal is not null)
-            {
-                await WriteErrorAsync(context, EngineError.Forbidden with { Message = refusal });
-                return;
-            }
+            await WriteErrorAsync(context, limited);
+            return;
         }
 
-        if (isWebSocket)
+        var opened = false;
+        try
         {
-            using var socket = await WebSocketTransport.AcceptAsync(context);
-            var session = Open(context, EngineIOOptions.WebSocket);
-            await session.RunWebSocketAsync(socket);
+            if (_options.AllowRequest is { } allow)
+            {
+                var refusal = await allow(context);
+                if (refusal is not null)
+                {
+                    await WriteErrorAsync(context, EngineError.Forbidden with { Message = refusal });
+                    return;
+                }
+            }
+
+            if (isWebSocket)
+            {
+                using var socket = await WebSocketTransport.AcceptAsync(context);
+                var session = Open(context, EngineIOOptions.WebSocket);
+                opened = true;
+                await session.RunWebSocketAsync(socket);
+            }
+            else
+            {
+                var session = Open(context, EngineIOOptions.Polling);
+                opened = true;
+                await session.HandlePollAsync(context);
+            }
         }
-        else
+        finally
         {
-            var session = Open(context, EngineIOOptions.Polling);
-            await session.HandlePollAsync(context);
+            if (!opened)
+            {
+                _limiter?.Abandon(address);
+            }
         }
     }
 
@@ -182,6 +223,7 @@ public sealed class EngineIOServer
     {
         var session = new EngineSession(this, _options, request, transport);
         _sessions[session.Id] = session;
+        _limiter?.Opened(session.Id);
         var upgrades = transport == EngineIOOptions.Polling && _options.AllowUpgrades && _options.Transports.Contains(EngineIOOptions.WebSocket)
             ? "[\"websocket\"]"
             : "[]";

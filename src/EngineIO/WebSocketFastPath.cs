@@ -147,6 +147,31 @@ internal static class WebSocketFastPath
         input.AdvanceTo(end);
         var output = connection.Transport.Output;
         var request = new EngineRequestInfo(head.Headers, head.Query, (connection.RemoteEndPoint as IPEndPoint)?.Address, head.Target, secure: false);
+        if (server.Limiter?.TryAdmit(request.RemoteAddress) is { } limited)
+        {
+            await output.WriteAsync(AddressLimiter.RawResponse(limited));
+            return null;
+        }
+
+        (EngineSession Session, WebSocketTransport Transport)? accepted = null;
+        try
+        {
+            accepted = await AdmittedAsync(connection, server, head, request);
+            return accepted;
+        }
+        finally
+        {
+            if (accepted is null)
+            {
+                server.Limiter?.Abandon(request.RemoteAddress);
+            }
+        }
+    }
+
+    /// <summary>The rest of the handshake, once admitted by the per-address limits: null when refused.</summary>
+    private static async Task<(EngineSession Session, WebSocketTransport Transport)?> AdmittedAsync(ConnectionContext connection, EngineIOServer server, RequestHead head, EngineRequestInfo request)
+    {
+        var output = connection.Transport.Output;
         if (server.Options.AllowRequest is { } allow)
         {
             string? refusal;

@@ -190,8 +190,12 @@ internal sealed class Client
                     Set(name, socket);
                 }
 
-                // a namespace is joined: the connect timeout has done its job
-                Interlocked.Exchange(ref _connectTimeout, null)?.Dispose();
+                // a namespace is joined: the connect timeout has done its job, the handshake is over
+                if (Interlocked.Exchange(ref _connectTimeout, null) is { } timeout)
+                {
+                    timeout.Dispose();
+                    Server.Engine.MarkEstablished(Session);
+                }
                 nsp.CompleteConnect(socket);
             }
         }

@@ -172,6 +172,7 @@ public sealed class Namespace
                 }
                 catch (ConnectRejectedException ex)
                 {
+                    socket.AbortConnect();
                     Reject(client, ex.Message, ex.ErrorData);
                     return null;
                 }
@@ -179,6 +180,7 @@ public sealed class Namespace
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
+                    socket.AbortConnect();
                     if (!client.Session.IsOpen)
                     {
                         return null;
@@ -191,7 +193,13 @@ public sealed class Namespace
             }
         }
 
-        return client.Session.IsOpen ? socket : null;
+        if (!client.Session.IsOpen)
+        {
+            socket.AbortConnect();
+            return null;
+        }
+
+        return socket;
     }
 
     private void Reject(Client client, string message, object? data)

@@ -38,6 +38,7 @@ public sealed class Socket
     private Action<string>[]? _disconnected;
     private Func<SocketEventContext, ValueTask>? _any;
     private ConcurrentDictionary<string, object?>? _data;
+    private Action? _connectAborted; // set by middleware, dropped once the connection completes
     private int _connected;
 
     internal Socket(Namespace nsp, Client client, JsonElement auth, PersistedSession? previous)
@@ -144,6 +145,38 @@ public sealed class Socket
 
     public void OnDisconnect(Action<string> handler) => Append(ref _disconnected, handler);
 
+    /// <summary>
+    /// For middleware that takes something per connection (a slot under a limit): called when
+    /// this connection does not complete after all (a later middleware refused it, or the client
+    /// went away first). Not called once the connection is made; disconnect handlers are then.
+    /// </summary>
+    public void OnConnectAborted(Action handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        Action? current, seen = System.Threading.Volatile.Read(ref _connectAborted);
+        do
+        {
+            current = seen;
+            seen = Interlocked.CompareExchange(ref _connectAborted, current + handler, current);
+        }
+        while (!ReferenceEquals(seen, current));
+    }
+
+    /// <summary>The connection was not made: runs (once) what middleware registered with <see cref="OnConnectAborted"/>.</summary>
+    internal void AbortConnect()
+    {
+        try
+        {
+            Interlocked.Exchange(ref _connectAborted, null)?.Invoke();
+        }
+#pragma warning disable CA1031 // an application handler's failure must not break the connection
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.LogError(ex, "Socket {SocketId}: connect-aborted handler failed", Id);
+        }
+    }
+
     public void Join(params string[] rooms) => Namespace.Adapter.AddAll(Id, rooms);
 
     public void Join(IEnumerable<string> rooms) => Namespace.Adapter.AddAll(Id, rooms);
@@ -231,6 +264,7 @@ public sealed class Socket
 
     internal void OnConnected(IReadOnlyList<string>? restoredRooms)
     {
+        System.Threading.Volatile.Write(ref _connectAborted, null);
         System.Threading.Volatile.Write(ref _connected, 1);
         Namespace.Adapter.AddAll(Id, restoredRooms is null ? [Id] : restoredRooms.Append(Id));
         var data = new Dictionary<string, string>(2) { ["sid"] = Id };

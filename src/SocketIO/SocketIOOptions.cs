@@ -14,6 +14,14 @@ public sealed class SocketIOOptions
     /// <summary>How long a new connection may take to join a namespace before it is closed.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(45);
 
+    /// <summary>
+    /// Whether clients may connect to the main namespace "/" (true, as the reference server).
+    /// False for an application that serves only its own namespaces: a CONNECT to "/" then gets
+    /// CONNECT_ERROR "Invalid namespace" like any namespace not served, and the connection is
+    /// closed at <see cref="ConnectTimeout"/> unless it joins a served one.
+    /// </summary>
+    public bool ServeMainNamespace { get; set; } = true;
+
     /// <summary>Serializer settings for event arguments (camelCase web defaults when null).</summary>
     public JsonSerializerOptions? JsonSerializerOptions { get; set; }
 

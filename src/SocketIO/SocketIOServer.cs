@@ -88,6 +88,11 @@ public sealed class SocketIOServer : IEngineHandler
 
     internal Namespace? ResolveNamespace(string name, JsonElement auth)
     {
+        if (name == "/" && !Options.ServeMainNamespace)
+        {
+            return null;
+        }
+
         if (_namespaces.TryGetValue(name, out var nsp))
         {
             return nsp;

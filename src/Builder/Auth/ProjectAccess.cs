@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -8,7 +7,9 @@ namespace Builder.Auth;
 /// <summary>
 /// Whether a user may reach a project: the token's <c>projects</c> claim lists it (or "*"), or
 /// the platform's access-check URL answers yes (<c>GET {CheckUrl}?userId=..&amp;projectId=..</c> →
-/// 200 with <c>{"allowed": true}</c>), cached for <see cref="AccessOptions.CacheSeconds"/>.
+/// 200 with <c>{"allowed": true}</c>), cached for <see cref="AccessOptions.CacheSeconds"/>; at most
+/// <see cref="AccessOptions.CacheSize"/> answers are kept (the least recently used goes first), since
+/// the project ids come from clients.
 /// </summary>
 public sealed class ProjectAccess
 {
@@ -16,7 +17,9 @@ public sealed class ProjectAccess
     private readonly HttpClient? _http;
     private readonly TimeProvider _time;
     private readonly ILogger<ProjectAccess> _logger;
-    private readonly ConcurrentDictionary<(string User, string Project), (bool Allowed, DateTimeOffset Until)> _cache = new();
+    private readonly Dictionary<(string User, string Project), LinkedListNode<CacheEntry>> _cache = [];
+    private readonly LinkedList<CacheEntry> _recency = new(); // most recently used first
+    private readonly Lock _gate = new();
 
     public ProjectAccess(AccessOptions options, HttpClient? http, TimeProvider time, ILogger<ProjectAccess> logger)
     {
@@ -25,6 +28,18 @@ public sealed class ProjectAccess
         _http = string.IsNullOrEmpty(options.CheckUrl) ? null : http;
         _time = time;
         _logger = logger;
+    }
+
+    /// <summary>Cached answers (tests).</summary>
+    internal int CacheCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _cache.Count;
+            }
+        }
     }
 
     public async Task<bool> MayAccessAsync(UserIdentity user, string projectId, CancellationToken cancellationToken = default)
@@ -41,9 +56,9 @@ public sealed class ProjectAccess
         }
 
         var now = _time.GetUtcNow();
-        if (_cache.TryGetValue((user.UserId, projectId), out var cached) && cached.Until > now)
+        if (TryGetCached((user.UserId, projectId), now, out var cachedAllowed))
         {
-            return cached.Allowed;
+            return cachedAllowed;
         }
 
         var allowed = false;
@@ -64,7 +79,52 @@ public sealed class ProjectAccess
             return false;
         }
 
-        _cache[(user.UserId, projectId)] = (allowed, now.AddSeconds(_options.CacheSeconds));
+        Cache((user.UserId, projectId), allowed, now.AddSeconds(_options.CacheSeconds));
         return allowed;
     }
+
+    private bool TryGetCached((string User, string Project) key, DateTimeOffset now, out bool allowed)
+    {
+        lock (_gate)
+        {
+            allowed = false;
+            if (!_cache.TryGetValue(key, out var node))
+            {
+                return false;
+            }
+
+            if (node.Value.Until <= now)
+            {
+                _cache.Remove(key);
+                _recency.Remove(node);
+                return false;
+            }
+
+            _recency.Remove(node);
+            _recency.AddFirst(node);
+            allowed = node.Value.Allowed;
+            return true;
+        }
+    }
+
+    private void Cache((string User, string Project) key, bool allowed, DateTimeOffset until)
+    {
+        lock (_gate)
+        {
+            if (_cache.Remove(key, out var old))
+            {
+                _recency.Remove(old);
+            }
+
+            while (_cache.Count >= _options.CacheSize && _recency.Last is { } oldest)
+            {
+                _cache.Remove(oldest.Value.Key);
+                _recency.RemoveLast();
+            }
+
+            _cache[key] = _recency.AddFirst(new CacheEntry(key, allowed, until));
+        }
+    }
+
+    private sealed record CacheEntry((string User, string Project) Key, bool Allowed, DateTimeOffset Until);
 }

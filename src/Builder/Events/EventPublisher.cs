@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Builder.Contracts;
@@ -27,7 +26,9 @@ public sealed class EventPublisher
         EventTypes.BuildCancelled, EventTypes.DecisionRequired, EventTypes.DeploymentFailed,
     ];
 
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    // the gate of each project with a publication (or a join's switch to live) under way or waiting:
+    // counted, and dropped by the last user, so that ids from clients leave nothing behind
+    private readonly Dictionary<string, Gate> _gates = new(StringComparer.Ordinal);
     private readonly IEventLog _log;
     private readonly Namespace _nsp;
     private readonly TimeProvider _time;
@@ -41,6 +42,18 @@ public sealed class EventPublisher
         _time = time;
         _maxEventBytes = maxEventBytes;
         _logger = logger;
+    }
+
+    /// <summary>Per-project gates held now (tests).</summary>
+    internal int GateCount
+    {
+        get
+        {
+            lock (_gates)
+            {
+                return _gates.Count;
+            }
+        }
     }
 
     /// <summary>Raised after an event is logged and broadcast (metrics, projections).</summary>
@@ -96,8 +109,7 @@ public sealed class EventPublisher
             payload = JsonSerializer.SerializeToElement(node, StoreJson.Options);
         }
 
-        var gate = Lock(projectId);
-        await gate.WaitAsync(cancellationToken);
+        var gate = await EnterAsync(projectId, cancellationToken);
         EventEnvelope envelope;
         try
         {
@@ -106,7 +118,7 @@ public sealed class EventPublisher
         }
         finally
         {
-            gate.Release();
+            Exit(projectId, gate);
         }
 
         try
@@ -123,23 +135,73 @@ public sealed class EventPublisher
         return new PublishResult(envelope, []);
     }
 
-    /// <summary>Runs <paramref name="action"/> while no event of the project can be published (join + replay).</summary>
+    /// <summary>
+    /// Runs <paramref name="action"/> while no event of the project can be published (a join's
+    /// switch to live events). Keep it short: the project's producers wait for it.
+    /// </summary>
     public async Task<T> RunExclusiveAsync<T>(string projectId, Func<Task<T>> action, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(action);
-        var gate = Lock(projectId);
-        await gate.WaitAsync(cancellationToken);
+        var gate = await EnterAsync(projectId, cancellationToken);
         try
         {
             return await action();
         }
         finally
         {
-            gate.Release();
+            Exit(projectId, gate);
         }
     }
 
-    private SemaphoreSlim Lock(string projectId) => _locks.GetOrAdd(projectId, static _ => new SemaphoreSlim(1, 1));
+    private async Task<Gate> EnterAsync(string projectId, CancellationToken cancellationToken)
+    {
+        Gate? gate;
+        lock (_gates)
+        {
+            if (!_gates.TryGetValue(projectId, out gate))
+            {
+                _gates[projectId] = gate = new Gate();
+            }
+
+            gate.Users++;
+        }
+
+        try
+        {
+            await gate.Semaphore.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            Leave(projectId, gate);
+            throw;
+        }
+
+        return gate;
+    }
+
+    private void Exit(string projectId, Gate gate)
+    {
+        gate.Semaphore.Release();
+        Leave(projectId, gate);
+    }
+
+    private void Leave(string projectId, Gate gate)
+    {
+        lock (_gates)
+        {
+            if (--gate.Users == 0)
+            {
+                _gates.Remove(projectId);
+            }
+        }
+    }
+
+    /// <summary>A project's gate and how many publications (or switches) hold it or wait for it.</summary>
+    private sealed class Gate
+    {
+        public readonly SemaphoreSlim Semaphore = new(1, 1);
+        public int Users; // under the lock of the dictionary
+    }
 }
 
 /// <summary>What a project id may look like.</summary>

@@ -18,6 +18,7 @@ public sealed class BuilderHub
 {
     public const string NamespaceName = "/builder";
     private const int ReplayPage = 500;
+    private const int CatchUpRounds = 4;
 
     private readonly TokenValidator _tokens;
     private readonly ProjectAccess _access;
@@ -29,7 +30,7 @@ public sealed class BuilderHub
     private readonly TimeProvider _time;
     private readonly GatewayMetrics _metrics;
     private readonly ILogger<BuilderHub> _logger;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _connectionsPerUser = new(StringComparer.Ordinal);
+    private readonly UserConnections _connections;
     // the event handlers every socket gets: created once and shared (a socket's state is read
     // from its Data), not a set of closures per connection
     private readonly (string Event, Func<SocketEventContext, ValueTask> Handler)[] _handlers;
@@ -50,6 +51,7 @@ public sealed class BuilderHub
         _time = time;
         _metrics = metrics;
         _logger = logger;
+        _connections = new UserConnections(options.Limits.MaxConnectionsPerUser);
         _handlers =
         [
             ("authenticate", Guarded("authenticate", OnAuthenticateAsync)),
@@ -91,14 +93,22 @@ public sealed class BuilderHub
             throw new ConnectRejectedException("Authentication failed", new { code = result.ErrorCode, message = result.ErrorMessage });
         }
 
-        if (_connectionsPerUser.GetValueOrDefault(result.Identity!.UserId) >= _options.Limits.MaxConnectionsPerUser)
+        var state = NewState(result.Identity!);
+
+        // checked and counted in one step: connects racing each other cannot all pass the check
+        if (!state.TryTakeSlot(_connections))
         {
             _metrics.Increment("builder_connections_refused_total");
-            throw new ConnectRejectedException("Too many connections", new { code = "CONNECTION_LIMIT", message = $"At most {_options.Limits.MaxConnectionsPerUser} connections per user." });
+            throw new ConnectRejectedException("Too many connections", new { code = ErrorCodes.ConnectionLimit, message = $"At most {_connections.Max} connections per user." });
         }
 
-        socket.Data[BuilderConnection.DataKey] = new BuilderConnection(result.Identity!, _options.Limits.ClientEventBurst, _time.GetTimestamp());
+        // a connection refused after this (by a later middleware) or left by its client gives the slot back
+        socket.OnConnectAborted(state.ReleaseSlot);
+        socket.Data[BuilderConnection.DataKey] = state;
     }
+
+    private BuilderConnection NewState(UserIdentity identity) =>
+        new(identity, _options.Limits.ClientEventBurst, _time.GetTimestamp(), _options.Limits.JoinsPerMinute);
 
     private void OnConnection(Socket socket)
     {
@@ -108,16 +118,34 @@ public sealed class BuilderHub
             return;
         }
 
+        if (state.Attached)
+        {
+            // a recovered socket whose middleware did not run: the restored state (shared with the
+            // old socket, whose disconnection gives its slot back) is copied, and a slot taken here
+            state = NewState(state.Identity);
+            socket.Data[BuilderConnection.DataKey] = state;
+            if (!state.TryTakeSlot(_connections))
+            {
+                _metrics.Increment("builder_connections_refused_total");
+                SendError(socket, ErrorCodes.ConnectionLimit, $"Too many connections: at most {_connections.Max} per user.", new { userId = state.Identity.UserId, limit = _connections.Max }, false, []);
+                socket.Disconnect();
+                return;
+            }
+        }
+
+        state.Attached = true;
         _metrics.Increment("builder_connections_total");
-        var userId = state.Identity.UserId;
-        _connectionsPerUser.AddOrUpdate(userId, 1, (_, n) => n + 1);
         socket.OnDisconnect(_ =>
         {
-            if (_connectionsPerUser.AddOrUpdate(userId, 0, (_, n) => n - 1) <= 0)
-            {
-                _connectionsPerUser.TryRemove(new KeyValuePair<string, int>(userId, 0));
-            }
+            state.ReleaseSlot();
+            state.ExpiryTimer?.Dispose();
         });
+        if (!socket.Conn.IsOpen)
+        {
+            // closed before its disconnect handler was in place
+            state.ReleaseSlot();
+        }
+
         using var scope = _logger.BeginScope(new Dictionary<string, object> { ["SocketId"] = socket.Id, ["UserId"] = state.Identity.UserId });
         if (state.Identity.ExpiresAt <= _time.GetUtcNow())
         {
@@ -135,7 +163,6 @@ public sealed class BuilderHub
 
         socket.On("pong", _onPong);
         socket.OnAny(_onUnknown);
-        socket.OnDisconnect(_ => state.ExpiryTimer?.Dispose());
     }
 
     /// <summary>One client event's handler with the limits every event passes first (rate, size) and its errors reported.</summary>
@@ -200,6 +227,15 @@ public sealed class BuilderHub
         }
 
         var identity = result.Identity!;
+
+        // the socket counts as the new token's user from now on: refused when that user is at the cap
+        if (!state.TrySwitchIdentity(identity))
+        {
+            _metrics.Increment("builder_connections_refused_total");
+            Fail(ctx, ErrorCodes.ConnectionLimit, $"Too many connections: at most {_connections.Max} per user.", new { userId = identity.UserId, limit = _connections.Max }, true);
+            return;
+        }
+
         // the new token may cover fewer projects (or be another user's): leave the others
         foreach (var room in ctx.Socket.Rooms.Where(r => r.StartsWith("project:", StringComparison.Ordinal)).ToList())
         {
@@ -209,7 +245,6 @@ public sealed class BuilderHub
             }
         }
 
-        state.Identity = identity;
         ScheduleExpiry(ctx.Socket, state);
         var data = new { userId = identity.UserId, username = identity.Username };
         ctx.Socket.Emit("authenticated", data);
@@ -223,6 +258,14 @@ public sealed class BuilderHub
             return;
         }
 
+        var joinsPerMinute = _options.Limits.JoinsPerMinute;
+        if (!state.TryTakeJoin(joinsPerMinute / 60.0, joinsPerMinute, _time.GetTimestamp(), _time.TimestampFrequency))
+        {
+            _metrics.Increment("builder_client_errors_total", ErrorCodes.RateLimited);
+            Fail(ctx, ErrorCodes.RateLimited, $"Too many joins: at most {joinsPerMinute} per minute.", new { projectId, limit = joinsPerMinute }, true);
+            return;
+        }
+
         if (!await _access.MayAccessAsync(state.Identity, projectId))
         {
             _metrics.Increment("builder_client_errors_total", ErrorCodes.Forbidden);
@@ -230,45 +273,84 @@ public sealed class BuilderHub
             return;
         }
 
+        // what the client missed (the log after lastSeq, or a snapshot) is sent without holding
+        // the project's publish gate, which producers wait for; only the switch to live events
+        // (the events published meanwhile, then the room) happens under it
         var socket = ctx.Socket;
+        var head = await _log.LatestSeqAsync(projectId);
+        var earliest = await _log.EarliestSeqAsync(projectId);
+        long cursor;
+        long? from = null;
+        if (lastSeq is { } last && last <= head && (earliest == 0 || last + 1 >= earliest))
+        {
+            from = last;
+            cursor = await ReplayAsync(socket, projectId, last, head);
+        }
+        else
+        {
+            var snapshot = await _snapshots.BuildAsync(projectId);
+            // a snapshot cut short by its read limit goes on live from the head, as before
+            cursor = Math.Max(snapshot["seq"]!.GetValue<long>(), head);
+            socket.Emit("project:snapshot", snapshot);
+        }
+
+        // catch up with the producers a few rounds without the gate, so what is left for the
+        // switch is short
+        for (var round = 0; round < CatchUpRounds; round++)
+        {
+            head = await _log.LatestSeqAsync(projectId);
+            if (head - cursor <= ReplayPage)
+            {
+                break;
+            }
+
+            cursor = await ReplayAsync(socket, projectId, cursor, head);
+        }
+
         var room = EventPublisher.Room(projectId);
         var joined = await _publisher.RunExclusiveAsync(projectId, async () =>
         {
-            socket.Join(room);
             var seq = await _log.LatestSeqAsync(projectId);
+            await ReplayAsync(socket, projectId, cursor, seq);
+            socket.Join(room);
             var members = await CountMembersAsync(room);
             var payload = new Dictionary<string, object?> { ["projectId"] = projectId, ["members"] = members, ["seq"] = seq };
+            if (from is { } f)
+            {
+                payload["replayed"] = seq - f;
+            }
+
             socket.Emit("project-joined", payload);
-            var earliest = await _log.EarliestSeqAsync(projectId);
-            if (lastSeq is { } from && from <= seq && (earliest == 0 || from + 1 >= earliest))
-            {
-                var cursor = from;
-                while (cursor < seq)
-                {
-                    var page = await _log.ReadAsync(projectId, cursor, ReplayPage);
-                    if (page.Count == 0)
-                    {
-                        break;
-                    }
-
-                    foreach (var e in page)
-                    {
-                        socket.Emit(e.Type, e);
-                        cursor = e.Seq;
-                    }
-                }
-
-                payload["replayed"] = seq - from;
-            }
-            else
-            {
-                socket.Emit("project:snapshot", await _snapshots.BuildAsync(projectId));
-            }
-
             return payload;
         });
         var ack = new Dictionary<string, object?>(joined) { ["ok"] = true };
         ctx.Ack(ack);
+    }
+
+    /// <summary>Sends the project's events after <paramref name="cursor"/> up to <paramref name="until"/>; returns the last seq sent.</summary>
+    private async Task<long> ReplayAsync(Socket socket, string projectId, long cursor, long until)
+    {
+        while (cursor < until)
+        {
+            var page = await _log.ReadAsync(projectId, cursor, ReplayPage);
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var e in page)
+            {
+                if (e.Seq > until)
+                {
+                    return cursor;
+                }
+
+                socket.Emit(e.Type, e);
+                cursor = e.Seq;
+            }
+        }
+
+        return cursor;
     }
 
     private async Task<int> CountMembersAsync(string room)

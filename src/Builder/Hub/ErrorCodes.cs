@@ -10,6 +10,7 @@ public static class ErrorCodes
     public const string Forbidden = "FORBIDDEN";
     public const string PayloadTooLarge = "PAYLOAD_TOO_LARGE";
     public const string RateLimited = "RATE_LIMITED";
+    public const string ConnectionLimit = "CONNECTION_LIMIT";
     public const string HeartbeatTimeout = "HEARTBEAT_TIMEOUT";
     public const string Internal = "INTERNAL_ERROR";
 }

@@ -58,7 +58,8 @@ public sealed class TestGateway : IAsyncDisposable
 
     public void ResetLongPollWaiting() => _longPollWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public static async Task<TestGateway> StartAsync(Action<Dictionary<string, string?>>? configure = null, FakeTimeProvider? time = null)
+    /// <param name="services">Changes to the gateway's services, applied after its own registrations (test doubles).</param>
+    public static async Task<TestGateway> StartAsync(Action<Dictionary<string, string?>>? configure = null, FakeTimeProvider? time = null, Action<IServiceCollection>? services = null)
     {
         time ??= new FakeTimeProvider(DateTimeOffset.UtcNow);
         var settings = new Dictionary<string, string?>
@@ -82,6 +83,10 @@ public sealed class TestGateway : IAsyncDisposable
             b.Configuration.AddInMemoryCollection(settings);
             b.Services.AddSingleton<TimeProvider>(time);
             b.Logging.ClearProviders();
+            if (services is not null)
+            {
+                b.Host.ConfigureContainer<IServiceCollection>((_, collection) => services(collection));
+            }
         });
 
         TestGateway? gateway = null;
