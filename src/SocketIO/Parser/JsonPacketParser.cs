@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using EngineIO;
 
 namespace SocketIO.Parser;
@@ -265,6 +266,14 @@ public sealed class JsonPacketParser : ISocketIOParser
         if (span.IsEmpty || span[0] < '0' || span[0] > '6')
         {
             error = "unknown packet type";
+            return null;
+        }
+
+        // the transports refuse text that is not UTF-8; a packet from elsewhere gets the same check
+        // here, so that no handler meets it later as an exception
+        if (!Utf8.IsValid(span))
+        {
+            error = "invalid payload: not UTF-8";
             return null;
         }
 

@@ -264,6 +264,19 @@ public class JsonPacketParserMalformedTests
         Assert.NotNull(error);
     }
 
+    /// <summary>Invalid UTF-8 in an argument is a decode error: a handler would only meet it as an exception.</summary>
+    [Theory]
+    [MemberData(nameof(InvalidUtf8Cases))]
+    public void Invalid_utf8_anywhere_is_a_decode_error(string template, byte[] invalid)
+    {
+        var parts = template.Split('\u0000');
+        byte[] body = [.. Encoding.UTF8.GetBytes(parts[0]), .. invalid, .. Encoding.UTF8.GetBytes(parts[1])];
+        var status = _parser.CreateDecoder().Decode(EngineMessage.Text(body), out var packet, out var error);
+        Assert.Equal(DecodeStatus.Error, status);
+        Assert.Null(packet);
+        Assert.NotNull(error);
+    }
+
     [Fact]
     public void Lone_surrogate_escape_in_event_name_does_not_throw()
     {
