@@ -209,6 +209,7 @@ public sealed class EngineSession
             {
             }
         }
+
         if (reason is not (EngineCloseReason.TransportClose or EngineCloseReason.TransportError)
             && Volatile.Read(ref _ws) is { Socket.State: WebSocketState.Open } ws)
         {
