@@ -34,6 +34,24 @@ public sealed class EngineIOOptions
     public int MaxBufferedPackets { get; set; } = 8192;
 
     /// <summary>
+    /// Bytes of packets a session may hold while its transport cannot keep up (4 MiB): the
+    /// slow-consumer policy of <see cref="MaxBufferedPackets"/> applied in bytes, so that a client
+    /// that stops reading holds a bounded amount of memory whatever the size of its packets. A
+    /// packet is counted by its encoded length; one packet larger than the budget is still queued
+    /// when nothing else waits (it could never be sent otherwise).
+    /// </summary>
+    public long MaxBufferedBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// How long one write to a WebSocket may take (30 s). A write still pending after this (the
+    /// client stopped reading) closes the session with "transport error" and aborts the
+    /// connection; a session closed for another reason while a write is stuck has its connection
+    /// aborted at the same deadline. Checked at the heartbeat's ticks, so it acts up to a ping
+    /// interval late.
+    /// </summary>
+    public TimeSpan WriteTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// WebSocket write coalescing: how many times a round of writes may let other waiting work
     /// (typically more broadcasts) run first, so that a connection gets several frames in one
     /// write. 0 writes as soon as the thread pool runs the round.
@@ -90,6 +108,16 @@ public sealed class EngineIOOptions
         if (MaxBufferedPackets < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxBufferedPackets), "MaxBufferedPackets must be at least 1.");
+        }
+
+        if (MaxBufferedBytes < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxBufferedBytes), "MaxBufferedBytes must be at least 1.");
+        }
+
+        if (WriteTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(WriteTimeout), "WriteTimeout must be positive.");
         }
 
         if (MaxFlushDeferrals < 0)

@@ -16,6 +16,9 @@ public sealed record EngineError(int Code, string Message, int Status)
     public static readonly EngineError BadRequest = new(3, "Bad request", 400);
     public static readonly EngineError Forbidden = new(4, "Forbidden", 403);
     public static readonly EngineError UnsupportedProtocolVersion = new(5, "Unsupported protocol version", 400);
+
+    /// <summary>A polling body that is not UTF-8: a bad request (code 3) that says why.</summary>
+    public static readonly EngineError PayloadNotUtf8 = new(3, "Bad request: the payload is not valid UTF-8", 400);
 }
 
 /// <summary>

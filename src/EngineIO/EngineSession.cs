@@ -15,7 +15,7 @@ public sealed class EngineSession
 {
     private readonly EngineIOServer _server;
     private readonly EngineIOOptions _options;
-    // the send queue (under _gate), bounded by MaxBufferedPackets
+    // the send queue (under _gate), bounded by MaxBufferedPackets and MaxBufferedBytes
     private SendQueue _queue;
     // the WebSocket once the session runs on one; then whoever queues a packet writes the queue
     // out itself (no writer task per session), one thread at a time (_draining)
@@ -26,7 +26,8 @@ public sealed class EngineSession
     private CancellationTokenSource? _closed; // created when someone asks for Closed (the runtime WebSocket's receives do)
     private readonly Lock _gate = new();
     // one timer for the heartbeat: due for the next ping, or, while a ping waits for its pong
-    // (_awaitingPong), for the ping timeout
+    // (_awaitingPong), for the ping timeout; each tick also checks the write timeout. Once a
+    // WebSocket session is closed, it is due when its connection must be cut at the latest
     private readonly ITimer _heartbeat;
     private int _awaitingPong;
     private TaskCompletionSource? _pollWaiter;
@@ -37,6 +38,7 @@ public sealed class EngineSession
     private EngineMessage _closeResponse = EngineMessage.ClosePacket;
     private long _heartbeatDeadline;
     private volatile bool _forcedClosing;
+    private long _writeSince; // when the WebSocket write under way started (a timestamp), 0 when none is
 
     internal EngineSession(EngineIOServer server, EngineIOOptions options, EngineRequestInfo request, string transport)
     {
@@ -93,6 +95,12 @@ public sealed class EngineSession
     /// <summary>Packets waiting for the transport.</summary>
     public int QueuedPackets => _queue.Count;
 
+    /// <summary>Bytes of the packets waiting for the transport (bounded by <see cref="EngineIOOptions.MaxBufferedBytes"/>).</summary>
+    public long QueuedBytes => _queue.Bytes;
+
+    /// <summary>A write to the WebSocket has not completed yet (the client is not reading); for tests.</summary>
+    internal bool WritePending => Interlocked.Read(ref _writeSince) != 0;
+
     /// <summary>
     /// Queues a message. Returns false when the session is closed, or when the queue is full:
     /// a volatile message is then dropped; any other closes the session ("transport error").
@@ -103,7 +111,7 @@ public sealed class EngineSession
         {
             if (IsOpen && !message.IsVolatile)
             {
-                _server.Log.LogWarning("Session {Sid}: send queue full ({Count} packets), closing slow consumer", Id, _options.MaxBufferedPackets);
+                _server.Log.LogWarning("Session {Sid}: send queue full ({Count} packets, {Bytes} bytes), closing slow consumer", Id, _queue.Count, _queue.Bytes);
                 Abort(EngineCloseReason.TransportError);
             }
 
@@ -122,7 +130,7 @@ public sealed class EngineSession
 
         lock (_gate)
         {
-            if (!_queue.TryEnqueue(message, _options.MaxBufferedPackets))
+            if (!_queue.TryEnqueue(message, _options.MaxBufferedPackets, _options.MaxBufferedBytes))
             {
                 return false;
             }
@@ -183,7 +191,25 @@ public sealed class EngineSession
             return;
         }
 
-        _heartbeat.Dispose();
+        if (Volatile.Read(ref _ws) is null)
+        {
+            _heartbeat.Dispose();
+        }
+        else
+        {
+            // the WebSocket run ends (and disposes the timer) once its last write is done; a write
+            // the client holds up must not keep the connection: the timer cuts it at the write timeout
+            var left = WriteTimeLeft();
+            Interlocked.Exchange(ref _heartbeatDeadline, _options.TimeProvider.GetTimestamp() + (long)(left.TotalSeconds * _options.TimeProvider.TimestampFrequency));
+            try
+            {
+                _heartbeat.Change(left, Timeout.InfiniteTimeSpan);
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
         if (reason is not (EngineCloseReason.TransportClose or EngineCloseReason.TransportError)
             && Volatile.Read(ref _ws) is { Socket.State: WebSocketState.Open } ws)
         {
@@ -210,6 +236,12 @@ public sealed class EngineSession
     }
 
     internal static bool IsValidTextPacketType(byte b) => b is >= (byte)'0' and <= (byte)'6';
+
+    /// <summary>
+    /// The one check of received text, for both transports: a WebSocket text message and a
+    /// polling body (whose binary packets are base64) must be UTF-8 (RFC 6455 8.1).
+    /// </summary>
+    internal static bool IsValidText(ReadOnlySpan<byte> text) => Utf8.IsValid(text);
 
     internal bool CanUpgrade
     {
@@ -252,10 +284,40 @@ public sealed class EngineSession
         Interlocked.Exchange(ref _heartbeatDeadline, _options.TimeProvider.GetTimestamp() + (long)(span.TotalSeconds * _options.TimeProvider.TimestampFrequency));
     }
 
+    /// <summary>How long the write under way (or, with none, the next one) may still take.</summary>
+    private TimeSpan WriteTimeLeft()
+    {
+        var since = Interlocked.Read(ref _writeSince);
+        if (since == 0)
+        {
+            return _options.WriteTimeout;
+        }
+
+        var left = _options.WriteTimeout - _options.TimeProvider.GetElapsedTime(since);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+
     private void OnHeartbeat()
     {
         if (!IsOpen)
         {
+            // a closed WebSocket session whose run has not ended by the write timeout (Abort set
+            // the deadline; a tick that raced with Abort finds it ahead and leaves it to the next)
+            if (Volatile.Read(ref _ws) is { } ws && _options.TimeProvider.GetTimestamp() >= Interlocked.Read(ref _heartbeatDeadline))
+            {
+                ws.Abort();
+                _heartbeat.Dispose();
+            }
+
+            return;
+        }
+
+        var since = Interlocked.Read(ref _writeSince);
+        if (since != 0 && _options.TimeProvider.GetElapsedTime(since) > _options.WriteTimeout)
+        {
+            _server.Log.LogWarning("Session {Sid}: a write has been pending for over {Timeout}, closing slow consumer", Id, _options.WriteTimeout);
+            Abort(EngineCloseReason.TransportError);
+            Volatile.Read(ref _ws)?.Abort();
             return;
         }
 
@@ -423,6 +485,15 @@ public sealed class EngineSession
             if (body is null)
             {
                 context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+                return;
+            }
+
+            if (!IsValidText(body.Value.Span))
+            {
+                // what a WebSocket text message that is not UTF-8 gets (1007), as an HTTP answer:
+                // nothing invalid reaches the handler, whichever the transport
+                Abort(EngineCloseReason.ParseError);
+                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadNotUtf8);
                 return;
             }
 
@@ -627,10 +698,11 @@ public sealed class EngineSession
         }
         else if (socket.State == WebSocketState.Open)
         {
-            socket.Abort();
+            Volatile.Read(ref _ws)?.Abort(); // the connection too: a write the client holds up ends
         }
 
         await Volatile.Read(ref _writeTail);
+        _heartbeat.Dispose();
     }
 
     /// <summary>The pipe WebSocket's receives are ended by CancelReceive (see Abort); the runtime's by this token.</summary>
@@ -685,7 +757,7 @@ public sealed class EngineSession
                 return (ReadStatus.Complete, EngineMessage.Binary(data));
             }
 
-            if (!Utf8.IsValid(data))
+            if (!IsValidText(data))
             {
                 return (ReadStatus.NotUtf8, null);
             }
@@ -761,10 +833,16 @@ public sealed class EngineSession
             {
                 try
                 {
+                    if (!pending.IsCompleted)
+                    {
+                        Interlocked.Exchange(ref _writeSince, Math.Max(1, _options.TimeProvider.GetTimestamp()));
+                    }
+
                     await pending;
                 }
                 finally
                 {
+                    Interlocked.Exchange(ref _writeSince, 0);
                     ArrayPool<byte>.Shared.Return(buffer);
                 }
 

@@ -25,7 +25,10 @@ namespace EngineIO;
 /// for every receive would keep a callback node per connection.
 /// </para>
 /// Writes never interleave: one writer at a time holds the output; a control frame that comes
-/// while data is being written waits for that write and goes out right after it.
+/// while data is being written waits for that write and goes out right after it. What waits is
+/// bounded whatever the client sends: one pong, the latest (RFC 6455 5.5.3 lets an endpoint
+/// answer only the most recent ping; a client that floods pings and does not read would otherwise
+/// queue a pong per ping), then one close frame (after which no pong is sent).
 /// </summary>
 internal sealed class PipeWebSocket : WebSocket
 {
@@ -48,7 +51,8 @@ internal sealed class PipeWebSocket : WebSocket
     // writes: under lock (this)
     private bool _writing;
     private bool _closeSent;
-    private List<byte[]>? _pendingControl;
+    private byte[]? _pendingPong;  // the pong to write after the write under way (the latest ping's)
+    private byte[]? _pendingClose; // the close frame to write after it (and after the pong)
     private TaskCompletionSource? _writerFree;
 
     public PipeWebSocket(IDuplexPipe pipe)
@@ -56,6 +60,18 @@ internal sealed class PipeWebSocket : WebSocket
         ArgumentNullException.ThrowIfNull(pipe);
         _input = pipe.Input;
         _output = pipe.Output;
+    }
+
+    /// <summary>Control frames waiting behind the write under way; for tests.</summary>
+    internal int PendingControlFrames
+    {
+        get
+        {
+            lock (this)
+            {
+                return (_pendingPong is null ? 0 : 1) + (_pendingClose is null ? 0 : 1);
+            }
+        }
     }
 
     public override WebSocketCloseStatus? CloseStatus => _closeStatus;
@@ -549,7 +565,16 @@ internal sealed class PipeWebSocket : WebSocket
 
             if (_writing)
             {
-                (_pendingControl ??= []).Add(frame);
+                // a later pong replaces the one waiting; nothing is queued after a close frame
+                if (close)
+                {
+                    _pendingClose = frame;
+                }
+                else
+                {
+                    _pendingPong = frame;
+                }
+
                 return ValueTask.CompletedTask;
             }
 
@@ -575,13 +600,21 @@ internal sealed class PipeWebSocket : WebSocket
 
                 lock (this)
                 {
-                    if (_pendingControl is not { Count: > 0 } pending)
+                    // the pong first: once a close frame waits, no pong is added
+                    if (_pendingPong is { } pong)
+                    {
+                        bytes = pong;
+                        _pendingPong = null;
+                    }
+                    else if (_pendingClose is { } closeFrame)
+                    {
+                        bytes = closeFrame;
+                        _pendingClose = null;
+                    }
+                    else
                     {
                         break;
                     }
-
-                    bytes = pending[0];
-                    pending.RemoveAt(0);
                 }
             }
         }
@@ -591,7 +624,8 @@ internal sealed class PipeWebSocket : WebSocket
             lock (this)
             {
                 _writing = false;
-                _pendingControl = null;
+                _pendingPong = null;
+                _pendingClose = null;
                 free = _writerFree;
                 _writerFree = null;
             }

@@ -21,6 +21,7 @@ internal struct SendQueue
     private EngineMessage[]? _ring;
     private int _head;
     private int _count;
+    private long _bytes; // the frames' lengths of the packets queued
     private bool _ringUsed; // the ring took a packet since the last ReleaseIdleRing
 
     /// <summary>Packets queued; read without the lock it is a hint.</summary>
@@ -28,17 +29,25 @@ internal struct SendQueue
 
     public readonly bool IsEmpty => Count == 0;
 
+    /// <summary>Bytes queued (the packets' encoded lengths); read without the lock it is a hint.</summary>
+    public readonly long Bytes => Volatile.Read(in _bytes);
+
     /// <summary>Slots of the ring held (0: none); for tests.</summary>
     internal readonly int RingCapacity => _ring?.Length ?? 0;
 
-    /// <summary>Adds a packet unless <paramref name="max"/> are queued already. Call under the lock.</summary>
-    public bool TryEnqueue(EngineMessage message, int max)
+    /// <summary>
+    /// Adds a packet unless <paramref name="max"/> are queued already, or it would take the bytes
+    /// queued over <paramref name="maxBytes"/> (a first packet always fits). Call under the lock.
+    /// </summary>
+    public bool TryEnqueue(EngineMessage message, int max, long maxBytes = long.MaxValue)
     {
-        if (_count >= max)
+        var length = message.Frame.Length;
+        if (_count >= max || (_count > 0 && _bytes + length > maxBytes))
         {
             return false;
         }
 
+        Volatile.Write(ref _bytes, _bytes + length);
         if (_count == 0)
         {
             _single = message;
@@ -116,6 +125,7 @@ internal struct SendQueue
             message = _single;
             _single = null;
             Volatile.Write(ref _count, 0);
+            Volatile.Write(ref _bytes, 0);
             return true;
         }
 
@@ -124,6 +134,7 @@ internal struct SendQueue
         ring[_head] = null!;
         _head = (_head + 1) & (ring.Length - 1);
         Volatile.Write(ref _count, _count - 1);
+        Volatile.Write(ref _bytes, _bytes - message.Frame.Length);
         if (_count == 0)
         {
             _head = 0;

@@ -200,7 +200,7 @@ internal static class WebSocketFastPath
 
         await output.WriteAsync(Encoding.ASCII.GetBytes(
             $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {WebSocketTransport.AcceptKey(head.Headers["Sec-WebSocket-Key"])}\r\n\r\n"));
-        var transport = WebSocketTransport.Create(connection.Transport);
+        var transport = WebSocketTransport.Create(connection);
         Interlocked.Increment(ref server.FastPathSessions);
         return (server.Open(request, EngineIOOptions.WebSocket), transport);
     }

@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Timeouts;
@@ -26,11 +27,13 @@ internal sealed class WebSocketTransport : IDisposable
     internal const int MaxBatchBytes = 32 * 1024;
 
     private readonly SerializedStream? _stream;
+    private readonly object? _connection; // the HttpContext or the ConnectionContext under the socket, for Abort
 
-    private WebSocketTransport(WebSocket socket, SerializedStream? stream)
+    private WebSocketTransport(WebSocket socket, SerializedStream? stream, object? connection)
     {
         Socket = socket;
         _stream = stream;
+        _connection = connection;
     }
 
     /// <summary>The runtime WebSocket: receive, close, abort.</summary>
@@ -46,7 +49,7 @@ internal sealed class WebSocketTransport : IDisposable
         var key = context.Request.Headers.SecWebSocketKey.ToString();
         if (upgrade is null || !upgrade.IsUpgradableRequest || key.Length == 0)
         {
-            return new WebSocketTransport(await context.WebSockets.AcceptWebSocketAsync(), null);
+            return new WebSocketTransport(await context.WebSockets.AcceptWebSocketAsync(), null, context);
         }
 
         var headers = context.Response.Headers;
@@ -55,11 +58,11 @@ internal sealed class WebSocketTransport : IDisposable
         headers.SecWebSocketAccept = AcceptKey(key);
         context.Features.Get<IHttpRequestTimeoutFeature>()?.DisableTimeout();
         // Engine.IO has its own heartbeat: no keep-alive timer per connection
-        return Create(await upgrade.UpgradeAsync());
+        return Create(await upgrade.UpgradeAsync(), context);
     }
 
     /// <summary>A server WebSocket over an upgraded connection the caller has answered with 101.</summary>
-    internal static WebSocketTransport Create(Stream upgraded)
+    internal static WebSocketTransport Create(Stream upgraded, HttpContext? context = null)
     {
         var stream = new SerializedStream(upgraded);
         var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
@@ -67,11 +70,30 @@ internal sealed class WebSocketTransport : IDisposable
             IsServer = true,
             KeepAliveInterval = TimeSpan.Zero,
         });
-        return new WebSocketTransport(socket, stream);
+        return new WebSocketTransport(socket, stream, context);
     }
 
     /// <summary>A server WebSocket directly over the pipes of a connection the caller has answered with 101.</summary>
-    internal static WebSocketTransport Create(IDuplexPipe connection) => new(new PipeWebSocket(connection), null);
+    internal static WebSocketTransport Create(ConnectionContext connection) => new(new PipeWebSocket(connection.Transport), null, connection);
+
+    /// <summary>
+    /// Cuts the connection: the socket is aborted and so is the connection under it, which ends a
+    /// write the client holds up by not reading (aborting the socket alone leaves that write, and
+    /// the connection with the bytes it holds, to the client's goodwill).
+    /// </summary>
+    public void Abort()
+    {
+        Socket.Abort();
+        switch (_connection)
+        {
+            case ConnectionContext connection:
+                connection.Abort(new ConnectionAbortedException("The WebSocket session was aborted."));
+                break;
+            case HttpContext context:
+                context.Abort();
+                break;
+        }
+    }
 
     /// <summary>
     /// Ends a pending receive with <see cref="OperationCanceledException"/> where the token given to

@@ -178,7 +178,7 @@ internal sealed class Client
             var nsp = Server.ResolveNamespace(name, auth);
             if (nsp is null)
             {
-                Send(Server.Parser.Encode(SocketPacketType.ConnectError, name, null, new Dictionary<string, string> { ["message"] = "Invalid namespace" }));
+                Send(Server.Parser.Encode(SocketPacketType.ConnectError, Echoed(name), null, new Dictionary<string, string> { ["message"] = "Invalid namespace" }));
                 return;
             }
 
@@ -203,8 +203,8 @@ internal sealed class Client
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Server.Log.LogError(ex, "Session {Sid}: connecting to {Nsp} failed", Session.Id, name);
-            Send(Server.Parser.Encode(SocketPacketType.ConnectError, name, null, new Dictionary<string, string> { ["message"] = "Internal server error" }));
+            Server.Log.LogError(ex, "Session {Sid}: connecting to {Nsp} failed", Session.Id, Echoed(name));
+            Send(Server.Parser.Encode(SocketPacketType.ConnectError, Echoed(name), null, new Dictionary<string, string> { ["message"] = "Internal server error" }));
         }
         finally
         {
@@ -217,6 +217,25 @@ internal sealed class Client
             }
         }
     }
+
+    /// <summary>
+    /// A namespace name the client sent, as echoed in a CONNECT_ERROR: whole (the client routes the
+    /// error by it) up to <see cref="MaxEchoedNamespaceLength"/> characters, cut with an ellipsis
+    /// beyond, so that replies to names as long as MaxPayload do not pile up in the send queue.
+    /// </summary>
+    internal static string Echoed(string name)
+    {
+        if (name.Length <= MaxEchoedNamespaceLength)
+        {
+            return name;
+        }
+
+        var cut = char.IsHighSurrogate(name[MaxEchoedNamespaceLength - 1]) ? MaxEchoedNamespaceLength - 1 : MaxEchoedNamespaceLength;
+        return string.Concat(name.AsSpan(0, cut), "…");
+    }
+
+    /// <summary>The longest namespace name a CONNECT_ERROR echoes whole.</summary>
+    internal const int MaxEchoedNamespaceLength = 128;
 
     private void OnConnectTimeout()
     {

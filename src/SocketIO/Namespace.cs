@@ -146,7 +146,7 @@ public sealed class Namespace
 
             // the replay goes through the bounded send queue in one go: a backlog it cannot hold
             // would overflow it at once, so such a client starts a fresh session (recovered false)
-            if (restored is not null && restored.MissedPackets.Count + 1 > Server.Options.Engine.MaxBufferedPackets)
+            if (restored is not null && (restored.MissedPackets.Count + 1 > Server.Options.Engine.MaxBufferedPackets || !ReplayFits(restored)))
             {
                 Server.Log.LogInformation("Not recovering session {Pid}: {Count} missed packets exceed the send queue", restored.Session.Pid, restored.MissedPackets.Count);
                 restored = null;
@@ -200,6 +200,27 @@ public sealed class Namespace
         }
 
         return socket;
+    }
+
+    /// <summary>Whether the replay of <paramref name="restored"/> fits the send queue's byte budget (it is encoded once more when sent: a rare path).</summary>
+    private bool ReplayFits(RestoredSession restored)
+    {
+        var budget = Server.Options.Engine.MaxBufferedBytes;
+        var bytes = 0L;
+        foreach (var missed in restored.MissedPackets)
+        {
+            foreach (var message in Server.Parser.Encode(SocketPacketType.Event, Name, null, missed).Messages)
+            {
+                bytes += message.Frame.Length;
+            }
+
+            if (bytes > budget)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private void Reject(Client client, string message, object? data)

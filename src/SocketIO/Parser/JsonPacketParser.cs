@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using EngineIO;
 
 namespace SocketIO.Parser;
@@ -268,6 +269,14 @@ public sealed class JsonPacketParser : ISocketIOParser
             return null;
         }
 
+        // the transports refuse text that is not UTF-8; a packet from elsewhere gets the same check
+        // here, so that no handler meets it later as an exception
+        if (!Utf8.IsValid(span))
+        {
+            error = "invalid payload: not UTF-8";
+            return null;
+        }
+
         var type = (SocketPacketType)(span[0] - '0');
         var i = 1;
         if (type is SocketPacketType.BinaryEvent or SocketPacketType.BinaryAck)
@@ -341,6 +350,14 @@ public sealed class JsonPacketParser : ISocketIOParser
                 error = "invalid payload";
                 return null;
             }
+
+            // escapes that are not text (a lone surrogate, "\ud800") parse, but no string can be
+            // read from them: refused here rather than met by a handler as an exception
+            if (span[i..].IndexOf("\\u"u8) >= 0 && !EscapesAreText(span[i..]))
+            {
+                error = "invalid payload: an escape that is not text";
+                return null;
+            }
         }
 
         bool valid;
@@ -361,6 +378,47 @@ public sealed class JsonPacketParser : ISocketIOParser
         }
 
         return new SocketPacket { Type = type, Namespace = nsp, Id = id, Data = data };
+    }
+
+    /// <summary>Whether every escaped string of <paramref name="json"/> (already parsed) unescapes to valid UTF-16.</summary>
+    private static bool EscapesAreText(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
+        char[]? buffer = null;
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped)
+                {
+                    var length = reader.HasValueSequence ? (int)reader.ValueSequence.Length : reader.ValueSpan.Length;
+                    if (buffer is null || buffer.Length < length)
+                    {
+                        if (buffer is not null)
+                        {
+                            ArrayPool<char>.Shared.Return(buffer);
+                        }
+
+                        buffer = ArrayPool<char>.Shared.Rent(length);
+                    }
+
+                    reader.CopyString(buffer);
+                }
+            }
+
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<char>.Shared.Return(buffer);
+            }
+        }
     }
 
     private static bool IsPayloadValid(SocketPacketType type, JsonElement? data) => type switch

@@ -264,6 +264,46 @@ public class JsonPacketParserMalformedTests
         Assert.NotNull(error);
     }
 
+    /// <summary>Invalid UTF-8 in an argument is a decode error: a handler would only meet it as an exception.</summary>
+    [Theory]
+    [MemberData(nameof(InvalidUtf8Cases))]
+    public void Invalid_utf8_anywhere_is_a_decode_error(string template, byte[] invalid)
+    {
+        var parts = template.Split('\u0000');
+        byte[] body = [.. Encoding.UTF8.GetBytes(parts[0]), .. invalid, .. Encoding.UTF8.GetBytes(parts[1])];
+        var status = _parser.CreateDecoder().Decode(EngineMessage.Text(body), out var packet, out var error);
+        Assert.Equal(DecodeStatus.Error, status);
+        Assert.Null(packet);
+        Assert.NotNull(error);
+    }
+
+    /// <summary>A lone surrogate escape parses as JSON, but no string can be read from it: a decode error, not a handler's exception.</summary>
+    [Theory]
+    [InlineData("2[\"a\",\"\\ud800\"]")]
+    [InlineData("2[\"a\",\"x\\udc00y\"]")]
+    [InlineData("2[\"a\",{\"\\ud800\":1}]")]
+    [InlineData("2[\"a\",[{\"k\":\"\\uDBFF\\u0041\"}]]")]
+    [InlineData("3[\"\\ud800\"]")]
+    [InlineData("0{\"token\":\"\\ud800\"}")]
+    public void Lone_surrogate_escape_in_an_argument_is_a_decode_error(string text)
+    {
+        Assert.Equal(DecodeStatus.Error, DecodeText(text, out var packet, out var error));
+        Assert.Null(packet);
+        Assert.NotNull(error);
+    }
+
+    [Theory]
+    [InlineData("2[\"a\",\"\\ud83d\\ude00 \\u0001 \\n \\u00e9\"]", "\ud83d\ude00 \u0001 \n \u00e9")]
+    [InlineData("2[\"a\",{\"\\u006b\":\"\\\\u\"}]", null)]
+    public void Valid_escapes_still_decode(string text, string? expected)
+    {
+        Assert.Equal(DecodeStatus.Complete, DecodeText(text, out var packet, out _));
+        if (expected is not null)
+        {
+            Assert.Equal(expected, packet!.Data!.Value[1].GetString());
+        }
+    }
+
     [Fact]
     public void Lone_surrogate_escape_in_event_name_does_not_throw()
     {
@@ -310,8 +350,9 @@ public class JsonPacketParserMalformedTests
     [InlineData("[{\"k\":{\"\\ud800\\u0041xxxxxxxxxxxx\":null}}]")]
     public void Lone_surrogate_escape_in_property_name_of_binary_packet_does_not_throw(string value)
     {
+        // refused with the header already (an escape that is not text), and nothing throws after
         var decoder = _parser.CreateDecoder();
-        Assert.Equal(DecodeStatus.NeedMore, decoder.Decode(EngineMessage.Text($"51-[\"a\",{value},{Placeholder0}]"), out _, out _));
+        Assert.Equal(DecodeStatus.Error, decoder.Decode(EngineMessage.Text($"51-[\"a\",{value},{Placeholder0}]"), out _, out _));
         var exception = Record.Exception(() => decoder.Decode(EngineMessage.Binary(new byte[] { 1 }), out _, out _));
         Assert.Null(exception);
     }

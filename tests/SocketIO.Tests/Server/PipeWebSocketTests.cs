@@ -96,6 +96,67 @@ public sealed class PipeWebSocketTests
     }
 
     [Fact]
+    public async Task ManyPings_DuringAWriteTheClientDoesNotRead_LeaveOnePendingPong_TheLatest()
+    {
+        // a client that stops reading and floods pings: RFC 6455 5.5.3 lets the server answer only
+        // the most recent one, so at most one pong waits behind the write, whatever the count
+        const int pings = 100_000;
+        var wire = new Wire();
+        using var socket = new PipeWebSocket(wire);
+        var write = socket.SendFramesAsync(DataFrame(300)).AsTask();
+        Assert.False(write.IsCompleted, "the write should wait for the client");
+
+        var receive = socket.ReceiveAsync(new byte[16].AsMemory(), CancellationToken.None).AsTask();
+        var pump = Task.Run(async () =>
+        {
+            for (var i = 0; i < pings; i++)
+            {
+                await wire.SendAsync(ClientFrames.Frame(0x89, Encoding.ASCII.GetBytes(i.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+            }
+
+            await wire.SendAsync(ClientFrames.Masked(0x1, "after"u8.ToArray()));
+        });
+        await pump.WaitAsync(TimeSpan.FromSeconds(60));
+        var received = await receive.WaitAsync(Deadline);
+        Assert.Equal(5, received.Count);
+        Assert.Equal(1, socket.PendingControlFrames);
+
+        // the client reads: the data, one pong with the latest payload, and nothing more
+        var data = await wire.ReadFrameAsync();
+        Assert.Equal((0x1, 300), (data.Opcode, data.Payload.Length));
+        var pong = await wire.ReadFrameAsync();
+        Assert.Equal(0xA, pong.Opcode);
+        Assert.Equal((pings - 1).ToString(System.Globalization.CultureInfo.InvariantCulture), Encoding.ASCII.GetString(pong.Payload));
+        await write.WaitAsync(Deadline);
+        Assert.Equal(0, socket.PendingControlFrames);
+        Assert.False(wire.ToClient.Reader.TryRead(out var more) && !more.Buffer.IsEmpty, "nothing may follow the latest pong");
+    }
+
+    [Fact]
+    public async Task PingsThenAClose_DuringAStuckWrite_GoOutAsOnePongThenTheCloseFrame()
+    {
+        var wire = new Wire();
+        using var socket = new PipeWebSocket(wire);
+        var write = socket.SendFramesAsync(DataFrame(300)).AsTask();
+        await wire.SendAsync(ClientFrames.Frame(0x89, "a"u8.ToArray()));
+        await wire.SendAsync(ClientFrames.Frame(0x89, "b"u8.ToArray()));
+        await wire.SendAsync(ClientFrames.Masked(0x1, "x"u8.ToArray()));
+        await socket.ReceiveAsync(new byte[4].AsMemory(), CancellationToken.None).AsTask().WaitAsync(Deadline);
+        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).WaitAsync(Deadline);
+        await wire.SendAsync(ClientFrames.Frame(0x89, "c"u8.ToArray())); // after our close frame: not answered
+        await wire.SendAsync(ClientFrames.Masked(0x1, "y"u8.ToArray()));
+        await socket.ReceiveAsync(new byte[4].AsMemory(), CancellationToken.None).AsTask().WaitAsync(Deadline);
+        Assert.Equal(2, socket.PendingControlFrames);
+
+        Assert.Equal(0x1, (await wire.ReadFrameAsync()).Opcode);
+        var pong = await wire.ReadFrameAsync();
+        Assert.Equal((0xA, "b"), (pong.Opcode, Encoding.ASCII.GetString(pong.Payload)));
+        Assert.Equal(0x8, (await wire.ReadFrameAsync()).Opcode);
+        await write.WaitAsync(Deadline);
+        Assert.False(wire.ToClient.Reader.TryRead(out var more) && !more.Buffer.IsEmpty, "nothing may follow the close frame");
+    }
+
+    [Fact]
     public async Task AWrite_DuringAPongTheClientDoesNotRead_WaitsForIt_AndFollowsIt()
     {
         var wire = new Wire();

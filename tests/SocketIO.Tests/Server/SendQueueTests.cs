@@ -118,8 +118,9 @@ public sealed class SendQueueTests
             if (random.Next(3) < 2)
             {
                 var packet = Packet(next++);
-                var accepted = queue.TryEnqueue(packet, max: 100);
-                Assert.Equal(model.Count < 100, accepted);
+                var accepted = queue.TryEnqueue(packet, max: 100, maxBytes: 300);
+                var bytes = model.Sum(m => (long)m.Frame.Length);
+                Assert.Equal(model.Count == 0 || (model.Count < 100 && bytes + packet.Frame.Length <= 300), accepted);
                 if (accepted)
                 {
                     model.Enqueue(packet);
@@ -140,6 +141,28 @@ public sealed class SendQueueTests
             }
 
             Assert.Equal(model.Count, queue.Count);
+            Assert.Equal(model.Sum(m => (long)m.Frame.Length), queue.Bytes);
         }
+    }
+
+    [Fact]
+    public void ByteBound_RefusesThePacketThatWouldGoOver_ButAFirstPacketAlwaysFits()
+    {
+        var queue = default(SendQueue);
+        var big = EngineMessage.Text(new string('b', 99)); // 100 bytes with its type character
+        Assert.True(queue.TryEnqueue(big, max: 10, maxBytes: 50)); // alone: it could never go otherwise
+        Assert.Equal(100, queue.Bytes);
+        Assert.False(queue.TryEnqueue(Packet(1), max: 10, maxBytes: 50));
+        Assert.True(queue.TryDequeue(out _));
+        Assert.Equal(0, queue.Bytes);
+        for (var i = 0; i < 25; i++)
+        {
+            Assert.True(queue.TryEnqueue(Packet(i), max: 100, maxBytes: 65)); // "4" + one or two digits
+        }
+
+        Assert.Equal(10 * 2 + 15 * 3, queue.Bytes);
+        Assert.False(queue.TryEnqueue(Packet(99), max: 100, maxBytes: 66));
+        Assert.True(queue.TryEnqueue(Packet(9), max: 100, maxBytes: 67));
+        Assert.Equal(67, queue.Bytes);
     }
 }

@@ -113,6 +113,43 @@ public sealed class SlowConsumerTests
     }
 
     [Fact]
+    public async Task EventsOverTheByteBudget_CloseTheSession_AndTheirBacklogIsNotReplayedOverTheBudget()
+    {
+        // far fewer packets than MaxBufferedPackets, but more bytes than MaxBufferedBytes
+        await using var server = await SioTestServer.StartAsync(o =>
+        {
+            o.Engine.MaxBufferedBytes = 4096;
+            o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions();
+        });
+        var (engineSid, socket, pid) = await ConnectPollingClientAsync(server);
+        Assert.NotNull(pid);
+        var offset = await PollFirstOffsetAsync(server, engineSid, socket);
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+        socket.Join("room");
+        var filler = new string('b', 1000);
+        for (var i = 0; i < 10 && socket.Connected; i++)
+        {
+            server.Io.To("room").Emit("n", i, filler);
+            Assert.True(socket.Conn.QueuedBytes <= 4096, $"{socket.Conn.QueuedBytes} bytes queued");
+        }
+
+        Assert.Equal("transport error", await reason.WaitAsync());
+        for (var i = 0; i < 10; i++)
+        {
+            server.Io.To("room").Emit("n", 10 + i, filler); // missed while away
+        }
+
+        // replaying 20 KB into a 4 KB queue would overflow it at once: a fresh session instead
+        await using var client = await SioClient.OpenAsync(server);
+        var sid = await client.ConnectAsync(auth: $"{{\"pid\":\"{pid}\",\"offset\":\"{offset}\"}}");
+        Assert.NotEqual(socket.Id, sid);
+        server.Io.Sockets.Sockets[sid].Emit("marker");
+        var next = TextPacket.Parse(await client.NextAsync());
+        Assert.Equal("marker", next.Payload[0].GetString());
+    }
+
+    [Fact]
     public async Task NonVolatileEvents_OverflowingTheQueue_CloseTheSessionWithTransportError()
     {
         await using var server = await SioTestServer.StartAsync(o => o.Engine.MaxBufferedPackets = 8);

@@ -16,6 +16,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 
 namespace SocketIO.Tests.Server;
 
@@ -657,6 +658,28 @@ public sealed class WebSocketFastPathTests
         Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
     }
 
+    /// <summary>The bytes refused over polling with 400 (UntrustedInputTests), over either WebSocket path.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task AnEventWhoseArgumentIsNotUtf8_GetsCloseFrame1007_AndNoHandlerRuns(bool fastPath)
+    {
+        await using var host = await Host.StartAsync(fastPath);
+        var (raw, socket) = await OpenRawSioAsync(host);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        var handled = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+        socket.On("x", ctx => handled.Set(ctx.EventName));
+
+        await raw.SendFrameAsync(RawConn.OpText, [.. "42[\"x\",\""u8, 0xFF, 0xFE, .. "\"]"u8]);
+        var close = await raw.ReadFrameAsync();
+        Assert.Equal(RawConn.OpClose, close.Opcode);
+        Assert.Equal(1007, BinaryPrimitives.ReadUInt16BigEndian(close.Payload));
+        Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
+        Assert.False(handled.IsSet);
+    }
+
     [Fact]
     public async Task MessageOverMaxPayload_GetsCloseFrame1009()
     {
@@ -889,6 +912,125 @@ public sealed class WebSocketFastPathTests
         Assert.Empty(host.Errors);
     }
 
+    // ---- 10. clients that stop reading (issue 16, defect 3) ----
+
+    /// <summary>What one event of the floods below weighs: 16 KB of text.</summary>
+    private static readonly string s_filler = new('f', 16 * 1024);
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ClientThatNeverReads_IsClosedAtTheByteBudget_AndTheServerEndsItsConnection(bool fastPath)
+    {
+        const long budget = 256 * 1024;
+        await using var host = await Host.StartAsync(fastPath, o => o.Engine.MaxBufferedBytes = budget);
+        var (raw, socket) = await OpenRawSioAsync(host, receiveBuffer: 4096);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+
+        // far more than the kernel's buffers hold (32 MB), and far fewer packets than MaxBufferedPackets
+        var most = 0L;
+        for (var i = 0; i < 2000 && socket.Connected; i++)
+        {
+            socket.Emit("n", s_filler);
+            most = Math.Max(most, socket.Conn.QueuedBytes);
+        }
+
+        Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
+        Assert.True(most <= budget, $"{most} bytes were queued, over the budget of {budget}");
+        await host.Connections.WaitForStopsAsync(1); // without the client reading a byte
+        await raw.ReadUntilEndAsync();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ClientThatNeverReads_AWriteStuckPastTheWriteTimeout_ClosesTheSession_AndTheServerEndsItsConnection(bool fastPath)
+    {
+        var time = new FakeTimeProvider();
+        await using var host = await Host.StartAsync(fastPath, o =>
+        {
+            o.Engine.TimeProvider = time;
+            o.Engine.WriteTimeout = TimeSpan.FromSeconds(10);
+            o.Engine.MaxBufferedBytes = 64 * 1024 * 1024; // the byte budget stays out of the way
+        });
+        var (raw, socket) = await OpenRawSioAsync(host, receiveBuffer: 4096);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+        var synced = 0;
+        socket.On("sync", _ => Interlocked.Increment(ref synced));
+        for (var i = 0; i < 1000; i++)
+        {
+            socket.Emit("n", s_filler);
+        }
+
+        // heartbeat ticks (each a ping interval, longer than the write timeout) while a write is
+        // pending; the client answers pings without reading (the event after the pong tells when
+        // the server has seen it), so only the write timeout can close the session
+        for (var round = 1; round <= 10 && !reason.IsSet; round++)
+        {
+            await WaitUntilAsync(() => socket.Conn.WritePending || !socket.Connected);
+            time.Advance(host.Io.Options.Engine.PingInterval);
+            if (!reason.IsSet)
+            {
+                await raw.SendTextAsync("3");
+                await raw.SendTextAsync("42[\"sync\"]");
+                var expected = round;
+                await WaitUntilAsync(() => Volatile.Read(ref synced) >= expected || !socket.Connected);
+            }
+        }
+
+        Assert.Equal(DisconnectReason.TransportError, await reason.WaitAsync());
+        await host.Connections.WaitForStopsAsync(1);
+        await raw.ReadUntilEndAsync();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task SessionClosedWhileAWriteIsStuck_ItsConnectionIsEndedAtTheWriteTimeout(bool fastPath)
+    {
+        var time = new FakeTimeProvider();
+        await using var host = await Host.StartAsync(fastPath, o =>
+        {
+            o.Engine.TimeProvider = time;
+            o.Engine.WriteTimeout = TimeSpan.FromSeconds(60);
+            o.Engine.MaxBufferedBytes = 64 * 1024 * 1024;
+        });
+        var (raw, socket) = await OpenRawSioAsync(host, receiveBuffer: 4096);
+        await using var _ = raw;
+        var reason = new Signal<string>();
+        socket.OnDisconnect(reason.Set);
+        for (var i = 0; i < 1000; i++)
+        {
+            socket.Emit("n", s_filler);
+        }
+
+        await WaitUntilAsync(() => socket.Conn.WritePending);
+
+        // the ping timeout closes the session (its close frame waits behind the stuck write)...
+        time.Advance(host.Io.Options.Engine.PingInterval);
+        time.Advance(host.Io.Options.Engine.PingTimeout);
+        Assert.Equal(DisconnectReason.PingTimeout, await reason.WaitAsync());
+
+        // ...and the connection ends at the write timeout, without the client reading a byte
+        time.Advance(TimeSpan.FromSeconds(60));
+        await host.Connections.WaitForStopsAsync(1);
+        await raw.ReadUntilEndAsync();
+    }
+
+    /// <summary>Awaits a condition the server reaches by itself, checking it every few milliseconds, with the deadline.</summary>
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var cts = new CancellationTokenSource(Deadline);
+        while (!condition())
+        {
+            await Task.Delay(5, cts.Token); // polls a condition, with a deadline
+        }
+    }
+
     // ---- Kestrel endpoint defaults of the application ----
 
     [Fact]
@@ -943,9 +1085,9 @@ public sealed class WebSocketFastPathTests
     }
 
     /// <summary>A raw client through the handshake and CONNECT to "/", with its server-side socket.</summary>
-    private static async Task<(RawConn Raw, Socket Socket)> OpenRawSioAsync(Host host)
+    private static async Task<(RawConn Raw, Socket Socket)> OpenRawSioAsync(Host host, int receiveBuffer = 0)
     {
-        var raw = await RawConn.ConnectAsync(host.Port);
+        var raw = await RawConn.ConnectAsync(host.Port, receiveBuffer);
         try
         {
             var key = NewKey();
@@ -1079,9 +1221,40 @@ public sealed class WebSocketFastPathTests
         private readonly ConcurrentQueue<string> _errors = new();
         private readonly object _gate = new();
         private readonly List<(int Count, TaskCompletionSource Done)> _waiters = [];
+        private readonly List<(int Count, TaskCompletionSource Done)> _stopWaiters = [];
         private int _starts;
+        private int _stops;
 
         public IReadOnlyCollection<string> Errors => _errors;
+
+        /// <summary>Waits until Kestrel has ended <paramref name="count"/> connections.</summary>
+        public Task WaitForStopsAsync(int count)
+        {
+            lock (_gate)
+            {
+                if (_stops >= count)
+                {
+                    return Task.CompletedTask;
+                }
+
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _stopWaiters.Add((count, done));
+                return done.Task.WaitAsync(Deadline);
+            }
+        }
+
+        private void OnStop()
+        {
+            lock (_gate)
+            {
+                _stops++;
+                foreach (var waiter in _stopWaiters.Where(w => w.Count <= _stops).ToList())
+                {
+                    waiter.Done.TrySetResult();
+                    _stopWaiters.Remove(waiter);
+                }
+            }
+        }
 
         public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
@@ -1129,6 +1302,11 @@ public sealed class WebSocketFastPathTests
                 if (eventId.Name == "ConnectionStart")
                 {
                     log.OnStart();
+                }
+
+                if (eventId.Name == "ConnectionStop")
+                {
+                    log.OnStop();
                 }
 
                 if (logLevel >= LogLevel.Error)
@@ -1272,9 +1450,15 @@ public sealed class WebSocketFastPathTests
             _in = new BufferedStream(_net, 64 * 1024);
         }
 
-        public static async Task<RawConn> ConnectAsync(int port)
+        /// <summary>Connects; a positive <paramref name="receiveBuffer"/> fixes the socket's receive buffer (a small one fills fast).</summary>
+        public static async Task<RawConn> ConnectAsync(int port, int receiveBuffer = 0)
         {
             var tcp = new TcpClient { NoDelay = true };
+            if (receiveBuffer > 0)
+            {
+                tcp.ReceiveBufferSize = receiveBuffer;
+            }
+
             try
             {
                 using var cts = new CancellationTokenSource(Deadline);

@@ -369,7 +369,7 @@ public sealed class WebSocketWriteTests
         // pending (waiting for the client to read) when the pings arrive and the pongs go out
         const int count = 4000;
         var filler = Filler(4000, 0);
-        await using var server = await SioTestServer.StartAsync();
+        await using var server = await SioTestServer.StartAsync(AllowBigBursts);
         await using var client = await RawSio.OpenAsync(server);
         var socket = client.Socket;
 
@@ -463,7 +463,7 @@ public sealed class WebSocketWriteTests
     {
         const int count = 2000;
         var filler = Filler(4000, 1);
-        await using var server = await SioTestServer.StartAsync();
+        await using var server = await SioTestServer.StartAsync(AllowBigBursts);
         await using var client = await RawSio.OpenAsync(server);
         var reason = new Signal<string>();
         client.Socket.OnDisconnect(reason.Set);
@@ -503,7 +503,11 @@ public sealed class WebSocketWriteTests
     {
         const int count = 2000;
         var filler = Filler(4000, 3);
-        await using var server = await SioTestServer.StartAsync(o => o.Engine.MaxPayload = 1000);
+        await using var server = await SioTestServer.StartAsync(o =>
+        {
+            AllowBigBursts(o);
+            o.Engine.MaxPayload = 1000;
+        });
         await using var client = await RawSio.OpenAsync(server);
         var reason = new Signal<string>();
         client.Socket.OnDisconnect(reason.Set);
@@ -538,6 +542,12 @@ public sealed class WebSocketWriteTests
         await client.Frames.ReadEndAsync();
         Assert.Equal("transport error", await reason.WaitAsync());
     }
+
+    /// <summary>
+    /// These bursts are queued whole before the client reads (8 to 16 MB): over the default byte
+    /// budget of the send queue, which would close the session (SlowConsumerTests).
+    /// </summary>
+    private static void AllowBigBursts(SocketIOOptions o) => o.Engine.MaxBufferedBytes = 64 * 1024 * 1024;
 
     // ---- forced close ----
 
@@ -694,6 +704,18 @@ public sealed class WebSocketWriteTests
         var engine = new EngineIOOptions { MaxFlushDeferrals = -1 };
         ex = Assert.Throws<ArgumentOutOfRangeException>(() => new EngineIOServer(engine, new NoHandler()));
         Assert.Equal(nameof(EngineIOOptions.MaxFlushDeferrals), ex.ParamName);
+    }
+
+    [Theory]
+    [InlineData(0L, 30.0, nameof(EngineIOOptions.MaxBufferedBytes))]
+    [InlineData(-1L, 30.0, nameof(EngineIOOptions.MaxBufferedBytes))]
+    [InlineData(1024L, 0.0, nameof(EngineIOOptions.WriteTimeout))]
+    [InlineData(1024L, -1.0, nameof(EngineIOOptions.WriteTimeout))]
+    public void ANonPositiveByteBudgetOrWriteTimeout_FailsServerConstruction(long maxBufferedBytes, double writeTimeoutSeconds, string key)
+    {
+        var engine = new EngineIOOptions { MaxBufferedBytes = maxBufferedBytes, WriteTimeout = TimeSpan.FromSeconds(writeTimeoutSeconds) };
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => new EngineIOServer(engine, new NoHandler()));
+        Assert.Equal(key, ex.ParamName);
     }
 
     [Fact]
