@@ -77,6 +77,8 @@ public static class GatewayApp
             o.ConnectTimeout = TimeSpan.FromSeconds(options.Limits.ConnectTimeoutSeconds);
             o.Engine.MaxConnectionsPerAddress = options.Limits.MaxConnectionsPerAddress;
             o.Engine.MaxHandshakesPerAddress = options.Limits.MaxHandshakesPerAddress;
+            o.Engine.MaxBufferedBytes = options.Limits.MaxBufferedBytes;
+            o.Engine.WriteTimeout = TimeSpan.FromSeconds(options.Limits.WriteTimeoutSeconds);
             if (!options.Memory.IdleTrim)
             {
                 o.IdleMemoryTrim = null;

@@ -124,6 +124,16 @@ public sealed class BuilderOptions
             errors.Add("Builder:Limits:ConnectTimeoutSeconds must be positive.");
         }
 
+        if (Limits.MaxBufferedBytes < 64 * 1024)
+        {
+            errors.Add("Builder:Limits:MaxBufferedBytes must be at least 65536.");
+        }
+
+        if (!(Limits.WriteTimeoutSeconds > 0))
+        {
+            errors.Add("Builder:Limits:WriteTimeoutSeconds must be positive.");
+        }
+
         if (Limits.JoinsPerMinute < 1)
         {
             errors.Add("Builder:Limits:JoinsPerMinute must be at least 1.");
@@ -309,6 +319,15 @@ public sealed class LimitOptions
 
     /// <summary><c>join-project</c> requests one socket may make per minute (each may replay the log); a burst of as many.</summary>
     public int JoinsPerMinute { get; set; } = 30;
+
+    /// <summary>
+    /// Bytes one connection may have waiting to be sent (a viewer that does not read); over it the
+    /// session is closed ("transport error") and the client reconnects and resumes with lastSeq.
+    /// </summary>
+    public int MaxBufferedBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>How long one write to a client may take before its connection is cut.</summary>
+    public double WriteTimeoutSeconds { get; set; } = 30;
 }
 
 public sealed class MemoryOptions

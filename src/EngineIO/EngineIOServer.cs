@@ -19,6 +19,9 @@ public sealed record EngineError(int Code, string Message, int Status)
 
     /// <summary>A polling body that is not UTF-8: a bad request (code 3) that says why.</summary>
     public static readonly EngineError PayloadNotUtf8 = new(3, "Bad request: the payload is not valid UTF-8", 400);
+
+    /// <summary>A polling body over <see cref="EngineIOOptions.MaxPayload"/>: 413 (as the reference server), with a body that names the limit.</summary>
+    public static EngineError PayloadTooLarge(int maxPayload) => new(3, $"Bad request: the payload is larger than maxPayload ({maxPayload} bytes)", 413);
 }
 
 /// <summary>

@@ -477,14 +477,14 @@ public sealed class EngineSession
             var declared = context.Request.ContentLength;
             if (declared > _options.MaxPayload)
             {
-                context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadTooLarge(_options.MaxPayload));
                 return;
             }
 
             var body = await ReadBodyAsync(context.Request.Body, _options.MaxPayload, context.RequestAborted);
             if (body is null)
             {
-                context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadTooLarge(_options.MaxPayload));
                 return;
             }
 
@@ -561,6 +561,11 @@ public sealed class EngineSession
     internal Task RunWebSocketAsync(WebSocketTransport transport)
     {
         Volatile.Write(ref _ws, transport);
+        if (transport.Socket is PipeWebSocket pipe)
+        {
+            pipe.MaxMessageLength = _options.MaxPayload; // a frame that says it is longer gets 1009 at its header
+        }
+
         Drain(transport); // what was queued before (the open packet, or packets queued while polling)
         return ReadLoopAsync(transport.Socket); // one state machine per connection, not two
     }

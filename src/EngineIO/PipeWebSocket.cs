@@ -48,6 +48,12 @@ internal sealed class PipeWebSocket : WebSocket
     private bool _inMessage;      // a fragmented message is under way (continuations are expected)
     private WebSocketMessageType _messageType;
 
+    /// <summary>
+    /// A data frame whose header announces more bytes than this is refused at once with 1009
+    /// (as the reference server's <c>ws</c> does with <c>maxPayload</c>), before any of it is read.
+    /// </summary>
+    internal int MaxMessageLength { get; set; } = int.MaxValue;
+
     // writes: under lock (this)
     private bool _writing;
     private bool _closeSent;
@@ -254,6 +260,11 @@ internal sealed class PipeWebSocket : WebSocket
             }
 
             _input.AdvanceTo(buffer.GetPosition(headerLength));
+            if (length > MaxMessageLength)
+            {
+                throw await FailAsync(WebSocketCloseStatus.MessageTooBig, $"A frame of {length} bytes, over the maximum payload of {MaxMessageLength}.");
+            }
+
             if (opcode == 0x0 ? !_inMessage : _inMessage)
             {
                 throw await FailAsync(WebSocketCloseStatus.ProtocolError, opcode == 0x0 ? "A continuation frame without a message to continue." : "A new message before the previous one ended.");

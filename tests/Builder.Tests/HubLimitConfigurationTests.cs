@@ -13,6 +13,8 @@ public sealed class HubLimitConfigurationTests
     [InlineData("Builder:Limits:MaxConnectionsPerAddress", "0")]
     [InlineData("Builder:Limits:MaxHandshakesPerAddress", "-1")]
     [InlineData("Builder:Limits:ConnectTimeoutSeconds", "0")]
+    [InlineData("Builder:Limits:MaxBufferedBytes", "1000")]
+    [InlineData("Builder:Limits:WriteTimeoutSeconds", "0")]
     public void A_bad_limit_is_refused_naming_its_key(string key, string value)
     {
         var settings = new Dictionary<string, string?>

@@ -180,6 +180,24 @@ public sealed class PipeWebSocketTests
     }
 
     [Fact]
+    public async Task AFrameAnnouncingMoreThanTheMaximum_IsRefusedWith1009_AtItsHeader()
+    {
+        // as ws does with maxPayload: the header alone decides, none of the payload is awaited
+        var wire = new Wire();
+        using var socket = new PipeWebSocket(wire) { MaxMessageLength = 1000 };
+        var header = new byte[14];
+        header[0] = 0x81;
+        header[1] = 0x80 | 127;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(2), 1UL << 30);
+        await wire.SendAsync(header);
+        var receive = socket.ReceiveAsync(new byte[16].AsMemory(), CancellationToken.None).AsTask();
+        await Assert.ThrowsAsync<WebSocketException>(() => receive.WaitAsync(Deadline));
+        var close = await wire.ReadFrameAsync();
+        Assert.Equal(0x8, close.Opcode);
+        Assert.Equal(1009, (close.Payload[0] << 8) | close.Payload[1]);
+    }
+
+    [Fact]
     public async Task Abort_EndsAWriteHeldUpByTheClient_AndAPendingReceive()
     {
         var wire = new Wire();
