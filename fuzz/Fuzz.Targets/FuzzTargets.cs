@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Text.Json;
+using System.Text.Unicode;
 using Builder.Contracts;
 using EngineIO;
 using Microsoft.AspNetCore.Connections;
@@ -100,8 +101,9 @@ public static class FuzzTargets
     /// <summary>
     /// A sequence of Engine.IO messages, separated by 0x1E, given to one connection's decoder:
     /// a message starting with 'b' is a binary message of the bytes after it, any other is a text
-    /// message. The decoder must answer every message with a status (an error ends the
-    /// connection, as the server does); a complete packet's attachments must all be filled.
+    /// message. Text messages are valid UTF-8, as both transports guarantee (a WebSocket session
+    /// checks each text message; polling payloads are checked the same way). The decoder must
+    /// answer every message with a status (an error ends the connection, as the server does).
     /// </summary>
     private static void RunSocketIO(ReadOnlySpan<byte> input)
     {
@@ -111,9 +113,13 @@ public static class FuzzTargets
         {
             var index = rest.IndexOf((byte)0x1E);
             var part = index < 0 ? rest : rest[..index];
-            var message = part.Length > 0 && part[0] == (byte)'b'
-                ? EngineMessage.Binary(part[1..].ToArray())
-                : EngineMessage.Text(part);
+            var binary = part.Length > 0 && part[0] == (byte)'b';
+            if (!binary && !Utf8.IsValid(part))
+            {
+                return; // the transport refuses a text message that is not UTF-8 before any decoder sees it
+            }
+
+            var message = binary ? EngineMessage.Binary(part[1..].ToArray()) : EngineMessage.Text(part);
             var status = decoder.Decode(message, out var packet, out var error);
             switch (status)
             {
