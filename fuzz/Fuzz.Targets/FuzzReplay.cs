@@ -24,6 +24,54 @@ public static class FuzzReplay
         }
     }
 
+    /// <summary>
+    /// The inputs of fuzz/regressions/known-failing.txt (open defects, reported but not fixed yet)
+    /// by "&lt;target&gt;/&lt;file&gt;", with the full name of the exception each still throws.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> KnownFailing(string fuzzFolder)
+    {
+        var path = Path.Combine(fuzzFolder, "regressions", "known-failing.txt");
+        var known = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (!File.Exists(path))
+        {
+            return known;
+        }
+
+        foreach (var line in File.ReadAllLines(path))
+        {
+            var text = line.Trim();
+            if (text.Length == 0 || text.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length != 2)
+            {
+                throw new FormatException($"{path}: expected '<target>/<file> <exception type>', got '{text}'");
+            }
+
+            known[parts[0]] = parts[1];
+        }
+
+        return known;
+    }
+
+    /// <summary>
+    /// What tells one defect from another: the exception's type and the innermost frame of the
+    /// project's own code (EngineIO, SocketIO, Builder, the targets) it came through.
+    /// </summary>
+    public static string Signature(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var frame = new System.Diagnostics.StackTrace(exception).GetFrames()
+            .Select(f => f.GetMethod())
+            .FirstOrDefault(m => m?.DeclaringType?.Namespace is { } ns
+                && (ns.StartsWith("EngineIO", StringComparison.Ordinal) || ns.StartsWith("SocketIO", StringComparison.Ordinal)
+                    || ns.StartsWith("Builder", StringComparison.Ordinal) || ns.StartsWith("Fuzz", StringComparison.Ordinal)));
+        return $"{exception.GetType().FullName} at {frame?.DeclaringType?.FullName}.{frame?.Name}";
+    }
+
     /// <summary>The repository's fuzz/ folder, found above <paramref name="start"/> (the folder holding Builder.slnx).</summary>
     public static string FindFuzzFolder(string start)
     {
