@@ -74,6 +74,7 @@ summary=()
 total_crashes=0
 for target in "${selected[@]}"; do
   findings="$OUT/findings/$target"
+  rm -f "$OUT/afl-$target.log"
   rm -rf "$findings"
   mkdir -p "$findings"
   dict=()
@@ -84,12 +85,21 @@ for target in "${selected[@]}"; do
   started=$(date +%s)
   # -t: a generous timeout per input (the JIT warms up on the first ones); -m none: the CLR
   # reserves far more virtual memory than AFL's default limit
-  afl-fuzz -i "$FUZZ/corpus/$target" -o "$findings" -t 5000 -m none -V "$SECONDS_PER_TARGET" "${dict[@]}" \
-    -- dotnet "$BIN/Fuzz.dll" "$target" > "$findings/afl.log" 2>&1 || {
+  # (once in a while, on a loaded machine, the first dry run sees no coverage: one more try)
+  for attempt in 1 2; do
+    if afl-fuzz -i "$FUZZ/corpus/$target" -o "$findings" -t 5000 -m none -V "$SECONDS_PER_TARGET" "${dict[@]}" \
+      -- dotnet "$BIN/Fuzz.dll" "$target" > "$OUT/afl-$target.log" 2>&1; then
+      break
+    fi
+    if [ "$attempt" -eq 2 ] || ! grep -q 'No instrumentation detected' "$OUT/afl-$target.log"; then
       echo "afl-fuzz failed for $target; the end of its log:" >&2
-      tail -n 30 "$findings/afl.log" >&2
+      tail -n 30 "$OUT/afl-$target.log" >&2
       exit 1
-    }
+    fi
+    echo "afl-fuzz saw no instrumentation on its dry run; trying again"
+    rm -rf "$findings"
+    mkdir -p "$findings"
+  done
   elapsed=$(( $(date +%s) - started ))
   stats="$findings/default/fuzzer_stats"
   stat() { awk -F' *: *' -v k="$1" '$1 == k { print $2 }' "$stats"; }
