@@ -15,6 +15,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SocketIO.Tests.Server;
+using Xunit.Abstractions;
 
 namespace SocketIO.Tests.Fuzz;
 
