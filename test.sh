@@ -143,6 +143,15 @@ done
 rm -f "$rerun_log"
 rm -f "$test_log"
 
+# coverage-guided fuzzing of the parsers, a short run (20 s per target; installs afl++ and the
+# SharpFuzz tool when missing): any crash but a known, reported one fails it (docs/fuzzing.md)
+log "fuzz/run.sh all 20 (SharpFuzz + AFL++ short run)"
+if bash fuzz/run.sh all 20; then
+  passed+=("fuzz")
+else
+  failed+=("fuzz")
+fi
+
 # the end-to-end benchmark harness, as a smoke test only: it must run, no timing is asserted
 log "bench/run.sh --short (benchmark harness smoke run)"
 if bash bench/run.sh --short; then
