@@ -261,11 +261,16 @@ public static class FuzzTargets
 
     /// <summary>
     /// A producer's request body to <c>POST /api/projects/{id}/events</c>, through the same steps
-    /// as the gateway: JSON (a <see cref="JsonException"/> is bad input), an object with a string
+    /// as the gateway: UTF-8, JSON (a <see cref="JsonException"/> is bad input), an object with a string
     /// <c>type</c> and a <c>payload</c>, then the validator; every error names a field.
     /// </summary>
     private static void RunEvents(ReadOnlySpan<byte> input)
     {
+        if (!Utf8.IsValid(input))
+        {
+            return; // the gateway answers 400 "The body is not valid UTF-8." before parsing
+        }
+
         JsonDocument document;
         try
         {
@@ -286,7 +291,11 @@ public static class FuzzTargets
                 return;
             }
 
-            var name = type.GetString()!;
+            if (!EventValidator.TryGetText(type, out var name))
+            {
+                return; // a type that is not text: 400 naming the field "type"
+            }
+
             foreach (var error in EventValidator.Validate(name, payload))
             {
                 if (string.IsNullOrEmpty(error.Field) || string.IsNullOrEmpty(error.Message))

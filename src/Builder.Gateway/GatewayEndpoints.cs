@@ -75,7 +75,14 @@ internal static class GatewayEndpoints
                 return (null, Problem(400, "INVALID_JSON", "The body is empty; a JSON object is expected."));
             }
 
-            using var doc = JsonDocument.Parse(limited.ToArray());
+            var bytes = limited.ToArray();
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            {
+                // JSON is UTF-8 (RFC 8259): strings that are not would fail later, when read
+                return (null, Problem(400, "INVALID_JSON", "The body is not valid UTF-8."));
+            }
+
+            using var doc = JsonDocument.Parse(bytes);
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
                 return (null, Problem(400, "INVALID_JSON", "The body must be a JSON object."));
@@ -109,9 +116,9 @@ internal static class GatewayEndpoints
         {
             fields.Add(new FieldError("type", "is required (one of " + string.Join(", ", EventTypes.Publishable) + ")"));
         }
-        else if (Array.IndexOf(EventTypes.Publishable, typeElement.GetString()) < 0)
+        else if (!EventValidator.TryGetText(typeElement, out var typeName) || Array.IndexOf(EventTypes.Publishable, typeName) < 0)
         {
-            fields.Add(new FieldError("type", $"\"{typeElement.GetString()}\" cannot be published; expected one of " + string.Join(", ", EventTypes.Publishable)));
+            fields.Add(new FieldError("type", $"\"{typeName}\" cannot be published; expected one of " + string.Join(", ", EventTypes.Publishable)));
         }
 
         if (!root.TryGetProperty("payload", out var payload))

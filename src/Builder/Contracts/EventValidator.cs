@@ -8,6 +8,25 @@ namespace Builder.Contracts;
 /// </summary>
 public static class EventValidator
 {
+    /// <summary>
+    /// A JSON string's text, or false when it cannot be read as text: invalid UTF-8, or an escaped
+    /// lone surrogate such as <c>"\ud800"</c> (valid JSON that .NET cannot turn into a string).
+    /// Found by fuzzing: <see cref="JsonElement.GetString"/> throws on both.
+    /// </summary>
+    public static bool TryGetText(JsonElement element, out string text)
+    {
+        try
+        {
+            text = element.GetString() ?? string.Empty;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            text = string.Empty;
+            return false;
+        }
+    }
+
     public static IReadOnlyList<FieldError> Validate(string type, JsonElement payload)
     {
         var errors = new List<FieldError>();
@@ -161,15 +180,15 @@ public static class EventValidator
 
         public void String(string name, bool required = true)
         {
-            if (TryGet(name, required, out var v) && (v.ValueKind != JsonValueKind.String || (required && v.GetString()!.Length == 0)))
+            if (TryGet(name, required, out var v) && (v.ValueKind != JsonValueKind.String || !TryGetText(v, out var text) || (required && text.Length == 0)))
             {
-                errors.Add(new FieldError($"{path}.{name}", "must be a non-empty string"));
+                errors.Add(new FieldError($"{path}.{name}", "must be a non-empty string of valid Unicode text"));
             }
         }
 
         public void OneOf(string name, string[] allowed)
         {
-            if (TryGet(name, true, out var v) && (v.ValueKind != JsonValueKind.String || System.Array.IndexOf(allowed, v.GetString()) < 0))
+            if (TryGet(name, true, out var v) && (v.ValueKind != JsonValueKind.String || !TryGetText(v, out var text) || System.Array.IndexOf(allowed, text) < 0))
             {
                 errors.Add(new FieldError($"{path}.{name}", $"must be one of {string.Join("|", allowed)}"));
             }

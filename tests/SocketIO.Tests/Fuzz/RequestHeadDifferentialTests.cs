@@ -59,7 +59,7 @@ public sealed class RequestHeadDifferentialTests(ITestOutputHelper output)
             threads: 2,
             print: Show);
 
-        output.WriteLine($"{taken + handedOver} heads: {taken} taken by the fast path (of which {Volatile.Read(ref s_knownHostDifferences)} with a Host Kestrel refuses, known difference 2), {handedOver} handed over");
+        output.WriteLine($"{taken + handedOver} heads: {taken} taken by the fast path, {handedOver} handed over");
 
         // the generator must exercise both sides of the property
         Assert.True(taken > 20, $"only {taken} generated heads were taken by the fast path ({handedOver} handed over)");
@@ -89,10 +89,9 @@ public sealed class RequestHeadDifferentialTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Known difference 2, documented (a defect of the fast path): it takes a handshake whose Host
-    /// header Kestrel refuses with 400 Bad Request ('[', ']' and ':' anywhere, an empty or
-    /// non-numeric port). When the fast path hands these over, this test fails: delete it and the
-    /// tolerance in <see cref="CheckAsync"/>.
+    /// Difference 2, found by the property test and fixed: the fast path took handshakes whose
+    /// Host header Kestrel refuses with 400 Bad Request ('[', ']' and ':' anywhere, an empty or
+    /// non-numeric port). Now it hands them to Kestrel, which refuses them.
     /// </summary>
     [Theory]
     [InlineData("a:b")]
@@ -107,13 +106,14 @@ public sealed class RequestHeadDifferentialTests(ITestOutputHelper output)
     [InlineData("h:80:80")]
     [InlineData("h:-1")]
     [InlineData("[v1.x]")]
-    public async Task KnownDifference_HostKestrelRefuses_IsTakenByTheFastPath(string hostHeader)
+    public async Task AHostKestrelRefuses_IsHandedToKestrel_AndRefused(string hostHeader)
     {
         await using var host = await EchoHost.StartAsync();
         var head = Encoding.Latin1.GetBytes(Upgrade().Replace("Host: localhost:3001", "Host: " + hostHeader, StringComparison.Ordinal));
         Assert.StartsWith("HTTP/1.1 400 ", await ExchangeAsync(host.PlainPort, head), StringComparison.Ordinal);
-        Assert.StartsWith("HTTP/1.1 101 ", await ExchangeAsync(host.FastPort, head), StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 400 ", await ExchangeAsync(host.FastPort, head), StringComparison.Ordinal);
         Assert.False(IsHostKestrelAccepts(hostHeader));
+        Assert.False(RequestHead.IsValidHost(hostHeader));
     }
 
     [Theory]
@@ -166,14 +166,6 @@ public sealed class RequestHeadDifferentialTests(ITestOutputHelper output)
         // taken: Kestrel must accept the same request, as an upgradable WebSocket request
         Assert.True(RequestHead.TryParse(new ReadOnlySequence<byte>(head), s_limits, out var parsed, out _), $"taken, but the parser refuses it in process\nHEAD:\n{Show(head)}");
         var body = Body(plain);
-        if (plain.StartsWith("HTTP/1.1 400 ", StringComparison.Ordinal) && !IsHostKestrelAccepts(parsed.Headers["Host"]))
-        {
-            // Known difference 2 (reported): a Host header Kestrel refuses with 400 that the fast
-            // path takes; see KnownDifference_HostKestrelRefuses_IsTakenByTheFastPath
-            Interlocked.Increment(ref s_knownHostDifferences);
-            return true;
-        }
-
         Assert.True(plain.StartsWith("HTTP/1.1 200 ", StringComparison.Ordinal) && body is not null, $"the fast path took a head that Kestrel refuses\nHEAD:\n{Show(head)}\nKESTREL:\n{plain}");
         var echo = JsonSerializer.Deserialize<Echo>(body!)!;
         // Known difference 1 (reported): Kestrel may hand an upgrade's Connection header to the
@@ -213,7 +205,6 @@ public sealed class RequestHeadDifferentialTests(ITestOutputHelper output)
         return true;
     }
 
-    private static int s_knownHostDifferences;
 
     private static string Tokens(string list) =>
         list.Split(',').Any(t => t.Trim(' ', '\t').Equals("upgrade", StringComparison.OrdinalIgnoreCase)) ? "(has upgrade)" : "(no upgrade)";
