@@ -202,6 +202,10 @@ public sealed class GatewayProcess : IAsyncDisposable
         return peak - baseline;
     }
 
+    /// <summary>Awaits the end of every session and socket (nothing left behind once the clients are gone).</summary>
+    public Task NothingLeftBehindAsync(TimeSpan timeout) =>
+        Deadline.UntilAsync(async () => await MetricAsync("builder_engine_sessions") == 0 && await MetricAsync("builder_connected_sockets") == 0, timeout, "every session and socket to end");
+
     public async Task<HttpResponseMessage> PublishAsync(string projectId, string type, string payloadJson)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, $"api/projects/{projectId}/events")

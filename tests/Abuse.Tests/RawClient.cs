@@ -165,7 +165,7 @@ public sealed class RawWs : IAsyncDisposable
                     return null;
                 }
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
             {
                 return null;
             }

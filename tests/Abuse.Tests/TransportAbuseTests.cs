@@ -70,6 +70,8 @@ public sealed class TransportAbuseTests(ITestOutputHelper output)
         Assert.True(growth < 64e6, $"the gateway grew {growth / 1e6:0.0} MB under a ping flood of {sent} pings from one connection");
         using var health = await gateway.Http.GetAsync("healthz");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        await ws.DisposeAsync();
+        await gateway.NothingLeftBehindAsync(Settle);
     }
 
     /// <summary>Heads sent a byte at a time (slowloris): the gateway closes them at its request-head timeout.</summary>
@@ -133,6 +135,7 @@ public sealed class TransportAbuseTests(ITestOutputHelper output)
             output.WriteLine($"closed {closed.Count(c => c)} of {Connections} in {watch.Elapsed.TotalSeconds:0.0} s");
             Assert.All(closed, Assert.True);
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"slow heads lived {watch.Elapsed.TotalSeconds:0.0} s with a 2 s head timeout");
+            await gateway.NothingLeftBehindAsync(Settle);
         }
         finally
         {
@@ -182,7 +185,10 @@ public sealed class TransportAbuseTests(ITestOutputHelper output)
     [Fact]
     public async Task An_oversized_polling_body_is_refused_with_413()
     {
-        await using var gateway = await GatewayProcess.StartAsync();
+        await using var gateway = await GatewayProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Builder:Limits:ConnectTimeoutSeconds"] = "2",
+        });
         var handshake = await gateway.Http.GetStringAsync("socket.io/?EIO=4&transport=polling");
         var sid = System.Text.Json.JsonDocument.Parse(handshake[1..]).RootElement.GetProperty("sid").GetString();
         var before = await gateway.MetricAsync("process_resident_memory_bytes");
@@ -195,6 +201,10 @@ public sealed class TransportAbuseTests(ITestOutputHelper output)
         Assert.False(string.IsNullOrWhiteSpace(body));
         var growth = await gateway.MetricAsync("process_resident_memory_bytes") - before;
         Assert.True(growth < 32e6, $"the gateway grew {growth / 1e6:0.0} MB from a refused 8 MB body");
+
+        // the session, which never joined a namespace, ends at the connect timeout or its next poll
+        using var poll = await gateway.Http.GetAsync($"socket.io/?EIO=4&transport=polling&sid={sid}");
+        await gateway.NothingLeftBehindAsync(Settle);
     }
 
     /// <summary>Floods of events from an authenticated client are rate-limited; the gateway stays responsive and bounded.</summary>
@@ -257,5 +267,16 @@ public sealed class TransportAbuseTests(ITestOutputHelper output)
         output.WriteLine($"rate-limited errors: {errors}, slowest /healthz during the flood: {slowest.TotalMilliseconds:0} ms, RSS growth {growth / 1e6:0.0} MB");
         Assert.True(slowest < TimeSpan.FromSeconds(2), $"/healthz took {slowest.TotalMilliseconds:0} ms during the flood");
         Assert.True(growth < 100e6, $"the gateway grew {growth / 1e6:0.0} MB under an event flood");
+        await ws.DisposeAsync();
+        try
+        {
+            await reader;
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
+        {
+            // the reader was cut off by the dispose
+        }
+
+        await gateway.NothingLeftBehindAsync(Settle);
     }
 }
