@@ -150,7 +150,7 @@ const ops = {
   },
   async serverSideEmitWithAck(cmd) {
     try {
-      const responses = await io.timeout(cmd.timeout).serverSideEmitWithAck(cmd.event, ...fromWire(cmd.args || []));
+      const responses = await io.serverSideEmitWithAck(cmd.event, ...fromWire(cmd.args || []));
       return { responses };
     } catch (err) {
       return { error: err.message };
