@@ -153,10 +153,15 @@ public sealed class DotNetNode : IAsyncDisposable
 
     public RedisAdapter Adapter => (RedisAdapter)Io.Sockets.Adapter;
 
-    public static async Task<DotNetNode> StartAsync(string redis, string key, TimeSpan? requestsTimeout = null)
+    public static async Task<DotNetNode> StartAsync(string redis, string key, TimeSpan? requestsTimeout = null, ILoggerProvider? logs = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.Services.AddSocketIO().AddRedisAdapter(o =>
         {
@@ -410,13 +415,13 @@ public sealed class Cluster : IAsyncDisposable
 
     public string Key { get; }
 
-    public static async Task<Cluster> StartAsync(RedisServer redis)
+    public static async Task<Cluster> StartAsync(RedisServer redis, ILoggerProvider? logs = null)
     {
         var key = "t" + Guid.NewGuid().ToString("N")[..10];
         var node = await NodePeer.StartAsync(redis.Port, key);
         try
         {
-            var ours = await DotNetNode.StartAsync(redis.Configuration, key);
+            var ours = await DotNetNode.StartAsync(redis.Configuration + ",connectTimeout=1000", key, logs: logs);
             var cluster = new Cluster(node, ours, key);
             await Wait.UntilAsync(async () => (await node.RunAsync("serverCount"))!.GetValue<int>() == 2 && await ours.Adapter.ServerCountAsync() == 2, "both nodes subscribed");
             return cluster;
@@ -451,5 +456,44 @@ public sealed class Cluster : IAsyncDisposable
     {
         await Ours.DisposeAsync();
         await Node.DisposeAsync();
+    }
+}
+
+/// <summary>Keeps the log lines of the loggers it creates.</summary>
+public sealed class CapturingLogs : ILoggerProvider
+{
+    private readonly List<string> _lines = [];
+
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return [.. _lines];
+            }
+        }
+    }
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(CapturingLogs owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (owner._lines)
+            {
+                owner._lines.Add($"{logLevel} {category}: {formatter(state, exception)}");
+            }
+        }
     }
 }
