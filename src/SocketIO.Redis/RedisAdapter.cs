@@ -47,6 +47,7 @@ public sealed class RedisAdapter : InMemoryAdapter
     private readonly List<ChannelMessageQueue> _queues = [];
     private readonly CancellationTokenSource _disposed = new();
     private readonly JsonPacketParser _parser;
+    private long _publishFailures;
 
     public RedisAdapter(Namespace nsp, IConnectionMultiplexer redis, RedisAdapterOptions options, ILogger<RedisAdapter>? logger = null)
         : base(nsp)
@@ -77,6 +78,9 @@ public sealed class RedisAdapter : InMemoryAdapter
 
     /// <summary>Whether the Redis connection is up (broadcasts reach other nodes).</summary>
     public bool IsConnected => _redis.IsConnected;
+
+    /// <summary>Publishes (broadcasts, requests, responses) dropped because Redis was unreachable.</summary>
+    public long PublishFailures => Interlocked.Read(ref _publishFailures);
 
     // ---- subscriptions ----
 
@@ -916,6 +920,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         }
         catch (RedisException ex)
         {
+            Interlocked.Increment(ref _publishFailures);
             _log.LogDebug(ex, "Redis adapter {Uid}: publish to {Channel} dropped", Uid, channel);
             return;
         }
@@ -934,6 +939,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
+            Interlocked.Increment(ref _publishFailures);
             _log.LogDebug(ex, "Redis adapter {Uid}: publish to {Channel} dropped", Uid, channel);
         }
     }

@@ -27,6 +27,7 @@ public sealed class ConnectionLossTests(RedisServer redis) : IClassFixture<Redis
         ours.Io.To("nobody-here").Emit("during-outage", 2);
         await Wait.UntilAsync(() => node.Received("d1", "during-outage").Count == 1, "local delivery during the outage");
         Assert.Empty(node.Received("n1", "during-outage"));
+        await Wait.UntilAsync(() => ours.Adapter.PublishFailures >= 2, "the dropped publishes counted");
         await Wait.UntilAsync(() => _logs.Lines.Any(l => l.Contains("Redis connection lost", StringComparison.Ordinal)), "the outage in the log");
 
         await redis.StartAsync();
