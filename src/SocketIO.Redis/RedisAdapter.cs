@@ -215,7 +215,9 @@ public sealed class RedisAdapter : InMemoryAdapter
 
             base.Broadcast(eventMessage, ReadOptions(array[2]));
         }
-        catch (FormatException ex)
+#pragma warning disable CA1031 // a bad message from another node must not stop the subscription's loop
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
             _log.LogDebug(ex, "Redis adapter {Uid}: ignoring a malformed broadcast", Uid);
         }
@@ -367,6 +369,15 @@ public sealed class RedisAdapter : InMemoryAdapter
     /// </summary>
     private async Task<IReadOnlyList<JsonElement>> RequestAsync(int type, Dictionary<string, object?> body, CancellationToken cancellationToken)
     {
+        var (responses, expected) = await RequestCoreAsync(type, body, cancellationToken);
+        return responses.Count >= expected
+            ? responses
+            : throw new TimeoutException($"timeout reached: only {responses.Count} responses received out of {expected}");
+    }
+
+    /// <summary>The answers gathered before the deadline, and how many nodes were expected to answer.</summary>
+    private async Task<(IReadOnlyList<JsonElement> Responses, int Expected)> RequestCoreAsync(int type, Dictionary<string, object?> body, CancellationToken cancellationToken)
+    {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.RequestsTimeout);
         int servers;
@@ -381,7 +392,7 @@ public sealed class RedisAdapter : InMemoryAdapter
 
         if (servers <= 1)
         {
-            return [];
+            return ([], 0);
         }
 
         var requestId = NewUid();
@@ -399,10 +410,10 @@ public sealed class RedisAdapter : InMemoryAdapter
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                throw new TimeoutException($"timeout reached: only {pending.Count} responses received out of {pending.Expected}");
+                // timed out: the caller decides what a partial result means
             }
 
-            return pending.Snapshot();
+            return (pending.Snapshot(), pending.Expected);
         }
         finally
         {
@@ -444,7 +455,9 @@ public sealed class RedisAdapter : InMemoryAdapter
                 OnRequest(bytes);
             }
         }
-        catch (Exception ex) when (ex is FormatException or JsonException or InvalidOperationException or InvalidCastException)
+#pragma warning disable CA1031 // a bad message from another node must not stop the subscription's loop
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
             _log.LogDebug(ex, "Redis adapter {Uid}: ignoring a malformed message on {Channel}", Uid, channel);
         }
@@ -568,21 +581,23 @@ public sealed class RedisAdapter : InMemoryAdapter
     }
 
     /// <summary>
-    /// Sends an event to the other nodes' <see cref="ServerSideEmitReceived"/> handlers (and Node's
-    /// <c>io.on(event)</c>); with <paramref name="withAck"/>, waits for one answer per other node and
-    /// returns them (a partial list with <see cref="TimeoutException"/> data when some did not answer).
+    /// Sends an event (<paramref name="data"/> = name then arguments) to the other nodes'
+    /// <see cref="ServerSideEmitReceived"/> handlers and Node's <c>io.on(name)</c>. With
+    /// <paramref name="withAck"/>, waits for one answer per other node up to
+    /// <see cref="RedisAdapterOptions.RequestsTimeout"/>: on timeout the answers received so far
+    /// come back with <see cref="ServerSideEmitResult.TimedOut"/> (Node's <c>(err, responses)</c>).
     /// </summary>
-    public async Task<IReadOnlyList<JsonElement>> ServerSideEmitAsync(object?[] data, bool withAck, CancellationToken cancellationToken = default)
+    public async Task<ServerSideEmitResult> ServerSideEmitAsync(object?[] data, bool withAck, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (!withAck)
         {
             PublishJson(_requestChannel, new Dictionary<string, object?> { ["uid"] = Uid, ["type"] = ServerSideEmitRequest, ["data"] = data });
-            return [];
+            return new ServerSideEmitResult([], 0, false);
         }
 
-        var answers = await RequestAsync(ServerSideEmitRequest, new Dictionary<string, object?> { ["data"] = data }, cancellationToken);
-        return [.. answers.Select(a => a.TryGetProperty("data", out var d) ? d : default)];
+        var (answers, expected) = await RequestCoreAsync(ServerSideEmitRequest, new Dictionary<string, object?> { ["data"] = data }, cancellationToken);
+        return new ServerSideEmitResult([.. answers.Select(a => a.TryGetProperty("data", out var d) ? d : default)], expected, answers.Count < expected);
     }
 
     private async Task AnswerBroadcastWithAckAsync(Dictionary<string, object?> request, string requestId)
@@ -1078,6 +1093,9 @@ public sealed class RedisAdapter : InMemoryAdapter
         }
     }
 }
+
+/// <summary>The answers of the other nodes to a server-side emit with ack (the first argument each passed to its callback).</summary>
+public sealed record ServerSideEmitResult(IReadOnlyList<JsonElement> Responses, int Expected, bool TimedOut);
 
 /// <summary>A socket on another node, as fetched through the Redis adapter: operations go through the cluster.</summary>
 internal sealed class RedisRemoteSocket(RedisAdapter adapter, string id, IReadOnlySet<string> rooms, IReadOnlyDictionary<string, object?> data, JsonElement auth)

@@ -115,8 +115,9 @@ public sealed class RequestInteropTests(RedisServer redis) : IClassFixture<Redis
     [Fact]
     public async Task ServerSideEmitWithAck_FromOurs_NodeAnswers()
     {
-        var answers = await Ours.Adapter.ServerSideEmitAsync(["server-ping", 42], withAck: true);
-        var answer = Assert.Single(answers);
+        var result = await Ours.Adapter.ServerSideEmitAsync(["server-ping", 42], withAck: true);
+        Assert.False(result.TimedOut);
+        var answer = Assert.Single(result.Responses);
         Assert.Equal("node", answer.GetProperty("from").GetString());
         Assert.Equal(42, answer.GetProperty("got").GetInt32());
         await Wait.UntilAsync(() => Node.ServerEvents.Count == 1, "Node's server-ping handler");
@@ -199,5 +200,28 @@ public sealed class RequestInteropTests(RedisServer redis) : IClassFixture<Redis
         var ex = await Assert.ThrowsAsync<TimeoutException>(() => Ours.Io.Sockets.FetchSocketsAsync());
         Assert.Contains("only 1 responses received out of 2", ex.Message, StringComparison.Ordinal);
         Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(2.5), TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task ServerSideEmitWithAck_TimesOutWithPartialResults()
+    {
+        await using var silent = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+        await silent.GetSubscriber().SubscribeAsync(StackExchange.Redis.RedisChannel.Literal($"{_cluster.Key}-request#/#"));
+        await Wait.UntilAsync(async () => await Ours.Adapter.ServerCountAsync() == 3, "three subscribers");
+        var result = await Ours.Adapter.ServerSideEmitAsync(["server-ping", 1], withAck: true);
+        Assert.True(result.TimedOut);
+        Assert.Equal(2, result.Expected);
+        Assert.Equal("node", Assert.Single(result.Responses).GetProperty("from").GetString());
+    }
+
+    [Fact]
+    public async Task BroadcastWithAck_TimesOutWithPartialResults_WhenANodeClientDoesNotAck()
+    {
+        await Node.RunAsync("connect", new { client = "mute", url = Node.Url, silent = true });
+        var result = await Ours.Adapter.BroadcastWithAckAsync(new SocketIO.Adapters.BroadcastMessage("ask", ["q"]), new SocketIO.Adapters.BroadcastOptions { Timeout = TimeSpan.FromSeconds(1) }, CancellationToken.None);
+        Assert.True(result.TimedOut);
+        Assert.Equal(3, result.Expected);
+        Assert.Equal(new[] { "d1", "n1" }, result.Responses.Select(r => r[0].GetProperty("from").GetString()!).Order(StringComparer.Ordinal).ToArray());
+        await Assert.ThrowsAsync<TimeoutException>(() => Ours.Io.Sockets.Timeout(TimeSpan.FromSeconds(1)).EmitWithAckAsync("ask", ["q"]));
     }
 }

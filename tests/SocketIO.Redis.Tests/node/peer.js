@@ -98,7 +98,7 @@ const ops = {
     socket.onAny((event, ...args) => {
       const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
       out({ recv: cmd.client, event, args: toWire(args) });
-      if (cb) cb({ from: cmd.client, echo: args[0] === undefined ? null : args[0] });
+      if (cb && !cmd.silent) cb({ from: cmd.client, echo: args[0] === undefined ? null : args[0] });
     });
     socket.on("disconnect", (reason) => out({ recv: cmd.client, event: "disconnect", args: [reason] }));
     await new Promise((resolve, reject) => {
