@@ -153,7 +153,7 @@ public sealed class DotNetNode : IAsyncDisposable
 
     public RedisAdapter Adapter => (RedisAdapter)Io.Sockets.Adapter;
 
-    public static async Task<DotNetNode> StartAsync(string redis, string key, TimeSpan? requestsTimeout = null, ILoggerProvider? logs = null)
+    public static async Task<DotNetNode> StartAsync(string redis, string key, TimeSpan? requestsTimeout = null, ILoggerProvider? logs = null, bool specificResponseChannel = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -168,6 +168,7 @@ public sealed class DotNetNode : IAsyncDisposable
             o.Configuration = redis;
             o.Key = key;
             o.RequestsTimeout = requestsTimeout ?? TimeSpan.FromSeconds(3);
+            o.PublishOnSpecificResponseChannel = specificResponseChannel;
         });
         var app = builder.Build();
         app.UseWebSockets();
@@ -242,7 +243,7 @@ public sealed class NodePeer : IAsyncDisposable
         }
     }
 
-    public static async Task<NodePeer> StartAsync(int redisPort, string key)
+    public static async Task<NodePeer> StartAsync(int redisPort, string key, bool specificResponseChannel = false)
     {
         if (!File.Exists(Path.Combine(Dir, "node_modules", "@socket.io", "redis-adapter", "package.json")))
         {
@@ -260,6 +261,10 @@ public sealed class NodePeer : IAsyncDisposable
         psi.ArgumentList.Add("peer.js");
         psi.ArgumentList.Add(redisPort.ToString(CultureInfo.InvariantCulture));
         psi.ArgumentList.Add(key);
+        if (specificResponseChannel)
+        {
+            psi.ArgumentList.Add("specific");
+        }
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var peer = new NodePeer(process);
         process.OutputDataReceived += (_, e) => peer.OnLine(e.Data, true);
@@ -415,13 +420,13 @@ public sealed class Cluster : IAsyncDisposable
 
     public string Key { get; }
 
-    public static async Task<Cluster> StartAsync(RedisServer redis, ILoggerProvider? logs = null)
+    public static async Task<Cluster> StartAsync(RedisServer redis, ILoggerProvider? logs = null, bool specificResponseChannel = false)
     {
         var key = "t" + Guid.NewGuid().ToString("N")[..10];
-        var node = await NodePeer.StartAsync(redis.Port, key);
+        var node = await NodePeer.StartAsync(redis.Port, key, specificResponseChannel);
         try
         {
-            var ours = await DotNetNode.StartAsync(redis.Configuration + ",connectTimeout=1000", key, logs: logs);
+            var ours = await DotNetNode.StartAsync(redis.Configuration + ",connectTimeout=1000", key, logs: logs, specificResponseChannel: specificResponseChannel);
             var cluster = new Cluster(node, ours, key);
             await Wait.UntilAsync(async () => (await node.RunAsync("serverCount"))!.GetValue<int>() == 2 && await ours.Adapter.ServerCountAsync() == 2, "both nodes subscribed");
             return cluster;

@@ -4,7 +4,7 @@
 // JSON lines on stdin ({id, op, ...}); it answers {id, ok, result} or {id, error} and reports
 // every event a client receives as {recv: client, event, args}. Binary is {"$bin": base64}.
 //
-//   node peer.js <redis port> [key]
+//   node peer.js <redis port> [key] [specific]   ("specific": publishOnSpecificResponseChannel)
 "use strict";
 
 const http = require("http");
@@ -17,6 +17,7 @@ const Redis = require("ioredis");
 
 const redisPort = Number(process.argv[2]);
 const key = process.argv[3] || "socket.io";
+const publishOnSpecificResponseChannel = process.argv[4] === "specific";
 
 const pub = new Redis({ port: redisPort, host: "127.0.0.1", lazyConnect: false });
 const sub = pub.duplicate();
@@ -24,7 +25,7 @@ const emitterClient = pub.duplicate();
 for (const c of [pub, sub, emitterClient]) c.on("error", (err) => log("redis error " + err.message));
 
 const httpServer = http.createServer();
-const io = new Server(httpServer, { adapter: createAdapter(pub, sub, { key, requestsTimeout: 3000 }) });
+const io = new Server(httpServer, { adapter: createAdapter(pub, sub, { key, requestsTimeout: 3000, publishOnSpecificResponseChannel }) });
 const emitter = new Emitter(emitterClient, { key });
 const clients = new Map();
 
