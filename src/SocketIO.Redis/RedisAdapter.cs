@@ -47,6 +47,7 @@ public sealed class RedisAdapter : InMemoryAdapter
     private readonly List<ChannelMessageQueue> _queues = [];
     private readonly CancellationTokenSource _disposed = new();
     private readonly JsonPacketParser _parser;
+    private readonly byte[] _ownPrefix;
     private long _publishFailures;
 
     public RedisAdapter(Namespace nsp, IConnectionMultiplexer redis, RedisAdapterOptions options, ILogger<RedisAdapter>? logger = null)
@@ -67,6 +68,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         _requestChannel = options.Key + "-request#" + nsp.Name + "#";
         _responseChannel = options.Key + "-response#" + nsp.Name + "#";
         _specificResponseChannel = _responseChannel + Uid + "#";
+        _ownPrefix = [0x93, (byte)(0xa0 | Uid.Length), .. Encoding.ASCII.GetBytes(Uid)];
         Subscribed = SubscribeAsync();
     }
 
@@ -196,7 +198,13 @@ public sealed class RedisAdapter : InMemoryAdapter
                 return; // no local member: Node skips the decoding too
             }
 
-            if (MsgPack.Decode((byte[])message.Message!) is not List<object?> { Count: >= 3 } array
+            var bytes = (byte[])message.Message!;
+            if (bytes.AsSpan().StartsWith(_ownPrefix))
+            {
+                return; // our own broadcast, echoed by Redis: skipped before decoding
+            }
+
+            if (MsgPack.Decode(bytes) is not List<object?> { Count: >= 3 } array
                 || array[1] is not Dictionary<string, object?> packet)
             {
                 return;
