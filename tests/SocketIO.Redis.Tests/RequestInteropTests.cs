@@ -224,4 +224,38 @@ public sealed class RequestInteropTests(RedisServer redis) : IClassFixture<Redis
         Assert.Equal(new[] { "d1", "n1" }, result.Responses.Select(r => r[0].GetProperty("from").GetString()!).Order(StringComparer.Ordinal).ToArray());
         await Assert.ThrowsAsync<TimeoutException>(() => Ours.Io.Sockets.Timeout(TimeSpan.FromSeconds(1)).EmitWithAckAsync("ask", ["q"]));
     }
+
+    [Fact]
+    public async Task Emitter_ServerSideEmit_ReachesBothServers()
+    {
+        var received = new List<IReadOnlyList<object?>>();
+        var withAck = 0;
+        Ours.Adapter.ServerSideEmitReceived += (data, ack) =>
+        {
+            lock (received)
+            {
+                received.Add(data);
+                withAck += ack is null ? 0 : 1;
+            }
+        };
+        await Node.RunAsync("emitterServerSideEmit", new { @event = "server-ping", args = new object[] { "hi" } });
+        await Wait.UntilAsync(() => Node.ServerEvents.Count == 1, "Node's handler");
+        await Wait.UntilAsync(() => { lock (received) { return received.Count == 1; } }, "ours");
+        Assert.Equal(["server-ping", "hi"], received[0]);
+        Assert.Equal(0, withAck);
+    }
+
+    [Fact]
+    public async Task FetchedRemoteSocket_EmitJoinDisconnect_ReachTheNodeSocket()
+    {
+        var remote = Assert.Single(await Ours.Io.Sockets.FetchSocketsAsync(), s => s.Id == _ids["n1"]);
+        remote.Emit("direct", 1);
+        remote.Join("via-remote");
+        await Wait.UntilAsync(() => Node.Received("n1", "direct").Count == 1, "the direct emit");
+        await Wait.UntilAsync(async () => (await NodeFetchAsync("via-remote")).ContainsKey(_ids["n1"]), "the remote join");
+        remote.Disconnect();
+        await Wait.UntilAsync(() => Node.Received("n1", "disconnect").Count == 1, "the remote disconnect");
+        Assert.Empty(Node.Received("d1", "direct"));
+        Assert.Empty(Node.Received("d1", "disconnect"));
+    }
 }

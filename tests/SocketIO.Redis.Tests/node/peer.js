@@ -171,6 +171,10 @@ const ops = {
     target(emitter, cmd).socketsJoin(cmd.room);
     return true;
   },
+  async emitterServerSideEmit(cmd) {
+    emitter.serverSideEmit(cmd.event, ...fromWire(cmd.args || []));
+    return true;
+  },
   async emitterDisconnectSockets(cmd) {
     target(emitter, cmd).disconnectSockets(!!cmd.close);
     return true;
