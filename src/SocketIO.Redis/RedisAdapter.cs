@@ -263,7 +263,7 @@ public sealed class RedisAdapter : InMemoryAdapter
 
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(timeout);
-            var local = base.BroadcastWithAckAsync(message, options, cancellationToken);
+            var local = base.BroadcastWithAckAsync(message, options with { Timeout = timeout }, cancellationToken);
             var servers = await ServerCountOrOneAsync(deadline.Token);
             var complete = await collector.WaitAsync(servers - 1, deadline.Token);
             var localResult = await local;
@@ -404,7 +404,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         }
 
         var requestId = NewUid();
-        var pending = new PendingRequest(type, servers - 1);
+        var pending = new PendingRequest(servers - 1);
         _requests[requestId] = pending;
         try
         {
@@ -618,6 +618,7 @@ public sealed class RedisAdapter : InMemoryAdapter
             }
 
             var options = ReadOptions(request.GetValueOrDefault("opts"));
+            options = options with { Timeout = options.Timeout ?? _options.RequestsTimeout };
             var count = 0;
             Apply(options, (_, _) => count++, (object?)null);
             PublishResponse(request, new Dictionary<string, object?> { ["type"] = BroadcastClientCount, ["requestId"] = requestId, ["clientCount"] = count });
@@ -995,11 +996,9 @@ public sealed class RedisAdapter : InMemoryAdapter
     }
 
     /// <summary>An answer-gathering request (fetch sockets, all rooms, server-side emit with ack).</summary>
-    private sealed class PendingRequest(int type, int expected)
+    private sealed class PendingRequest(int expected)
     {
         private readonly List<JsonElement> _responses = [];
-
-        public int Type { get; } = type;
 
         public int Expected { get; } = expected;
 
