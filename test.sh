@@ -51,6 +51,16 @@ if [ -f "$INTEROP/package-lock.json" ]; then
   fi
 fi
 
+# --- Node peer of the Redis adapter tests (pinned by tests/SocketIO.Redis.Tests/node/package-lock.json)
+REDIS_PEER="$ROOT/tests/SocketIO.Redis.Tests/node"
+if [ -f "$REDIS_PEER/package-lock.json" ]; then
+  stamp="$REDIS_PEER/node_modules/.package-lock.json"
+  if [ ! -d "$REDIS_PEER/node_modules" ] || [ ! -f "$stamp" ] || [ "$REDIS_PEER/package-lock.json" -nt "$stamp" ]; then
+    log "npm ci (tests/SocketIO.Redis.Tests/node)"
+    (cd "$REDIS_PEER" && npm ci --no-audit --no-fund)
+  fi
+fi
+
 # --- Browser driver (pinned by tests/E2E/package-lock.json; drives Debian's /usr/bin/chromium) --
 E2E="$ROOT/tests/E2E"
 if [ -f "$E2E/package-lock.json" ]; then

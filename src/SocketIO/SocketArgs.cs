@@ -212,6 +212,13 @@ public sealed class AckResponse : SocketArgs
 
     /// <summary>The socket that acknowledged.</summary>
     public string SocketId { get; }
+
+    /// <summary>
+    /// An acknowledgement that came from a socket on another node (through a cluster adapter):
+    /// <paramref name="array"/> holds the ack's arguments, binary values as placeholders into <paramref name="attachments"/>.
+    /// </summary>
+    public static AckResponse FromRemote(string socketId, JsonElement array, IReadOnlyList<ReadOnlyMemory<byte>> attachments, JsonSerializerOptions options) =>
+        new(socketId, array, attachments, options);
 }
 
 /// <summary>A connection refused by middleware: the client's connect_error gets message and data.</summary>

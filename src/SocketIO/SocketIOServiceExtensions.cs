@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace SocketIO;
 
@@ -17,6 +18,11 @@ public static class SocketIOServiceExtensions
         {
             var options = new SocketIOOptions();
             configure?.Invoke(options);
+            foreach (var setup in sp.GetServices<IConfigureOptions<SocketIOOptions>>())
+            {
+                setup.Configure(options); // extensions such as the Redis adapter's AddRedisAdapter
+            }
+
             return new SocketIOServer(options, sp.GetService<ILoggerFactory>());
         });
         services.AddSingleton<IHostedService>(sp =>
