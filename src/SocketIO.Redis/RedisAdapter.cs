@@ -84,6 +84,9 @@ public sealed class RedisAdapter : InMemoryAdapter
     /// <summary>Publishes (broadcasts, requests, responses) dropped because Redis was unreachable.</summary>
     public long PublishFailures => Interlocked.Read(ref _publishFailures);
 
+    /// <summary>Called on each dropped publish (the runtime's metrics and health).</summary>
+    internal Action? PublishFailed { get; init; }
+
     // ---- subscriptions ----
 
     private async Task SubscribeAsync()
@@ -945,6 +948,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         catch (RedisException ex)
         {
             Interlocked.Increment(ref _publishFailures);
+            PublishFailed?.Invoke();
             _log.LogDebug(ex, "Redis adapter {Uid}: publish to {Channel} dropped", Uid, channel);
             return;
         }
@@ -964,6 +968,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             Interlocked.Increment(ref _publishFailures);
+            PublishFailed?.Invoke();
             _log.LogDebug(ex, "Redis adapter {Uid}: publish to {Channel} dropped", Uid, channel);
         }
     }

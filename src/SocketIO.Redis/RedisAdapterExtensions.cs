@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -26,6 +27,7 @@ public static class RedisAdapterExtensions
             configure(options);
             options.Validate();
             var loggers = sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+            var meters = sp.GetService<IMeterFactory>();
             var connection = options.Connection ?? sp.GetService<IConnectionMultiplexer>();
             var owned = false;
             if (connection is null)
@@ -39,7 +41,7 @@ public static class RedisAdapterExtensions
                 owned = true;
             }
 
-            return new RedisAdapterRuntime(connection, options, loggers, owned);
+            return new RedisAdapterRuntime(connection, options, loggers, owned, meters);
         });
         services.AddSingleton<IConfigureOptions<SocketIOOptions>>(sp => new ConfigureOptions<SocketIOOptions>(o => sp.GetRequiredService<RedisAdapterRuntime>().Apply(o)));
 
@@ -48,15 +50,18 @@ public static class RedisAdapterExtensions
         return services;
     }
 
-    /// <summary>Uses the Redis adapter for every namespace of a server built from <paramref name="options"/> (without DI).</summary>
-    public static SocketIOOptions UseRedisAdapter(this SocketIOOptions options, IConnectionMultiplexer connection, Action<RedisAdapterOptions>? configure = null, ILoggerFactory? loggers = null)
+    /// <summary>
+    /// Uses the Redis adapter for every namespace of a server built from <paramref name="options"/>
+    /// (without DI); its metrics go to <paramref name="meters"/>' meter, else to a process-wide one.
+    /// </summary>
+    public static SocketIOOptions UseRedisAdapter(this SocketIOOptions options, IConnectionMultiplexer connection, Action<RedisAdapterOptions>? configure = null, ILoggerFactory? loggers = null, IMeterFactory? meters = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(connection);
         var adapterOptions = new RedisAdapterOptions { Connection = connection };
         configure?.Invoke(adapterOptions);
         adapterOptions.Validate();
-        new RedisAdapterRuntime(connection, adapterOptions, loggers ?? NullLoggerFactory.Instance, owned: false).Apply(options);
+        new RedisAdapterRuntime(connection, adapterOptions, loggers ?? NullLoggerFactory.Instance, owned: false, meters).Apply(options);
         return options;
     }
 
@@ -84,7 +89,10 @@ public static class RedisAdapterExtensions
     }
 }
 
-/// <summary>The connection shared by the namespaces' adapters; logs its losses and returns.</summary>
+/// <summary>
+/// The connection shared by the namespaces' adapters; logs its losses and returns, counts them
+/// and the adapters' dropped publishes (metrics, health check).
+/// </summary>
 internal sealed class RedisAdapterRuntime : IDisposable
 {
     private readonly IConnectionMultiplexer _connection;
@@ -92,31 +100,60 @@ internal sealed class RedisAdapterRuntime : IDisposable
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
     private readonly bool _owned;
+    private readonly RedisAdapterMetrics _metrics;
+    private long _publishFailures;
+    private int _down;
 
-    public RedisAdapterRuntime(IConnectionMultiplexer connection, RedisAdapterOptions options, ILoggerFactory loggers, bool owned)
+    public RedisAdapterRuntime(IConnectionMultiplexer connection, RedisAdapterOptions options, ILoggerFactory loggers, bool owned, IMeterFactory? meters = null)
     {
         _connection = connection;
         _options = options;
         _loggers = loggers;
         _owned = owned;
         _log = loggers.CreateLogger<RedisAdapter>();
+        _metrics = RedisAdapterMetrics.Create(meters);
+        _metrics.Track(connection);
         connection.ConnectionFailed += OnFailed;
         connection.ConnectionRestored += OnRestored;
     }
 
+    /// <summary>Whether the Redis connection is up.</summary>
+    public bool IsConnected => _connection.IsConnected;
+
+    /// <summary>Publishes dropped by all the namespaces' adapters.</summary>
+    public long PublishFailures => Interlocked.Read(ref _publishFailures);
+
     public void Apply(SocketIOOptions options) =>
-        options.AdapterFactory = nsp => new RedisAdapter(nsp, _connection, _options, _loggers.CreateLogger<RedisAdapter>());
+        options.AdapterFactory = nsp => new RedisAdapter(nsp, _connection, _options, _loggers.CreateLogger<RedisAdapter>()) { PublishFailed = OnPublishFailed };
 
-    private void OnFailed(object? sender, ConnectionFailedEventArgs e) =>
+    private void OnPublishFailed()
+    {
+        Interlocked.Increment(ref _publishFailures);
+        _metrics.PublishFailed();
+    }
+
+    private void OnFailed(object? sender, ConnectionFailedEventArgs e)
+    {
+        // one outage fails both connections (interactive, subscription) and each reconnect attempt: count it once
+        if (Interlocked.Exchange(ref _down, 1) == 0)
+        {
+            _metrics.ConnectionLost();
+        }
+
         _log.LogWarning(e.Exception, "Redis connection lost ({FailureType}, {Endpoint}): broadcasts reach local sockets only until it returns", e.FailureType, e.EndPoint);
+    }
 
-    private void OnRestored(object? sender, ConnectionFailedEventArgs e) =>
+    private void OnRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        Volatile.Write(ref _down, 0);
         _log.LogInformation("Redis connection restored ({Endpoint}): subscriptions renewed", e.EndPoint);
+    }
 
     public void Dispose()
     {
         _connection.ConnectionFailed -= OnFailed;
         _connection.ConnectionRestored -= OnRestored;
+        _metrics.Untrack(_connection);
         if (_owned)
         {
             _connection.Dispose();

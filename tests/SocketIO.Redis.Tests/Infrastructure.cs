@@ -132,7 +132,8 @@ public sealed class RedisServer : IAsyncLifetime
 
 /// <summary>
 /// Our Socket.IO server on Kestrel loopback with the Redis adapter: handlers "join", "leave" and
-/// "broadcast" (socket.broadcast) as in the Node peer, and socket.data.server = "dotnet".
+/// "broadcast" (socket.broadcast) as in the Node peer, and socket.data.server = "dotnet"; the
+/// adapter's health check at /healthz.
 /// </summary>
 public sealed class DotNetNode : IAsyncDisposable
 {
@@ -153,6 +154,8 @@ public sealed class DotNetNode : IAsyncDisposable
 
     public RedisAdapter Adapter => (RedisAdapter)Io.Sockets.Adapter;
 
+    public IServiceProvider Services => _app.Services;
+
     public static async Task<DotNetNode> StartAsync(string redis, string key, TimeSpan? requestsTimeout = null, ILoggerProvider? logs = null, bool specificResponseChannel = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -170,9 +173,11 @@ public sealed class DotNetNode : IAsyncDisposable
             o.RequestsTimeout = requestsTimeout ?? TimeSpan.FromSeconds(3);
             o.PublishOnSpecificResponseChannel = specificResponseChannel;
         });
+        builder.Services.AddHealthChecks().AddSocketIORedis();
         var app = builder.Build();
         app.UseWebSockets();
         app.MapSocketIO();
+        app.MapHealthChecks("/healthz");
         var io = app.Services.GetRequiredService<SocketIOServer>();
         io.Sockets.OnConnection(socket =>
         {
