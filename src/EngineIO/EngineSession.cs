@@ -200,7 +200,7 @@ public sealed class EngineSession
             // the WebSocket run ends (and disposes the timer) once its last write is done; a write
             // the client holds up must not keep the connection: the timer cuts it at the write timeout
             var left = WriteTimeLeft();
-            Interlocked.Exchange(ref _heartbeatDeadline, _options.TimeProvider.GetTimestamp() + (long)(left.TotalSeconds * _options.TimeProvider.TimestampFrequency));
+            SetHeartbeatDeadline(left);
             try
             {
                 _heartbeat.Change(left, Timeout.InfiniteTimeSpan);
@@ -278,11 +278,10 @@ public sealed class EngineSession
         return true;
     }
 
-    private void ExtendHeartbeatDeadline()
-    {
-        var span = _options.PingInterval + _options.PingTimeout;
-        Interlocked.Exchange(ref _heartbeatDeadline, _options.TimeProvider.GetTimestamp() + (long)(span.TotalSeconds * _options.TimeProvider.TimestampFrequency));
-    }
+    private void ExtendHeartbeatDeadline() => SetHeartbeatDeadline(_options.PingInterval + _options.PingTimeout);
+
+    private void SetHeartbeatDeadline(TimeSpan fromNow) =>
+        Interlocked.Exchange(ref _heartbeatDeadline, _options.TimeProvider.GetTimestamp() + (long)(fromNow.TotalSeconds * _options.TimeProvider.TimestampFrequency));
 
     /// <summary>How long the write under way (or, with none, the next one) may still take.</summary>
     private TimeSpan WriteTimeLeft()
