@@ -15,7 +15,8 @@
 #
 # Environment overrides: REPS, CLIENTS, BROADCASTS, BURSTS, CONCURRENCY, SERVERS ("node ours"),
 # MODES ("cluster single"), SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1), PORT_BASE
-# (default 43000), OUT_DIR.
+# (default 43000), MAX_BURST_SECONDS (300: a burst not delivered by then counts its missing deliveries
+# as lost), OUT_DIR.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,7 +42,7 @@ else
   : "${OUT_DIR:=$ROOT/bench/results}"
   STRICT=()
 fi
-: "${SERVERS:=node ours}" "${MODES:=cluster single}" "${PORT_BASE:=43000}"
+: "${SERVERS:=node ours}" "${MODES:=cluster single}" "${PORT_BASE:=43000}" "${MAX_BURST_SECONDS:=300}"
 
 command -v redis-server >/dev/null || { echo "redis-server is missing (apt-get install -y redis-server)" >&2; exit 1; }
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -113,7 +114,7 @@ for rep in $(seq 1 "$REPS"); do
       log "rep $rep: $server $mode (${urls[*]})"
       if ! timeout 600 "${PIN_CLIENT[@]}" dotnet "bench/LoadGen/$BIN/LoadGen.dll" cluster --urls "$(IFS=,; echo "${urls[*]}")" \
           --server "$server" --mode "$mode" --rep "$rep" --server-pids "$(IFS=,; echo "${pids[*]}")" --clients "$CLIENTS" \
-          --broadcasts "$BROADCASTS" --bursts "$BURSTS" --concurrency "$CONCURRENCY" --idle-timeout "$IDLE_TIMEOUT" "${STRICT[@]}" \
+          --broadcasts "$BROADCASTS" --bursts "$BURSTS" --concurrency "$CONCURRENCY" --idle-timeout "$IDLE_TIMEOUT" --max-burst-seconds "$MAX_BURST_SECONDS" "${STRICT[@]}" \
           --out "$RUN_DIR/$(printf '%02d-%02d' "$rep" "$idx")-$server-$mode.json"; then
         echo "load client failed against $server $mode (rep $rep); logs in $RUN_DIR" >&2
         failures=$((failures + 1))
