@@ -170,6 +170,15 @@ else
   failed+=("bench-smoke")
 fi
 
+# the cluster benchmark harness (3 of ours and 3 Node.js nodes on redis-server), as a smoke test:
+# it must run and lose no delivery; no timing is asserted
+log "bench/cluster.sh --short (cluster benchmark harness smoke run)"
+if bash bench/cluster.sh --short; then
+  passed+=("cluster-bench-smoke")
+else
+  failed+=("cluster-bench-smoke")
+fi
+
 # formatting and style, as dotnet format sees them
 log "dotnet format --verify-no-changes"
 if dotnet format Builder.slnx --verify-no-changes --no-restore; then

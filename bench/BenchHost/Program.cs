@@ -5,17 +5,20 @@
 //   envelopes to room project:P (rate=0: B events per scheduling turn; rate>0: event i due at
 //   t0 + i*1000/R ms) and answers JSON once the last one is handed to the transport;
 //   GET /bench/stats answers the process's memory figures.
-// Usage: dotnet run -c Release --project bench/BenchHost -- --port N [--flush-deferrals D] [--idle-trim off]
+// Usage: dotnet run -c Release --project bench/BenchHost -- --port N [--flush-deferrals D] [--idle-trim off] [--redis HOST:PORT]
 //   (D: EngineIOOptions.MaxFlushDeferrals, to measure what write coalescing buys; default 16;
-//   --idle-trim off: no IdleMemoryTrimmer, to measure what it does)
+//   --idle-trim off: no IdleMemoryTrimmer, to measure what it does; --redis: a cluster node, rooms
+//   shared through our Redis adapter (src/SocketIO.Redis, key "socket.io"); bench/cluster.sh)
 using System.Globalization;
 using System.Text.Json;
 using EngineIO;
 using SocketIO;
+using SocketIO.Redis;
 
 var port = 3200;
 int? flushDeferrals = null;
 var idleTrim = true;
+string? redis = null;
 for (var i = 0; i < args.Length - 1; i++)
 {
     if (args[i] == "--port")
@@ -29,6 +32,10 @@ for (var i = 0; i < args.Length - 1; i++)
     else if (args[i] == "--idle-trim")
     {
         idleTrim = args[i + 1] != "off";
+    }
+    else if (args[i] == "--redis")
+    {
+        redis = args[i + 1];
     }
 }
 
@@ -49,6 +56,11 @@ builder.Services.AddSocketIO(o =>
         o.IdleMemoryTrim = null;
     }
 });
+if (redis is not null)
+{
+    builder.Services.AddRedisAdapter(o => o.Configuration = redis);
+}
+
 var app = builder.Build();
 app.UseWebSockets();
 app.MapSocketIO("/socket.io");

@@ -24,6 +24,12 @@ internal sealed class Engine : IDisposable
     private int _currentBurst = -1;
 
     public Engine(string host, int port, int threads, int sourceAddresses)
+        : this(host, [port], threads, sourceAddresses)
+    {
+    }
+
+    /// <summary>Clients spread over several servers of one host: client i connects to <c>ports[i % ports.Length]</c>.</summary>
+    public Engine(string host, int[] ports, int threads, int sourceAddresses)
     {
         if (!Native.Supported)
         {
@@ -31,8 +37,8 @@ internal sealed class Engine : IDisposable
         }
 
         TargetIp = host == "localhost" ? 0x7F000001u : ParseIp(host);
-        Port = port;
-        HostHeader = $"{host}:{port}";
+        Ports = ports;
+        _hostHeaders = [.. ports.Select(p => $"{host}:{p}")];
         SourceAddresses = sourceAddresses;
         _workers = new Worker[threads];
         for (var i = 0; i < threads; i++)
@@ -44,9 +50,13 @@ internal sealed class Engine : IDisposable
 
     public uint TargetIp { get; }
 
-    public int Port { get; }
+    public int[] Ports { get; }
 
-    public string HostHeader { get; }
+    private readonly string[] _hostHeaders;
+
+    public int PortOf(Conn c) => Ports[c.Index % Ports.Length];
+
+    public string HostHeaderOf(Conn c) => _hostHeaders[c.Index % Ports.Length];
 
     public string Path { get; init; } = "/socket.io/";
 

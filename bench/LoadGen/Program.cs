@@ -5,6 +5,8 @@
 //   loadgen run      --url http://127.0.0.1:PORT --server NAME [--server-pid PID] --out FILE ...
 //   loadgen gateway  --url http://127.0.0.1:PORT --jwt-secret S --api-key K --out FILE ...
 //   loadgen report   --in DIR --md FILE --json FILE [--note TEXT]
+//   loadgen cluster  --urls http://127.0.0.1:A,http://127.0.0.1:B,... --server NAME --server-pids P,Q,... --out FILE ...
+//   loadgen cluster-report --in DIR --md FILE --json FILE [--note TEXT]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -15,7 +17,7 @@ try
 {
     if (args.Length == 0)
     {
-        Console.Error.WriteLine("usage: loadgen run|gateway|report [--option value ...]  (see bench/run.sh)");
+        Console.Error.WriteLine("usage: loadgen run|gateway|report|cluster|cluster-report [--option value ...]  (see bench/run.sh)");
         return 2;
     }
 
@@ -25,6 +27,8 @@ try
         "run" => await Commands.RunAsync(opts),
         "gateway" => await Commands.GatewayAsync(opts),
         "report" => Report.Write(opts),
+        "cluster" => await Commands.ClusterAsync(opts),
+        "cluster-report" => ClusterReport.Write(opts),
         _ => throw new ArgumentException($"unknown command '{args[0]}'"),
     };
 }
@@ -84,7 +88,7 @@ internal sealed class Options
         [.. Str(name, fallback).Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
 }
 
-internal static class Commands
+internal static partial class Commands
 {
     private static readonly HttpClient s_http = new(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
     {

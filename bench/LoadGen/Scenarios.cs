@@ -7,12 +7,15 @@ namespace LoadGen;
 /// <summary>CPU time of this process and of the server under test, as a share of one core.</summary>
 internal sealed class CpuMeter
 {
-    private readonly int? _serverPid;
+    private readonly int[] _serverPids;
     private TimeSpan _self;
     private double _server;
     private long _ts;
 
-    public CpuMeter(int? serverPid) => _serverPid = serverPid;
+    public CpuMeter(int? serverPid) => _serverPids = serverPid is { } pid ? [pid] : [];
+
+    /// <summary>The server side is several processes (a cluster and its Redis): their CPU is summed.</summary>
+    public CpuMeter(int[] serverPids) => _serverPids = serverPids;
 
     public void Start()
     {
@@ -21,33 +24,43 @@ internal sealed class CpuMeter
         _ts = Stopwatch.GetTimestamp();
     }
 
+    /// <summary>CPU seconds the server processes used between the last <see cref="Start"/> and <see cref="Stop"/> (NaN when unknown).</summary>
+    public double LastServerSeconds { get; private set; } = double.NaN;
+
     /// <summary>(client %, server %) of one core since <see cref="Start"/>.</summary>
     public (double Client, double? Server) Stop()
     {
         var wall = Clock.Seconds(_ts, Stopwatch.GetTimestamp());
         var self = (Process.GetCurrentProcess().TotalProcessorTime - _self).TotalSeconds;
         var server = ServerSeconds();
+        LastServerSeconds = server - _server;
         return (100 * self / wall, double.IsNaN(server) ? null : 100 * (server - _server) / wall);
     }
 
     private double ServerSeconds()
     {
-        if (_serverPid is not { } pid)
+        if (_serverPids.Length == 0)
         {
             return double.NaN;
         }
 
-        try
+        var sum = 0.0;
+        foreach (var pid in _serverPids)
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            // after the command: state(0) ... utime(11) stime(12), in clock ticks (100/s on Linux)
-            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                // after the command: state(0) ... utime(11) stime(12), in clock ticks (100/s on Linux)
+                sum += (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+            }
+            catch (IOException)
+            {
+                return double.NaN;
+            }
         }
-        catch (IOException)
-        {
-            return double.NaN;
-        }
+
+        return sum;
     }
 
     public static long? Rss(int? pid)
@@ -175,6 +188,7 @@ internal static class Burst
             ["latencyMaxMs"] = Ms(hist.Quantile(1.0)),
             ["clientCpuPct"] = Math.Round(clientCpu, 1),
             ["serverCpuPct"] = serverCpu is { } s ? Math.Round(s, 1) : null,
+            ["serverCpuUsPerDelivery"] = received > 0 && !double.IsNaN(cpu.LastServerSeconds) ? Math.Round(cpu.LastServerSeconds * 1e6 / received, 3) : null,
             ["trigger"] = answer is null ? null : JsonNode.Parse(answer),
             ["triggerError"] = triggerError,
         };

@@ -133,7 +133,7 @@ internal sealed unsafe class Worker : IDisposable
             Native.bind(fd, &src, 16);
         }
 
-        var addr = Native.Addr(_engine.TargetIp, _engine.Port);
+        var addr = Native.Addr(_engine.TargetIp, _engine.PortOf(c));
         if (Native.connect(fd, &addr, 16) < 0 && Native.Errno != Native.EINPROGRESS)
         {
             Fail(c, $"connect() errno {Native.Errno}");
@@ -270,7 +270,7 @@ internal sealed unsafe class Worker : IDisposable
         c.State = ConnState.HttpUpgrade;
         var ev = new Native.EpollEvent { Events = Native.EPOLLIN, Data = (ulong)c.Slot };
         Native.epoll_ctl(_ep, Native.EPOLL_CTL_MOD, c.Fd, &ev);
-        var request = $"GET {_engine.Path}?EIO=4&transport=websocket HTTP/1.1\r\nHost: {_engine.HostHeader}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        var request = $"GET {_engine.Path}?EIO=4&transport=websocket HTTP/1.1\r\nHost: {_engine.HostHeaderOf(c)}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         var bytes = Encoding.ASCII.GetBytes(request);
         WriteRaw(c, bytes);
     }

@@ -6,7 +6,9 @@
 //   GET /bench/burst?project=P&count=K&rate=R&batch=B&burstId=I emits K agent:status:update
 //   envelopes to room project:P and answers JSON once the last one is handed to the transport;
 //   GET /bench/stats answers the process's memory figures.
-// Usage: node server.js --port N
+// Usage: node server.js --port N [--redis-port R [--redis-key K]]
+//   (--redis-port: a cluster node, rooms shared through @socket.io/redis-adapter 8.3 on the
+//   redis-server at 127.0.0.1:R, key K (default "socket.io"); bench/cluster.sh starts three)
 const http = require('http');
 const { Server } = require('socket.io');
 const { performance } = require('perf_hooks');
@@ -83,7 +85,17 @@ const httpServer = http.createServer((req, res) => {
   json(res, 404, { error: 'not found' });
 });
 
-const io = new Server(httpServer, { serveClient: false });
+const redisPort = Number(arg('--redis-port', '0'));
+let adapter;
+if (redisPort > 0) {
+  const { createAdapter } = require('@socket.io/redis-adapter');
+  const Redis = require('ioredis');
+  const pub = new Redis({ host: '127.0.0.1', port: redisPort });
+  const sub = pub.duplicate();
+  for (const c of [pub, sub]) c.on('error', (err) => console.error('redis: ' + err.message));
+  adapter = createAdapter(pub, sub, { key: arg('--redis-key', 'socket.io') });
+}
+const io = new Server(httpServer, adapter ? { serveClient: false, adapter } : { serveClient: false });
 io.of('/builder').on('connection', (socket) => {
   socket.on('join-project', (data, ack) => {
     const projectId = data && typeof data.projectId === 'string' ? data.projectId : null;

@@ -630,17 +630,21 @@ public sealed class RedisAdapter : InMemoryAdapter
                 return;
             }
 
-            var result = await base.BroadcastWithAckAsync(message, options, _disposed.Token);
-            foreach (var response in result.Responses)
-            {
-                var arg = response.Count > 0 ? MsgPack.FromJson(response[0], response.Attachments) : null;
-                PublishResponse(request, MsgPack.Encode(new Dictionary<string, object?>(StringComparer.Ordinal)
+            // each ack goes back the moment its client answers, as the Node.js adapter does
+            await BroadcastWithAckAsync(
+                message,
+                options,
+                response =>
                 {
-                    ["type"] = (long)BroadcastAck,
-                    ["requestId"] = requestId,
-                    ["packet"] = arg,
-                }));
-            }
+                    var arg = response.Count > 0 ? MsgPack.FromJson(response[0], response.Attachments) : null;
+                    PublishResponse(request, MsgPack.Encode(new Dictionary<string, object?>(StringComparer.Ordinal)
+                    {
+                        ["type"] = (long)BroadcastAck,
+                        ["requestId"] = requestId,
+                        ["packet"] = arg,
+                    }));
+                },
+                _disposed.Token);
         }
         catch (OperationCanceledException)
         {

@@ -158,6 +158,31 @@ public sealed class RequestInteropTests(RedisServer redis) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task BroadcastWithAck_FromNode_OurAcksGoBackOneByOneAsTheyArrive()
+    {
+        // "held" (on our server) keeps its ack back: d1's ack must reach Redis before it answers,
+        // as the Node.js adapter forwards each ack the moment its client answers
+        await Node.RunAsync("connect", new { client = "held", url = Ours.Url, hold = true });
+        var acksOnRedis = 0;
+        await using var watcher = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+        await watcher.GetSubscriber().SubscribeAsync(StackExchange.Redis.RedisChannel.Literal($"{_cluster.Key}-response#/#"), (_, value) =>
+        {
+            if (MsgPack.Decode((byte[])value!) is Dictionary<string, object?> response && response.GetValueOrDefault("type") is 9L)
+            {
+                Interlocked.Increment(ref acksOnRedis);
+            }
+        });
+
+        await Node.RunAsync("emitWithAckStart", new { name = "streamed", @event = "ask", args = new object[] { "q" }, timeout = 10_000 });
+        await Wait.UntilAsync(() => Volatile.Read(ref acksOnRedis) == 1 && Node.Received("held", "ask").Count == 1, "d1's ack on Redis while held's is still held back");
+        Assert.Equal(1, (await Node.RunAsync("release", new { client = "held" }))!.GetValue<int>());
+        var result = (await Node.RunAsync("emitWithAckResult", new { name = "streamed" }))!;
+        Assert.True(result["error"] is null, result.ToJsonString());
+        Assert.Equal(["d1", "held", "n1"], result["responses"]!.AsArray().Select(r => r!["from"]!.GetValue<string>()).Order().ToArray());
+        Assert.Equal(2, Volatile.Read(ref acksOnRedis));
+    }
+
+    [Fact]
     public async Task BroadcastWithAck_ToARoomWithBinary_FromNode()
     {
         await Node.JoinAsync("d1", "askers");

@@ -167,7 +167,15 @@ public class InMemoryAdapter : IAdapter
         Apply(options, static (socket, state) => socket.SendEncoded(state), encoded);
     }
 
-    public virtual async Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, CancellationToken cancellationToken)
+    public virtual Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, CancellationToken cancellationToken) =>
+        BroadcastWithAckAsync(message, options, null, cancellationToken);
+
+    /// <summary>
+    /// Broadcasts locally with an ack id and waits for the acks as <see cref="BroadcastWithAckAsync(BroadcastMessage, BroadcastOptions, CancellationToken)"/>,
+    /// also handing each ack to <paramref name="onEachAck"/> the moment it arrives (a cluster adapter
+    /// forwards them one by one, as the Node.js adapters do).
+    /// </summary>
+    protected async Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, Action<AckResponse>? onEachAck, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(options);
@@ -175,6 +183,24 @@ public class InMemoryAdapter : IAdapter
         var encoded = Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, id, BuildEventData(message), options.Volatile);
         var waits = new List<Task<AckResponse>>();
         Apply(options, (socket, state) => waits.Add(socket.SendWithAck(state, id)), encoded);
+        if (onEachAck is not null)
+        {
+            foreach (var wait in waits)
+            {
+                _ = wait.ContinueWith(
+                    static (t, state) =>
+                    {
+                        if (t.IsCompletedSuccessfully)
+                        {
+                            ((Action<AckResponse>)state!)(t.Result);
+                        }
+                    },
+                    onEachAck,
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+        }
         var all = Task.WhenAll(waits);
         var timedOut = false;
         try

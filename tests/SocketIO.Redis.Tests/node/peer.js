@@ -28,6 +28,8 @@ const httpServer = http.createServer();
 const io = new Server(httpServer, { adapter: createAdapter(pub, sub, { key, requestsTimeout: 3000, publishOnSpecificResponseChannel }) });
 const emitter = new Emitter(emitterClient, { key });
 const clients = new Map();
+const held = new Map(); // client -> ack callbacks kept back ("hold")
+const pending = new Map(); // name -> result of a started emitWithAck
 
 function log(text) {
   process.stderr.write(text + "\n");
@@ -99,7 +101,9 @@ const ops = {
     socket.onAny((event, ...args) => {
       const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
       out({ recv: cmd.client, event, args: toWire(args) });
-      if (cb && !cmd.silent) cb({ from: cmd.client, echo: args[0] === undefined ? null : args[0] });
+      const answer = { from: cmd.client, echo: args[0] === undefined ? null : args[0] };
+      if (cb && cmd.hold) held.set(cmd.client, [...(held.get(cmd.client) || []), () => cb(answer)]);
+      else if (cb && !cmd.silent) cb(answer);
     });
     socket.on("disconnect", (reason) => out({ recv: cmd.client, event: "disconnect", args: [reason] }));
     await new Promise((resolve, reject) => {
@@ -107,6 +111,21 @@ const ops = {
       socket.once("connect_error", reject);
     });
     return socket.id;
+  },
+  // answers the acks a "hold" client has kept back
+  async release(cmd) {
+    const callbacks = held.get(cmd.client) || [];
+    held.delete(cmd.client);
+    for (const cb of callbacks) cb();
+    return callbacks.length;
+  },
+  // starts a broadcast with acks without waiting; "emitWithAckResult" collects its result
+  async emitWithAckStart(cmd) {
+    pending.set(cmd.name, ops.emitWithAck(cmd));
+    return true;
+  },
+  async emitWithAckResult(cmd) {
+    return await pending.get(cmd.name);
   },
   async clientEmit(cmd) {
     const socket = clients.get(cmd.client);
