@@ -10,6 +10,8 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using SocketIO;
+using SocketIO.Redis;
+using IConnectionMultiplexer = StackExchange.Redis.IConnectionMultiplexer;
 
 namespace Builder.Gateway;
 
@@ -84,19 +86,39 @@ public static class GatewayApp
                 o.IdleMemoryTrim = null;
             }
         });
-        if (options.Store.Provider == "memory")
+        if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
-            services.AddSingleton<IEventLog>(_ => new InMemoryEventLog());
-            services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
-            services.AddSingleton<IBuildStore, InMemoryBuildStore>();
+            // one connection for the whole node (adapter, log, ingest, part B's stores): it does not
+            // fail start-up while Redis is down and fails commands fast instead of queueing them
+            services.AddSingleton<IConnectionMultiplexer>(_ => RedisAdapterExtensions.Connect(options.Redis.Configuration));
         }
-        else
+
+        if (options.IsClusterNode)
         {
-            var path = Path.IsPathRooted(options.Store.Path) ? options.Store.Path : Path.Combine(builder.Environment.ContentRootPath, options.Store.Path);
-            services.AddSingleton(_ => new SqliteStore(path));
-            services.AddSingleton<IEventLog>(sp => sp.GetRequiredService<SqliteStore>());
-            services.AddSingleton<IDecisionStore>(sp => sp.GetRequiredService<SqliteStore>());
-            services.AddSingleton<IBuildStore>(sp => sp.GetRequiredService<SqliteStore>());
+            // rooms span the nodes through the Redis adapter (Node's @socket.io/redis-adapter protocol)
+            services.AddRedisAdapter(o => o.Key = options.Redis.AdapterKey);
+        }
+
+        switch (options.StoreProvider)
+        {
+            case "memory":
+                services.AddSingleton<IEventLog>(_ => new InMemoryEventLog());
+                services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
+                services.AddSingleton<IBuildStore, InMemoryBuildStore>();
+                break;
+            case "redis":
+                // the log is shared by every node; decisions and builds stay per node until they move to Redis too
+                services.AddSingleton<IEventLog>(_ => new InMemoryEventLog(options.Store.MaxEventsPerProject));
+                services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
+                services.AddSingleton<IBuildStore, InMemoryBuildStore>();
+                break;
+            default:
+                var path = Path.IsPathRooted(options.Store.Path) ? options.Store.Path : Path.Combine(builder.Environment.ContentRootPath, options.Store.Path);
+                services.AddSingleton(_ => new SqliteStore(path));
+                services.AddSingleton<IEventLog>(sp => sp.GetRequiredService<SqliteStore>());
+                services.AddSingleton<IDecisionStore>(sp => sp.GetRequiredService<SqliteStore>());
+                services.AddSingleton<IBuildStore>(sp => sp.GetRequiredService<SqliteStore>());
+                break;
         }
 
         services.AddSingleton(sp => new TokenValidator(options.Jwt, sp.GetRequiredService<TimeProvider>()));
@@ -129,7 +151,7 @@ public static class GatewayApp
         services.AddHostedService<GatewayLifetime>();
         if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
-            services.AddHostedService(sp => new RedisBridge(options.Redis.Configuration, sp.GetRequiredService<EventPublisher>(), sp.GetRequiredService<DecisionService>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<ILogger<RedisBridge>>()));
+            services.AddHostedService(sp => new RedisBridge(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<EventPublisher>(), sp.GetRequiredService<DecisionService>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<ILogger<RedisBridge>>()));
         }
 
         var app = builder.Build();

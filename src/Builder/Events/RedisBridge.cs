@@ -13,17 +13,14 @@ namespace Builder.Events;
 /// message is logged and counted, never fatal); decision resolutions are published on
 /// <c>builder:decisions</c>.
 /// </summary>
-public sealed class RedisBridge(string configuration, EventPublisher publisher, DecisionService decisions, GatewayMetrics metrics, ILogger<RedisBridge> logger) : IHostedService, IAsyncDisposable
+public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher publisher, DecisionService decisions, GatewayMetrics metrics, ILogger<RedisBridge> logger) : IHostedService
 {
     public const string EventsChannel = "builder:events";
     public const string DecisionsChannel = "builder:decisions";
 
-    private ConnectionMultiplexer? _redis;
-
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
-        var queue = await _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(EventsChannel));
+        var queue = await redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(EventsChannel));
         queue.OnMessage(OnMessageAsync);
         decisions.Resolved += OnResolved;
         logger.LogInformation("Redis ingest on {Channel}, resolutions on {Decisions}", EventsChannel, DecisionsChannel);
@@ -84,23 +81,12 @@ public sealed class RedisBridge(string configuration, EventPublisher publisher, 
             feedback = resolution.Feedback,
             resolvedAt = resolution.ResolvedAt.ToUnixTimeMilliseconds(),
         });
-        _redis?.GetSubscriber().Publish(RedisChannel.Literal(DecisionsChannel), body, CommandFlags.FireAndForget);
+        redis.GetSubscriber().Publish(RedisChannel.Literal(DecisionsChannel), body, CommandFlags.FireAndForget);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         decisions.Resolved -= OnResolved;
-        if (_redis is not null)
-        {
-            await _redis.GetSubscriber().UnsubscribeAllAsync();
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
+        await redis.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(EventsChannel));
     }
 }
