@@ -104,20 +104,23 @@ public static class GatewayApp
             case "memory":
                 services.AddSingleton<IEventLog>(_ => new InMemoryEventLog());
                 services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
-                services.AddSingleton<IBuildStore, InMemoryBuildStore>();
+                services.AddSingleton<IBuildLeases>(_ => new LocalBuildLeases(new InMemoryBuildStore()));
+                services.AddSingleton<IAgentLeases, LocalAgentLeases>();
                 break;
             case "redis":
-                // the log is shared by every node; decisions and builds stay per node until they move to Redis too
+                // the log is shared by every node; decisions, build and agent leases live in Redis too
                 services.AddSingleton<IEventLog>(_ => new InMemoryEventLog(options.Store.MaxEventsPerProject));
-                services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
-                services.AddSingleton<IBuildStore, InMemoryBuildStore>();
+                services.AddSingleton<IDecisionStore>(sp => new RedisDecisionStore(sp.GetRequiredService<IConnectionMultiplexer>()));
+                services.AddSingleton<IBuildLeases>(sp => new RedisBuildLeases(sp.GetRequiredService<IConnectionMultiplexer>()));
+                services.AddSingleton<IAgentLeases>(sp => new RedisAgentLeases(sp.GetRequiredService<IConnectionMultiplexer>()));
                 break;
             default:
                 var path = Path.IsPathRooted(options.Store.Path) ? options.Store.Path : Path.Combine(builder.Environment.ContentRootPath, options.Store.Path);
                 services.AddSingleton(_ => new SqliteStore(path));
                 services.AddSingleton<IEventLog>(sp => sp.GetRequiredService<SqliteStore>());
                 services.AddSingleton<IDecisionStore>(sp => sp.GetRequiredService<SqliteStore>());
-                services.AddSingleton<IBuildStore>(sp => sp.GetRequiredService<SqliteStore>());
+                services.AddSingleton<IBuildLeases>(sp => new LocalBuildLeases(sp.GetRequiredService<SqliteStore>()));
+                services.AddSingleton<IAgentLeases, LocalAgentLeases>();
                 break;
         }
 
@@ -143,7 +146,7 @@ public static class GatewayApp
             SimulatedTeam.DeployerFor,
             sp.GetRequiredService<EventPublisher>(),
             sp.GetRequiredService<DecisionService>(),
-            sp.GetRequiredService<IBuildStore>(),
+            sp.GetRequiredService<IBuildLeases>(),
             sp.GetRequiredService<RunnerOptions>(),
             TimeProvider.System,
             sp.GetRequiredService<ILogger<BuildRunner>>()));

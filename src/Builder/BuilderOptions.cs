@@ -170,6 +170,11 @@ public sealed class BuilderOptions
             errors.Add("Builder:Runner:AgentLeaseSeconds must be at least 1.");
         }
 
+        if (Runner.BuildLeaseSeconds is < 3 or > 3600)
+        {
+            errors.Add("Builder:Runner:BuildLeaseSeconds must be between 3 and 3600.");
+        }
+
         if (Runner.ProgressEventsPerSecond <= 0)
         {
             errors.Add("Builder:Runner:ProgressEventsPerSecond must be positive.");

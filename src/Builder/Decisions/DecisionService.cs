@@ -129,17 +129,7 @@ public sealed class DecisionService : IAsyncDisposable
             null);
         await _store.SaveAsync(decision, cancellationToken);
         Track(decision);
-        var payload = new Dictionary<string, object?>
-        {
-            ["projectId"] = projectId,
-            ["agentId"] = request.AgentId,
-            ["decisionId"] = decision.DecisionId,
-            ["question"] = request.Question,
-            ["options"] = request.Options,
-            ["timeout"] = request.TimeoutSeconds,
-            ["defaultOptionId"] = decision.DefaultOptionId,
-            ["deadline"] = decision.Deadline.ToUnixTimeMilliseconds(),
-        };
+        var payload = new DecisionRequiredPayload(projectId, request.AgentId, decision.DecisionId, request.Question, request.Options, request.TimeoutSeconds, decision.DefaultOptionId, decision.Deadline.ToUnixTimeMilliseconds());
         await _publisher.PublishTrustedAsync(projectId, EventTypes.DecisionRequired, JsonSerializer.SerializeToElement(payload, StoreJson.Options), cancellationToken);
         return decision;
     }
@@ -362,6 +352,9 @@ public sealed class DecisionService : IAsyncDisposable
         public ITimer? Timer { get; set; }
     }
 }
+
+/// <summary>The payload of <c>user:decision:required</c>.</summary>
+internal sealed record DecisionRequiredPayload(string ProjectId, string? AgentId, string DecisionId, string Question, IReadOnlyList<DecisionOption> Options, int Timeout, string DefaultOptionId, long Deadline);
 
 /// <summary>The payload of <c>user:decision:resolved</c>.</summary>
 internal sealed record DecisionResolvedPayload(string DecisionId, string ResolvedBy, string? SelectedOptionId, string? UserId, string? Feedback);
