@@ -29,7 +29,7 @@ public sealed class RedisDecisionStore : IDecisionStore, IDisposable
         """;
 
     private readonly IDatabase _db;
-    private readonly ISubscriber _subscriber;
+    private readonly RedisSubscription _subscription;
     private readonly string _prefix;
     private readonly RedisChannel _channel;
     private readonly string _nodeId = Guid.NewGuid().ToString("N");
@@ -38,11 +38,13 @@ public sealed class RedisDecisionStore : IDecisionStore, IDisposable
     {
         ArgumentNullException.ThrowIfNull(redis);
         _db = redis.GetDatabase();
-        _subscriber = redis.GetSubscriber();
         _prefix = prefix;
         _channel = RedisChannel.Literal(prefix + "cluster:decisions");
-        _subscriber.Subscribe(_channel).OnMessage(OnMessage);
+        _subscription = new RedisSubscription(redis, _channel, OnMessage);
     }
+
+    /// <summary>Completes once this node hears of the resolutions made elsewhere.</summary>
+    public Task Subscribed => _subscription.Subscribed;
 
     public bool Shared => true;
 
@@ -133,12 +135,12 @@ public sealed class RedisDecisionStore : IDecisionStore, IDisposable
         return (int)result == 1;
     }
 
-    private void OnMessage(ChannelMessage message)
+    private void OnMessage(RedisChannel channel, RedisValue message)
     {
         Notice? notice;
         try
         {
-            notice = JsonSerializer.Deserialize<Notice>((string)message.Message!, StoreJson.Options);
+            notice = JsonSerializer.Deserialize<Notice>((string)message!, StoreJson.Options);
         }
         catch (JsonException)
         {
@@ -151,7 +153,7 @@ public sealed class RedisDecisionStore : IDecisionStore, IDisposable
         }
     }
 
-    public void Dispose() => _subscriber.Unsubscribe(_channel);
+    public void Dispose() => _subscription.Dispose();
 
     private sealed record Notice(string Node, string ProjectId, DecisionResolution Resolution);
 }

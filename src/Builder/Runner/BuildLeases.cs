@@ -165,6 +165,7 @@ public sealed class RedisBuildLeases : IBuildLeases, IDisposable
 
     private readonly IDatabase _db;
     private readonly ISubscriber _subscriber;
+    private readonly RedisSubscription _subscription;
     private readonly string _prefix;
     private readonly RedisChannel _cancelChannel;
 
@@ -175,8 +176,11 @@ public sealed class RedisBuildLeases : IBuildLeases, IDisposable
         _subscriber = redis.GetSubscriber();
         _prefix = prefix;
         _cancelChannel = RedisChannel.Literal(prefix + "cluster:builds:cancel");
-        _subscriber.Subscribe(_cancelChannel).OnMessage(OnCancel);
+        _subscription = new RedisSubscription(redis, _cancelChannel, OnCancel);
     }
+
+    /// <summary>Completes once this node hears of the cancellations asked elsewhere.</summary>
+    public Task Subscribed => _subscription.Subscribed;
 
     public bool Shared => true;
 
@@ -260,11 +264,11 @@ public sealed class RedisBuildLeases : IBuildLeases, IDisposable
         return true;
     }
 
-    private void OnCancel(ChannelMessage message)
+    private void OnCancel(RedisChannel channel, RedisValue message)
     {
         try
         {
-            if (JsonSerializer.Deserialize<CancelNotice>((string)message.Message!, StoreJson.Options) is { } notice)
+            if (JsonSerializer.Deserialize<CancelNotice>((string)message!, StoreJson.Options) is { } notice)
             {
                 CancelRequested?.Invoke(notice.ProjectId, notice.BuildId, notice.CancelledBy);
             }
@@ -275,7 +279,7 @@ public sealed class RedisBuildLeases : IBuildLeases, IDisposable
         }
     }
 
-    public void Dispose() => _subscriber.Unsubscribe(_cancelChannel);
+    public void Dispose() => _subscription.Dispose();
 
     private sealed record CancelNotice(string ProjectId, string BuildId, string CancelledBy);
 }

@@ -37,6 +37,7 @@ public sealed class RedisStateTests
         var heardByB = new System.Collections.Concurrent.ConcurrentQueue<DecisionResolution>();
         ((IDecisionStore)nodeA).ResolvedElsewhere += (_, r) => heardByA.Enqueue(r);
         ((IDecisionStore)nodeB).ResolvedElsewhere += (_, r) => heardByB.Enqueue(r);
+        await Task.WhenAll(nodeA.Subscribed, nodeB.Subscribed).WaitAsync(TestGateway.Wait);
 
         const int rounds = 20;
         var winners = new List<DecisionResolution>();
@@ -90,6 +91,7 @@ public sealed class RedisStateTests
         using var nodeA = new RedisBuildLeases(redis.Connection);
         using var nodeB = new RedisBuildLeases(connectionB);
         var lease = TimeSpan.FromSeconds(15);
+        await Task.WhenAll(nodeA.Subscribed, nodeB.Subscribed).WaitAsync(TestGateway.Wait);
         var first = new BuildRecord("build-a1", "shop", "running", BuildPhases.Analyze, s_t0);
 
         Assert.Null(await nodeA.TryAcquireAsync(first, s_t0 + lease));
