@@ -3,6 +3,7 @@ using Builder.Auth;
 using Builder.Decisions;
 using Builder.Events;
 using Builder.Hub;
+using Builder.Rooms;
 using Builder.Runner;
 using Builder.Runner.Simulation;
 using EngineIO;
@@ -108,7 +109,7 @@ public static class GatewayApp
                 break;
             case "redis":
                 // the log is shared by every node; decisions and builds stay per node until they move to Redis too
-                services.AddSingleton<IEventLog>(_ => new InMemoryEventLog(options.Store.MaxEventsPerProject));
+                services.AddSingleton<IEventLog>(sp => new RedisEventLog(sp.GetRequiredService<IConnectionMultiplexer>(), options.Store.MaxEventsPerProject));
                 services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
                 services.AddSingleton<IBuildStore, InMemoryBuildStore>();
                 break;
@@ -126,7 +127,19 @@ public static class GatewayApp
         services.AddHttpClient(nameof(ProjectAccess), c => c.Timeout = TimeSpan.FromSeconds(5));
         services.AddSingleton(sp => new ProjectAccess(options.Access, sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ProjectAccess)), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProjectAccess>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SocketIOServer>().Of(BuilderHub.NamespaceName));
-        services.AddSingleton(sp => new EventPublisher(sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<TimeProvider>(), options.Limits.MaxEventBytes, sp.GetRequiredService<ILogger<EventPublisher>>()));
+        services.AddSingleton<ProjectGates>();
+        if (options.IsClusterNode)
+        {
+            services.AddSingleton(sp => new ClusterProjectRooms(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ClusterProjectRooms>>()));
+            services.AddSingleton<IProjectRooms>(sp => sp.GetRequiredService<ClusterProjectRooms>());
+            services.AddHostedService(sp => sp.GetRequiredService<ClusterProjectRooms>());
+        }
+        else
+        {
+            services.AddSingleton<IProjectRooms>(sp => new LocalProjectRooms(sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<ProjectGates>()));
+        }
+
+        services.AddSingleton(sp => new EventPublisher(sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<IProjectRooms>(), sp.GetRequiredService<ProjectGates>(), sp.GetRequiredService<TimeProvider>(), options.Limits.MaxEventBytes, sp.GetRequiredService<ILogger<EventPublisher>>()));
         services.AddSingleton<DecisionService>();
         services.AddSingleton<SnapshotBuilder>();
         services.AddSingleton<BuilderHub>();
