@@ -179,10 +179,27 @@ public static class GatewayApp
             app.Use(GatewayGuards.MetricsPortMiddleware(onlyMetrics));
         }
 
+        // the store (Redis) away: 503 with Retry-After and a body naming the problem, never a lost event
+        app.Use(StoreUnavailableMiddleware);
         app.UseWebSockets();
         app.MapSocketIO("/socket.io");
         GatewayEndpoints.Map(app, options);
         return app;
+    }
+
+    private static async Task StoreUnavailableMiddleware(HttpContext context, RequestDelegate next)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (StoreUnavailableException ex) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = StoreUnavailableException.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await context.Response.WriteAsJsonAsync(new { error = new { code = "STORE_UNAVAILABLE", message = ex.Message + " Nothing was recorded: retry after the Retry-After delay.", fields = (object?)null } });
+        }
     }
 
     /// <summary>The start-up log of what protects the gateway: accepted algorithms, missing issuer/audience, development helpers, metrics.</summary>

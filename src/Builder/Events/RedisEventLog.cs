@@ -105,7 +105,8 @@ public sealed class RedisEventLog(IConnectionMultiplexer redis, int maxPerProjec
         {
             return await call();
         }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException
+            || (ex is RedisServerException && ex.Message.StartsWith("LOADING", StringComparison.Ordinal)))
         {
             throw new StoreUnavailableException("Redis, which holds the event log, cannot be reached: " + ex.Message, ex);
         }

@@ -200,6 +200,12 @@ public sealed class BuilderHub
             {
                 await handler(ctx, state);
             }
+            catch (StoreUnavailableException ex)
+            {
+                // Redis is away: the socket stays connected, the client tries again (its lastSeq loses nothing)
+                _logger.LogWarning("Handling {Event} failed: {Reason}", eventName, ex.Message);
+                Fail(ctx, ErrorCodes.Unavailable, "The event store is unavailable; try again shortly.", new { retryAfterSeconds = StoreUnavailableException.RetryAfterSeconds }, true);
+            }
 #pragma warning disable CA1031 // a failure is reported to the client, the socket stays up
             catch (Exception ex)
 #pragma warning restore CA1031

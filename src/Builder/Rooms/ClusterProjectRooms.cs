@@ -398,7 +398,8 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
         {
             return await call();
         }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException
+            || (ex is RedisServerException && ex.Message.StartsWith("LOADING", StringComparison.Ordinal)))
         {
             throw new StoreUnavailableException("Redis cannot be reached: " + ex.Message, ex);
         }
