@@ -164,7 +164,9 @@ public static class GatewayApp
         services.AddHostedService<GatewayLifetime>();
         if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
-            services.AddHostedService(sp => new RedisBridge(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<EventPublisher>(), sp.GetRequiredService<DecisionService>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<ILogger<RedisBridge>>()));
+            // on a cluster one node at a time consumes builder:events (by lease), so each message is published once
+            var lease = options.IsClusterNode ? TimeSpan.FromSeconds(options.Cluster.IngestLeaseSeconds) : (TimeSpan?)null;
+            services.AddHostedService(sp => new RedisBridge(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<EventPublisher>(), sp.GetRequiredService<DecisionService>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<ILogger<RedisBridge>>(), lease, TimeProvider.System));
         }
 
         var app = builder.Build();
