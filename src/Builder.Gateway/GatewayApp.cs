@@ -161,6 +161,8 @@ public static class GatewayApp
             sp.GetRequiredService<DecisionService>(),
             sp.GetRequiredService<IBuildLeases>(),
             sp.GetRequiredService<RunnerOptions>(),
+            sp.GetRequiredService<TimeProvider>(),
+            // the simulated agents work by the system clock (their speed is the request's)
             TimeProvider.System,
             sp.GetRequiredService<ILogger<BuildRunner>>()));
         services.AddSingleton<AgentLeaseMonitor>();

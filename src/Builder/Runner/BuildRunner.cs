@@ -72,17 +72,21 @@ public sealed class BuildRunner : IAsyncDisposable
     private readonly IBuildLeases _leases;
     private readonly RunnerOptions _options;
     private readonly TimeProvider _pacing;
+    private readonly TimeProvider _time;
     private readonly ILogger<BuildRunner> _logger;
     private readonly TimeSpan _lease;
     private readonly ITimer? _sweep;
 
     /// <param name="leases">Who runs which build: <see cref="LocalBuildLeases"/> in one process, <see cref="RedisBuildLeases"/> in a cluster.</param>
-    /// <param name="pacing">The clock of the builds: their pacing, their records and their leases.</param>
-    public BuildRunner(Func<BuildRequest, IReadOnlyList<IAgent>> agentsFor, Func<BuildRequest, IDeploymentAgent> deployerFor, EventPublisher publisher, DecisionService decisions, IBuildLeases leases, RunnerOptions options, TimeProvider pacing, ILogger<BuildRunner> logger)
+    /// <param name="time">The gateway's clock (as the rest of it): the builds' records, the renewal of their leases, the sweep for expired ones.</param>
+    /// <param name="pacing">The clock the simulated agents work by (their pace, the progress pump).</param>
+    public BuildRunner(Func<BuildRequest, IReadOnlyList<IAgent>> agentsFor, Func<BuildRequest, IDeploymentAgent> deployerFor, EventPublisher publisher, DecisionService decisions, IBuildLeases leases, RunnerOptions options, TimeProvider time, TimeProvider pacing, ILogger<BuildRunner> logger)
     {
         ArgumentNullException.ThrowIfNull(leases);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(pacing);
+        _time = time;
         _agentsFor = agentsFor;
         _deployerFor = deployerFor;
         _publisher = publisher;
@@ -96,14 +100,14 @@ public sealed class BuildRunner : IAsyncDisposable
         {
             // a cluster: cancellations asked on other nodes, and the builds of nodes that died
             leases.CancelRequested += (projectId, buildId, by) => Cancel(projectId, buildId, by);
-            _sweep = pacing.CreateTimer(static s => _ = ((BuildRunner)s!).EndInterruptedBuildsAsync(), this, RenewalPeriod, RenewalPeriod);
+            _sweep = time.CreateTimer(static s => _ = ((BuildRunner)s!).EndInterruptedBuildsAsync(), this, RenewalPeriod, RenewalPeriod);
         }
     }
 
     /// <summary>How often a lease is renewed and the expired ones are looked for: a third of the lease.</summary>
     private TimeSpan RenewalPeriod => _lease / 3;
 
-    private DateTimeOffset LeaseExpiry => _pacing.GetUtcNow() + _lease;
+    private DateTimeOffset LeaseExpiry => _time.GetUtcNow() + _lease;
 
     /// <summary>Agent ids of the builds running in this process (not subject to leases).</summary>
     public bool IsInternalAgent(string projectId, string agentId) =>
@@ -133,7 +137,7 @@ public sealed class BuildRunner : IAsyncDisposable
             return new StartResult(StartOutcome.AlreadyRunning, RunningBuildId(projectId) ?? string.Empty);
         }
 
-        running.Record = new BuildRecord(buildId, projectId, "running", BuildPhases.Analyze, _pacing.GetUtcNow());
+        running.Record = new BuildRecord(buildId, projectId, "running", BuildPhases.Analyze, _time.GetUtcNow());
         string? holder;
         try
         {
@@ -159,7 +163,7 @@ public sealed class BuildRunner : IAsyncDisposable
 
         if (_leases.Shared)
         {
-            running.Renewal = _pacing.CreateTimer(static s => _ = ((object[])s!)[0] is BuildRunner runner ? runner.RenewAsync((Running)((object[])s!)[1]) : Task.CompletedTask, new object[] { this, running }, RenewalPeriod, RenewalPeriod);
+            running.Renewal = _time.CreateTimer(static s => _ = ((object[])s!)[0] is BuildRunner runner ? runner.RenewAsync((Running)((object[])s!)[1]) : Task.CompletedTask, new object[] { this, running }, RenewalPeriod, RenewalPeriod);
         }
 
         running.Task = Task.Run(() => RunAsync(running));
@@ -231,7 +235,7 @@ public sealed class BuildRunner : IAsyncDisposable
     {
         try
         {
-            foreach (var build in await _leases.ClaimExpiredAsync(_pacing.GetUtcNow(), cancellationToken))
+            foreach (var build in await _leases.ClaimExpiredAsync(_time.GetUtcNow(), cancellationToken))
             {
                 await _publisher.PublishAsync(build.ProjectId, EventTypes.BuildFailed, new BuildFailedPayload(
                     build.ProjectId,
