@@ -3,6 +3,7 @@ using Builder.Auth;
 using Builder.Decisions;
 using Builder.Events;
 using Builder.Hub;
+using Builder.Rooms;
 using Builder.Runner;
 using Builder.Runner.Simulation;
 using EngineIO;
@@ -10,6 +11,8 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using SocketIO;
+using SocketIO.Redis;
+using IConnectionMultiplexer = StackExchange.Redis.IConnectionMultiplexer;
 
 namespace Builder.Gateway;
 
@@ -84,19 +87,42 @@ public static class GatewayApp
                 o.IdleMemoryTrim = null;
             }
         });
-        if (options.Store.Provider == "memory")
+        if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
-            services.AddSingleton<IEventLog>(_ => new InMemoryEventLog());
-            services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
-            services.AddSingleton<IBuildStore, InMemoryBuildStore>();
+            // one connection for the whole node (adapter, log, ingest, part B's stores): it does not
+            // fail start-up while Redis is down and fails commands fast instead of queueing them
+            services.AddSingleton<IConnectionMultiplexer>(_ => RedisAdapterExtensions.Connect(options.Redis.Configuration));
         }
-        else
+
+        if (options.IsClusterNode)
         {
-            var path = Path.IsPathRooted(options.Store.Path) ? options.Store.Path : Path.Combine(builder.Environment.ContentRootPath, options.Store.Path);
-            services.AddSingleton(_ => new SqliteStore(path));
-            services.AddSingleton<IEventLog>(sp => sp.GetRequiredService<SqliteStore>());
-            services.AddSingleton<IDecisionStore>(sp => sp.GetRequiredService<SqliteStore>());
-            services.AddSingleton<IBuildStore>(sp => sp.GetRequiredService<SqliteStore>());
+            // rooms span the nodes through the Redis adapter (Node's @socket.io/redis-adapter protocol)
+            services.AddRedisAdapter(o => o.Key = options.Redis.AdapterKey);
+        }
+
+        switch (options.StoreProvider)
+        {
+            case "memory":
+                services.AddSingleton<IEventLog>(_ => new InMemoryEventLog());
+                services.AddSingleton<IDecisionStore, InMemoryDecisionStore>();
+                services.AddSingleton<IBuildLeases>(_ => new LocalBuildLeases(new InMemoryBuildStore()));
+                services.AddSingleton<IAgentLeases, LocalAgentLeases>();
+                break;
+            case "redis":
+                // the log, the decisions, the build and the agent leases are shared by every node
+                services.AddSingleton<IEventLog>(sp => new RedisEventLog(sp.GetRequiredService<IConnectionMultiplexer>(), options.Store.MaxEventsPerProject));
+                services.AddSingleton<IDecisionStore>(sp => new RedisDecisionStore(sp.GetRequiredService<IConnectionMultiplexer>()));
+                services.AddSingleton<IBuildLeases>(sp => new RedisBuildLeases(sp.GetRequiredService<IConnectionMultiplexer>()));
+                services.AddSingleton<IAgentLeases>(sp => new RedisAgentLeases(sp.GetRequiredService<IConnectionMultiplexer>()));
+                break;
+            default:
+                var path = Path.IsPathRooted(options.Store.Path) ? options.Store.Path : Path.Combine(builder.Environment.ContentRootPath, options.Store.Path);
+                services.AddSingleton(_ => new SqliteStore(path));
+                services.AddSingleton<IEventLog>(sp => sp.GetRequiredService<SqliteStore>());
+                services.AddSingleton<IDecisionStore>(sp => sp.GetRequiredService<SqliteStore>());
+                services.AddSingleton<IBuildLeases>(sp => new LocalBuildLeases(sp.GetRequiredService<SqliteStore>()));
+                services.AddSingleton<IAgentLeases, LocalAgentLeases>();
+                break;
         }
 
         services.AddSingleton(sp => new TokenValidator(options.Jwt, sp.GetRequiredService<TimeProvider>()));
@@ -104,7 +130,19 @@ public static class GatewayApp
         services.AddHttpClient(nameof(ProjectAccess), c => c.Timeout = TimeSpan.FromSeconds(5));
         services.AddSingleton(sp => new ProjectAccess(options.Access, sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ProjectAccess)), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProjectAccess>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SocketIOServer>().Of(BuilderHub.NamespaceName));
-        services.AddSingleton(sp => new EventPublisher(sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<TimeProvider>(), options.Limits.MaxEventBytes, sp.GetRequiredService<ILogger<EventPublisher>>()));
+        services.AddSingleton<ProjectGates>();
+        if (options.IsClusterNode)
+        {
+            services.AddSingleton(sp => new ClusterProjectRooms(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ClusterProjectRooms>>()));
+            services.AddSingleton<IProjectRooms>(sp => sp.GetRequiredService<ClusterProjectRooms>());
+            services.AddHostedService(sp => sp.GetRequiredService<ClusterProjectRooms>());
+        }
+        else
+        {
+            services.AddSingleton<IProjectRooms>(sp => new LocalProjectRooms(sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<ProjectGates>()));
+        }
+
+        services.AddSingleton(sp => new EventPublisher(sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<IProjectRooms>(), sp.GetRequiredService<ProjectGates>(), sp.GetRequiredService<TimeProvider>(), options.Limits.MaxEventBytes, sp.GetRequiredService<ILogger<EventPublisher>>()));
         services.AddSingleton<DecisionService>();
         services.AddSingleton<SnapshotBuilder>();
         services.AddSingleton<BuilderHub>();
@@ -121,15 +159,19 @@ public static class GatewayApp
             SimulatedTeam.DeployerFor,
             sp.GetRequiredService<EventPublisher>(),
             sp.GetRequiredService<DecisionService>(),
-            sp.GetRequiredService<IBuildStore>(),
+            sp.GetRequiredService<IBuildLeases>(),
             sp.GetRequiredService<RunnerOptions>(),
+            sp.GetRequiredService<TimeProvider>(),
+            // the simulated agents work by the system clock (their speed is the request's)
             TimeProvider.System,
             sp.GetRequiredService<ILogger<BuildRunner>>()));
         services.AddSingleton<AgentLeaseMonitor>();
         services.AddHostedService<GatewayLifetime>();
         if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
-            services.AddHostedService(sp => new RedisBridge(options.Redis.Configuration, sp.GetRequiredService<EventPublisher>(), sp.GetRequiredService<DecisionService>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<ILogger<RedisBridge>>()));
+            // on a cluster one node at a time consumes builder:events (by lease), so each message is published once
+            var lease = options.IsClusterNode ? TimeSpan.FromSeconds(options.Cluster.IngestLeaseSeconds) : (TimeSpan?)null;
+            services.AddHostedService(sp => new RedisBridge(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<EventPublisher>(), sp.GetRequiredService<DecisionService>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<ILogger<RedisBridge>>(), lease, TimeProvider.System));
         }
 
         var app = builder.Build();
@@ -144,10 +186,27 @@ public static class GatewayApp
             app.Use(GatewayGuards.MetricsPortMiddleware(onlyMetrics));
         }
 
+        // the store (Redis) away: 503 with Retry-After and a body naming the problem, never a lost event
+        app.Use(StoreUnavailableMiddleware);
         app.UseWebSockets();
         app.MapSocketIO("/socket.io");
         GatewayEndpoints.Map(app, options);
         return app;
+    }
+
+    private static async Task StoreUnavailableMiddleware(HttpContext context, RequestDelegate next)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (StoreUnavailableException ex) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = StoreUnavailableException.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await context.Response.WriteAsJsonAsync(new { error = new { code = "STORE_UNAVAILABLE", message = ex.Message + " Nothing was recorded: retry after the Retry-After delay.", fields = (object?)null } });
+        }
     }
 
     /// <summary>The start-up log of what protects the gateway: accepted algorithms, missing issuer/audience, development helpers, metrics.</summary>

@@ -344,7 +344,7 @@ internal static class GatewayEndpoints
         }
 
         var by = request.Query["by"].ToString() is { Length: > 0 } who ? who : "api";
-        return runner.Cancel(projectId, buildId, by)
+        return await runner.CancelAsync(projectId, buildId, by)
             ? Results.Json(new { buildId, projectId, cancelled = true, cancelledBy = by }, s_json, statusCode: 202)
             : Problem(404, "BUILD_NOT_RUNNING", $"Build \"{buildId}\" is not running in project \"{projectId}\".");
     }

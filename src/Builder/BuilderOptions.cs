@@ -15,6 +15,8 @@ public sealed class BuilderOptions
 
     public RedisOptions Redis { get; set; } = new();
 
+    public ClusterOptions Cluster { get; set; } = new();
+
     public IngestOptions Ingest { get; set; } = new();
 
     public AccessOptions Access { get; set; } = new();
@@ -30,6 +32,8 @@ public sealed class BuilderOptions
     public PreviewOptions Preview { get; set; } = new();
 
     public MetricsOptions Metrics { get; set; } = new();
+
+    public EngineSettings Engine { get; set; } = new();
 
     /// <summary>Checks every key; returns the problems, each naming its key.</summary>
     public IReadOnlyList<string> Validate()
@@ -74,15 +78,22 @@ public sealed class BuilderOptions
             errors.Add("Builder:Heartbeat:MaxMissed must be at least 1.");
         }
 
-        if (Store.Provider is not ("sqlite" or "memory"))
+        if (Store.Provider is not (null or "sqlite" or "memory" or "redis"))
         {
-            errors.Add($"Builder:Store:Provider must be \"sqlite\" or \"memory\" (got \"{Store.Provider}\").");
+            errors.Add($"Builder:Store:Provider must be \"sqlite\", \"memory\" or \"redis\" (got \"{Store.Provider}\").");
         }
 
-        if (Store.Provider == "sqlite" && string.IsNullOrWhiteSpace(Store.Path))
+        if (StoreProvider == "sqlite" && string.IsNullOrWhiteSpace(Store.Path))
         {
             errors.Add("Builder:Store:Path must be set for the sqlite store.");
         }
+
+        if (Store.MaxEventsPerProject < 100)
+        {
+            errors.Add("Builder:Store:MaxEventsPerProject must be at least 100.");
+        }
+
+        ValidateCluster(errors);
 
         if (Ingest.ApiKeys.Any(k => k is null || k.Length < 16))
         {
@@ -159,6 +170,11 @@ public sealed class BuilderOptions
             errors.Add("Builder:Runner:AgentLeaseSeconds must be at least 1.");
         }
 
+        if (Runner.BuildLeaseSeconds is < 3 or > 3600)
+        {
+            errors.Add("Builder:Runner:BuildLeaseSeconds must be between 3 and 3600.");
+        }
+
         if (Runner.ProgressEventsPerSecond <= 0)
         {
             errors.Add("Builder:Runner:ProgressEventsPerSecond must be positive.");
@@ -185,6 +201,59 @@ public sealed class BuilderOptions
         }
 
         return errors;
+    }
+
+    /// <summary>Whether this gateway is a cluster node: Redis configured and <c>Cluster:Enabled</c> not false.</summary>
+    public bool IsClusterNode => HasRedis && Cluster.Enabled != false;
+
+    private bool HasRedis => !string.IsNullOrWhiteSpace(Redis.Configuration);
+
+    /// <summary>The store in use: <c>Store:Provider</c>, else <c>redis</c> on a cluster node and <c>sqlite</c> otherwise.</summary>
+    public string StoreProvider => Store.Provider ?? (IsClusterNode ? "redis" : "sqlite");
+
+    /// <summary>The combinations of Redis, cluster and store that would split a project between nodes are refused.</summary>
+    private void ValidateCluster(List<string> errors)
+    {
+        if (Cluster.Enabled == true && !HasRedis)
+        {
+            errors.Add("Builder:Cluster:Enabled is true but Builder:Redis:Configuration is not set: a cluster node needs Redis.");
+        }
+
+        if (IsClusterNode && Store.Provider is "sqlite" or "memory")
+        {
+            errors.Add($"Builder:Store:Provider \"{Store.Provider}\" keeps the event log on this node only, but Builder:Redis:Configuration makes it a cluster node whose projects are shared: "
+                + "remove Builder:Store:Provider (or set it to \"redis\"), or declare a single node with Builder:Cluster:Enabled=false.");
+        }
+
+        if (Store.Provider == "redis" && !HasRedis)
+        {
+            errors.Add("Builder:Store:Provider \"redis\" needs Builder:Redis:Configuration.");
+        }
+
+        if (Store.Provider == "redis" && HasRedis && Cluster.Enabled == false)
+        {
+            errors.Add("Builder:Store:Provider \"redis\" is the store of a cluster node, but Builder:Cluster:Enabled is false: remove one of the two.");
+        }
+
+        if (string.IsNullOrWhiteSpace(Redis.AdapterKey) || Redis.AdapterKey.Contains('#', StringComparison.Ordinal))
+        {
+            errors.Add("Builder:Redis:AdapterKey must be non-empty and must not contain '#'.");
+        }
+
+        if (Cluster.IngestLeaseSeconds is < 1 or > 300)
+        {
+            errors.Add("Builder:Cluster:IngestLeaseSeconds must be between 1 and 300.");
+        }
+
+        if (Engine.Cookie is { } cookie && (string.IsNullOrWhiteSpace(cookie) || cookie.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('-' or '_' or '.'))))
+        {
+            errors.Add("Builder:Engine:Cookie must be a cookie name of letters, digits, '-', '_' or '.' (e.g. \"io\").");
+        }
+
+        if (Engine.CookieSameSite is not ("Lax" or "Strict" or "None"))
+        {
+            errors.Add($"Builder:Engine:CookieSameSite must be \"Lax\", \"Strict\" or \"None\" (got \"{Engine.CookieSameSite}\").");
+        }
     }
 
     private void ValidateAlgorithms(List<string> errors, bool hasSecret)
@@ -271,14 +340,42 @@ public sealed class HeartbeatOptions
 
 public sealed class StoreOptions
 {
-    public string Provider { get; set; } = "sqlite";
+    /// <summary><c>sqlite</c>, <c>memory</c> or <c>redis</c>; unset: <c>redis</c> on a cluster node, else <c>sqlite</c>.</summary>
+    public string? Provider { get; set; }
 
     public string Path { get; set; } = "data/builder.db";
+
+    /// <summary>Events kept per project by the redis store (older ones are trimmed; a lastSeq before them gets a snapshot).</summary>
+    public int MaxEventsPerProject { get; set; } = 100_000;
 }
 
 public sealed class RedisOptions
 {
+    /// <summary>A StackExchange.Redis configuration string; set, it makes the gateway a cluster node (see <see cref="ClusterOptions"/>).</summary>
     public string? Configuration { get; set; }
+
+    /// <summary>The Socket.IO Redis adapter's channel prefix (Node's <c>key</c>), the same on every node.</summary>
+    public string AdapterKey { get; set; } = "socket.io";
+}
+
+/// <summary>Several gateway nodes on one Redis (section Builder:Cluster).</summary>
+public sealed class ClusterOptions
+{
+    /// <summary>Unset: a cluster node whenever Builder:Redis:Configuration is set; false: a single node that uses Redis for ingest only.</summary>
+    public bool? Enabled { get; set; }
+
+    /// <summary>How long the node consuming the Redis ingest channel holds its lease; another node takes over within this after it dies.</summary>
+    public int IngestLeaseSeconds { get; set; } = 10;
+}
+
+/// <summary>Engine.IO options of the gateway (section Builder:Engine).</summary>
+public sealed class EngineSettings
+{
+    /// <summary>The name of the sticky-session cookie set on the handshake (Node's <c>cookie</c> option, e.g. <c>io</c>); unset: no cookie.</summary>
+    public string? Cookie { get; set; }
+
+    /// <summary>The cookie's SameSite attribute: Lax (default), Strict or None.</summary>
+    public string CookieSameSite { get; set; } = "Lax";
 }
 
 public sealed class IngestOptions

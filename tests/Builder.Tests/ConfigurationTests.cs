@@ -21,6 +21,11 @@ public sealed class ConfigurationTests
         { "Builder:Ingest:ApiKeys:0", "short", "Builder:Ingest:ApiKeys" },
         { "Builder:Access:CheckUrl", "not-absolute", "Builder:Access:CheckUrl" },
         { "Builder:Runner:MaxConcurrentBuilds", "0", "Builder:Runner:MaxConcurrentBuilds" },
+        { "Builder:Store:MaxEventsPerProject", "10", "Builder:Store:MaxEventsPerProject" },
+        { "Builder:Redis:AdapterKey", "a#b", "Builder:Redis:AdapterKey" },
+        { "Builder:Cluster:IngestLeaseSeconds", "0", "Builder:Cluster:IngestLeaseSeconds" },
+        { "Builder:Engine:Cookie", "bad name;", "Builder:Engine:Cookie" },
+        { "Builder:Engine:CookieSameSite", "Sometimes", "Builder:Engine:CookieSameSite" },
     };
 
     [Theory]
@@ -36,6 +41,51 @@ public sealed class ConfigurationTests
         };
         var ex = Assert.Throws<OptionsValidationException>(() => GatewayApp.Build([], b => b.Configuration.AddInMemoryCollection(settings)));
         Assert.Contains(ex.Failures, f => f.Contains(named, StringComparison.Ordinal));
+    }
+
+    public static TheoryData<string?, string?, string?, string> SplittingClusterSettings => new()
+    {
+        // Redis makes a cluster node: a store of this node only would split its projects
+        { "127.0.0.1:6379", null, "memory", "Builder:Cluster:Enabled=false" },
+        { "127.0.0.1:6379", "true", "sqlite", "Builder:Store:Provider" },
+        // a cluster without Redis, a redis store without Redis or outside a cluster
+        { null, "true", null, "Builder:Redis:Configuration" },
+        { null, null, "redis", "Builder:Redis:Configuration" },
+        { "127.0.0.1:6379", "false", "redis", "Builder:Cluster:Enabled" },
+    };
+
+    [Theory]
+    [MemberData(nameof(SplittingClusterSettings))]
+    public void A_combination_that_would_split_a_project_between_nodes_is_refused_naming_the_keys(string? redis, string? cluster, string? provider, string named)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["Builder:Jwt:Secret"] = "configuration-tests-secret-0123456789-abcdef",
+            ["Builder:Redis:Configuration"] = redis,
+            ["Builder:Cluster:Enabled"] = cluster,
+            ["Builder:Store:Provider"] = provider,
+        };
+        var ex = Assert.Throws<OptionsValidationException>(() => GatewayApp.Build([], b => b.Configuration.AddInMemoryCollection(settings)));
+        Assert.Contains(ex.Failures, f => f.Contains(named, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(null, null, null, false, "sqlite")]
+    [InlineData(null, null, "memory", false, "memory")]
+    [InlineData("127.0.0.1:6379", null, null, true, "redis")]
+    [InlineData("127.0.0.1:6379", "true", "redis", true, "redis")]
+    [InlineData("127.0.0.1:6379", "false", null, false, "sqlite")]
+    [InlineData("127.0.0.1:6379", "false", "memory", false, "memory")]
+    public void The_accepted_combinations_choose_the_node_kind_and_the_store(string? redis, string? cluster, string? provider, bool clusterNode, string store)
+    {
+        var options = new BuilderOptions { Jwt = { Secret = "configuration-tests-secret-0123456789-abcdef" } };
+        options.Redis.Configuration = redis;
+        options.Cluster.Enabled = cluster is null ? null : bool.Parse(cluster);
+        options.Store.Provider = provider;
+        Assert.Empty(options.Validate());
+        Assert.Equal(clusterNode, options.IsClusterNode);
+        Assert.Equal(store, options.StoreProvider);
     }
 
     [Theory]

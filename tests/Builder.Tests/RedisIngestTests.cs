@@ -14,7 +14,11 @@ public sealed class RedisIngestTests
     public async Task Events_published_on_redis_reach_the_room_through_the_same_validation_and_log()
     {
         await using var redis = await RedisServer.StartAsync();
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Redis:Configuration"] = redis.Configuration);
+        await using var gateway = await TestGateway.StartAsync(s =>
+        {
+            s["Builder:Redis:Configuration"] = redis.Configuration;
+            s["Builder:Cluster:Enabled"] = "false"; // a single node that takes Redis ingest
+        });
         await using var client = gateway.Client(gateway.Token("alice", ["p1"]));
         await client.ConnectAsync();
         await client.JoinAsync("p1");
@@ -40,7 +44,11 @@ public sealed class RedisIngestTests
     public async Task A_bad_message_on_redis_is_counted_and_never_fatal()
     {
         await using var redis = await RedisServer.StartAsync();
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Redis:Configuration"] = redis.Configuration);
+        await using var gateway = await TestGateway.StartAsync(s =>
+        {
+            s["Builder:Redis:Configuration"] = redis.Configuration;
+            s["Builder:Cluster:Enabled"] = "false"; // a single node that takes Redis ingest
+        });
         await using var client = gateway.Client(gateway.Token("alice", ["p1"]));
         await client.ConnectAsync();
         await client.JoinAsync("p1");
@@ -64,7 +72,11 @@ public sealed class RedisIngestTests
     public async Task Decision_resolutions_are_published_on_builder_decisions()
     {
         await using var redis = await RedisServer.StartAsync();
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Redis:Configuration"] = redis.Configuration);
+        await using var gateway = await TestGateway.StartAsync(s =>
+        {
+            s["Builder:Redis:Configuration"] = redis.Configuration;
+            s["Builder:Cluster:Enabled"] = "false"; // a single node that takes Redis ingest
+        });
         var resolutions = Channel.CreateUnbounded<string>();
         var queue = await redis.Connection.GetSubscriber().SubscribeAsync(RedisChannel.Literal("builder:decisions"));
         queue.OnMessage(m => resolutions.Writer.TryWrite((string)m.Message!));

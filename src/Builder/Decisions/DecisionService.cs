@@ -25,7 +25,9 @@ public sealed record DecisionAnswer(DecisionResolution? Resolution, string? Erro
 /// Decisions: created by producers, broadcast as <c>user:decision:required</c>, answered once
 /// (the first valid answer wins) or defaulted at their deadline, resolved as
 /// <c>user:decision:resolved</c>. Pending decisions and deadlines are persisted and rescheduled
-/// at start-up.
+/// at start-up. Which answer was first is the store's to say (<see cref="IDecisionStore.TryResolveAsync"/>),
+/// so with the Redis store several nodes serve the same decisions: any of them takes an answer,
+/// applies a default at the deadline (one wins) or answers a long-poll.
 /// </summary>
 public sealed class DecisionService : IAsyncDisposable
 {
@@ -34,6 +36,10 @@ public sealed class DecisionService : IAsyncDisposable
     private readonly EventPublisher _publisher;
     private readonly TimeProvider _time;
     private readonly ILogger<DecisionService> _logger;
+    private ITimer? _sweep;
+
+    /// <summary>How often a node with a shared store looks for decisions past their deadline.</summary>
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
 
     public DecisionService(IDecisionStore store, EventPublisher publisher, TimeProvider time, ILogger<DecisionService> logger)
     {
@@ -123,36 +129,37 @@ public sealed class DecisionService : IAsyncDisposable
             null);
         await _store.SaveAsync(decision, cancellationToken);
         Track(decision);
-        var payload = new Dictionary<string, object?>
-        {
-            ["projectId"] = projectId,
-            ["agentId"] = request.AgentId,
-            ["decisionId"] = decision.DecisionId,
-            ["question"] = request.Question,
-            ["options"] = request.Options,
-            ["timeout"] = request.TimeoutSeconds,
-            ["defaultOptionId"] = decision.DefaultOptionId,
-            ["deadline"] = decision.Deadline.ToUnixTimeMilliseconds(),
-        };
+        var payload = new DecisionRequiredPayload(projectId, request.AgentId, decision.DecisionId, request.Question, request.Options, request.TimeoutSeconds, decision.DefaultOptionId, decision.Deadline.ToUnixTimeMilliseconds());
         await _publisher.PublishTrustedAsync(projectId, EventTypes.DecisionRequired, JsonSerializer.SerializeToElement(payload, StoreJson.Options), cancellationToken);
         return decision;
     }
 
-    /// <summary>Reschedules the pending decisions found in the store (after a restart).</summary>
+    /// <summary>
+    /// Reschedules the pending decisions found in the store (after a restart). With a shared
+    /// store, also starts the sweep that applies the defaults of decisions asked on other nodes.
+    /// </summary>
     public async Task RestoreAsync(CancellationToken cancellationToken = default)
     {
-        foreach (var decision in await _store.LoadPendingAsync(cancellationToken))
+        foreach (var decision in await _store.LoadPendingAsync(null, cancellationToken))
         {
             Track(decision);
         }
+
+        if (_store.Shared && _sweep is null)
+        {
+            _store.ResolvedElsewhere += OnResolvedElsewhere;
+            _sweep = _time.CreateTimer(static s => _ = ((DecisionService)s!).SweepAsync(), this, SweepInterval, SweepInterval);
+        }
     }
 
-    /// <summary>Pending decisions of a project (for snapshots).</summary>
-    public IReadOnlyList<StoredDecision> Pending(string projectId) =>
-        _pending.Values.Where(e => e.Decision.ProjectId == projectId && !e.Completion.Task.IsCompleted).Select(e => e.Decision).ToList();
+    /// <summary>Pending decisions of a project (for snapshots): of the whole cluster when the store is shared.</summary>
+    public async ValueTask<IReadOnlyList<StoredDecision>> PendingAsync(string projectId, CancellationToken cancellationToken = default) =>
+        _store.Shared
+            ? await _store.LoadPendingAsync(projectId, cancellationToken)
+            : _pending.Values.Where(e => e.Decision.ProjectId == projectId && !e.Completion.Task.IsCompleted).Select(e => e.Decision).ToList();
 
     public ValueTask<StoredDecision?> GetAsync(string decisionId, CancellationToken cancellationToken = default) =>
-        _pending.TryGetValue(decisionId, out var entry) ? ValueTask.FromResult<StoredDecision?>(entry.Decision) : _store.LoadAsync(decisionId, cancellationToken);
+        _pending.TryGetValue(decisionId, out var entry) && !_store.Shared ? ValueTask.FromResult<StoredDecision?>(entry.Decision) : _store.LoadAsync(decisionId, cancellationToken);
 
     /// <summary>
     /// The one answer for an unknown decision id and for a decision the caller may not see (the
@@ -160,35 +167,37 @@ public sealed class DecisionService : IAsyncDisposable
     /// </summary>
     public static DecisionAnswer NotFound(string decisionId) => new(null, DecisionErrors.NotFound, $"Decision \"{decisionId}\" does not exist.");
 
-    /// <summary>A user's answer. <paramref name="mayAccess"/> checks the user against the decision's project.</summary>
+    /// <summary>
+    /// A user's answer. <paramref name="mayAccess"/> checks the user against the decision's
+    /// project. The decision may have been asked on another node: the store decides which answer
+    /// was first.
+    /// </summary>
     public async Task<DecisionAnswer> RespondAsync(string userId, string decisionId, string selectedOptionId, string? feedback, Func<string, Task<bool>> mayAccess, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(mayAccess);
-        if (!_pending.TryGetValue(decisionId, out var entry))
+        var decision = _pending.TryGetValue(decisionId, out var entry) ? entry.Decision : await _store.LoadAsync(decisionId, cancellationToken);
+        if (decision is null)
         {
-            var stored = await _store.LoadAsync(decisionId, cancellationToken);
-            if (stored is null)
-            {
-                return NotFound(decisionId);
-            }
-
-            return await mayAccess(stored.ProjectId)
-                ? new DecisionAnswer(null, DecisionErrors.AlreadyResolved, $"Decision \"{decisionId}\" was already resolved.")
-                : NotFound(decisionId);
+            return NotFound(decisionId);
         }
 
-        if (!await mayAccess(entry.Decision.ProjectId))
+        if (!await mayAccess(decision.ProjectId))
         {
             // answered like an unknown id: an outsider must not learn which decision ids exist
             return NotFound(decisionId);
         }
 
-        if (entry.Decision.Options.All(o => o.Id != selectedOptionId))
+        if (decision.Resolution is not null)
         {
-            return new DecisionAnswer(null, DecisionErrors.InvalidOption, $"\"{selectedOptionId}\" is not an option of this decision; expected one of {string.Join(", ", entry.Decision.Options.Select(o => o.Id))}.");
+            return new DecisionAnswer(null, DecisionErrors.AlreadyResolved, $"Decision \"{decisionId}\" was already resolved.");
         }
 
-        var resolution = await ResolveAsync(entry, selectedOptionId, "user", userId, feedback);
+        if (decision.Options.All(o => o.Id != selectedOptionId))
+        {
+            return new DecisionAnswer(null, DecisionErrors.InvalidOption, $"\"{selectedOptionId}\" is not an option of this decision; expected one of {string.Join(", ", decision.Options.Select(o => o.Id))}.");
+        }
+
+        var resolution = await ResolveAsync(decision, selectedOptionId, "user", userId, feedback);
         return resolution is null
             ? new DecisionAnswer(null, DecisionErrors.AlreadyResolved, $"Decision \"{decisionId}\" was already resolved.")
             : new DecisionAnswer(resolution, null, null);
@@ -201,44 +210,82 @@ public sealed class DecisionService : IAsyncDisposable
     public async Task<bool> WithdrawAsync(string decisionId)
     {
         return _pending.TryGetValue(decisionId, out var entry)
-            && await ResolveAsync(entry, null, "cancelled", null, null) is not null;
+            && await ResolveAsync(entry.Decision, null, "cancelled", null, null) is not null;
     }
 
-    /// <summary>Waits for a decision's resolution; null when it does not come within <paramref name="timeout"/>.</summary>
+    /// <summary>
+    /// Waits for a decision's resolution, made on this node or (shared store) any other; null when
+    /// it does not come within <paramref name="timeout"/>.
+    /// </summary>
     public async Task<DecisionResolution?> WaitAsync(string decisionId, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        if (_pending.TryGetValue(decisionId, out var entry))
+        if (!_pending.TryGetValue(decisionId, out var entry))
         {
-            try
+            var stored = await _store.LoadAsync(decisionId, cancellationToken);
+            if (stored is null || stored.Resolution is not null || !_store.Shared)
             {
-                return await entry.Completion.Task.WaitAsync(timeout, _time, cancellationToken);
+                return stored?.Resolution;
             }
-            catch (TimeoutException)
+
+            // asked on another node: wait here too (this node also applies its default at the deadline)
+            entry = Track(stored);
+
+            // a resolution made between the read and the tracking was announced to no one here
+            if ((await _store.LoadAsync(decisionId, cancellationToken))?.Resolution is { } meanwhile)
             {
-                return null;
+                Settle(decisionId, meanwhile);
             }
         }
 
-        return (await _store.LoadAsync(decisionId, cancellationToken))?.Resolution;
+        try
+        {
+            return await entry.Completion.Task.WaitAsync(timeout, _time, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
     }
 
-    private void Track(StoredDecision decision)
+    /// <summary>
+    /// Applies the default of every decision past its deadline that no node resolved (a shared
+    /// store only; the store lets exactly one node win). Runs on a timer; public for tests.
+    /// </summary>
+    public async Task SweepAsync()
+    {
+        try
+        {
+            foreach (var decision in await _store.LoadDueAsync(_time.GetUtcNow()))
+            {
+                await ResolveAsync(decision, decision.DefaultOptionId, "timeout", null, null);
+            }
+        }
+#pragma warning disable CA1031 // a timer callback must not crash the process
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LogError(ex, "Applying the defaults of due decisions failed");
+        }
+    }
+
+    private Entry Track(StoredDecision decision)
     {
         var entry = new Entry(decision);
         if (!_pending.TryAdd(decision.DecisionId, entry))
         {
-            return;
+            return _pending.TryGetValue(decision.DecisionId, out var existing) ? existing : entry;
         }
 
         var due = decision.Deadline - _time.GetUtcNow();
         entry.Timer = _time.CreateDetachedTimer(static s => _ = ((DecisionService)((object[])s!)[0]).OnDeadlineAsync((Entry)((object[])s!)[1]), new object[] { this, entry }, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+        return entry;
     }
 
     private async Task OnDeadlineAsync(Entry entry)
     {
         try
         {
-            await ResolveAsync(entry, entry.Decision.DefaultOptionId, "timeout", null, null);
+            await ResolveAsync(entry.Decision, entry.Decision.DefaultOptionId, "timeout", null, null);
         }
 #pragma warning disable CA1031 // a timer callback must not crash the process
         catch (Exception ex)
@@ -248,45 +295,46 @@ public sealed class DecisionService : IAsyncDisposable
         }
     }
 
-    private async Task<DecisionResolution?> ResolveAsync(Entry entry, string? optionId, string resolvedBy, string? userId, string? feedback)
+    private void OnResolvedElsewhere(string projectId, DecisionResolution resolution) => Settle(resolution.DecisionId, resolution);
+
+    /// <summary>Ends the local tracking of a decision resolved (here or elsewhere) and wakes its waiters.</summary>
+    private void Settle(string decisionId, DecisionResolution resolution)
     {
-        if (Interlocked.Exchange(ref entry.Resolving, 1) != 0)
+        if (_pending.TryRemove(decisionId, out var entry))
         {
+            entry.Timer?.Dispose();
+            entry.Completion.TrySetResult(resolution);
+        }
+    }
+
+    /// <summary>Resolves a decision unless it already was (anywhere): the winner publishes <c>user:decision:resolved</c>.</summary>
+    private async Task<DecisionResolution?> ResolveAsync(StoredDecision decision, string? optionId, string resolvedBy, string? userId, string? feedback)
+    {
+        var resolution = new DecisionResolution(decision.DecisionId, optionId, resolvedBy, userId, feedback, _time.GetUtcNow());
+        if (!await _store.TryResolveAsync(decision.DecisionId, resolution))
+        {
+            // another answer (or node) was first: settle the local waiters with what won
+            if (_pending.ContainsKey(decision.DecisionId) && (await _store.LoadAsync(decision.DecisionId))?.Resolution is { } winner)
+            {
+                Settle(decision.DecisionId, winner);
+            }
+
             return null;
         }
 
-        entry.Timer?.Dispose();
-        var resolution = new DecisionResolution(entry.Decision.DecisionId, optionId, resolvedBy, userId, feedback, _time.GetUtcNow());
-        var decision = entry.Decision with { Resolution = resolution };
-        await _store.SaveAsync(decision);
-        _pending.TryRemove(decision.DecisionId, out _);
-        var payload = new Dictionary<string, object?>
-        {
-            ["decisionId"] = decision.DecisionId,
-            ["resolvedBy"] = resolvedBy,
-        };
-        if (optionId is not null)
-        {
-            payload["selectedOptionId"] = optionId;
-        }
-        if (userId is not null)
-        {
-            payload["userId"] = userId;
-        }
-
-        if (feedback is not null)
-        {
-            payload["feedback"] = feedback;
-        }
-
+        _pending.TryGetValue(decision.DecisionId, out var entry);
+        entry?.Timer?.Dispose();
+        var payload = new DecisionResolvedPayload(decision.DecisionId, resolvedBy, optionId, userId, feedback);
         await _publisher.PublishTrustedAsync(decision.ProjectId, EventTypes.DecisionResolved, JsonSerializer.SerializeToElement(payload, StoreJson.Options));
-        entry.Completion.TrySetResult(resolution);
+        Settle(decision.DecisionId, resolution);
         Resolved?.Invoke(decision.ProjectId, resolution);
         return resolution;
     }
 
     public ValueTask DisposeAsync()
     {
+        _sweep?.Dispose();
+        _store.ResolvedElsewhere -= OnResolvedElsewhere;
         foreach (var entry in _pending.Values)
         {
             entry.Timer?.Dispose();
@@ -302,7 +350,11 @@ public sealed class DecisionService : IAsyncDisposable
         public TaskCompletionSource<DecisionResolution> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public ITimer? Timer { get; set; }
-
-        public int Resolving;
     }
 }
+
+/// <summary>The payload of <c>user:decision:required</c>.</summary>
+internal sealed record DecisionRequiredPayload(string ProjectId, string? AgentId, string DecisionId, string Question, IReadOnlyList<DecisionOption> Options, int Timeout, string DefaultOptionId, long Deadline);
+
+/// <summary>The payload of <c>user:decision:resolved</c>.</summary>
+internal sealed record DecisionResolvedPayload(string DecisionId, string ResolvedBy, string? SelectedOptionId, string? UserId, string? Feedback);

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Builder.Contracts;
 using Microsoft.Extensions.Logging;
-using SocketIO;
+using Builder.Rooms;
 
 namespace Builder.Events;
 
@@ -14,7 +14,7 @@ public sealed record PublishResult(EventEnvelope? Envelope, IReadOnlyList<FieldE
 
 /// <summary>
 /// The one path every producer's event takes: validate → append to the project's log (seq,
-/// eventId, timestamp) → broadcast to room <c>project:{id}</c>. Appends and broadcasts of a
+/// eventId, timestamp) → delivery to room <c>project:{id}</c> through <see cref="IProjectRooms"/>. Appends and broadcasts of a
 /// project are serialized, so clients see events in seq order, and a joining client can be
 /// replayed the log and switched to live events without a gap or a duplicate.
 /// </summary>
@@ -26,35 +26,25 @@ public sealed class EventPublisher
         EventTypes.BuildCancelled, EventTypes.DecisionRequired, EventTypes.DeploymentFailed,
     ];
 
-    // the gate of each project with a publication (or a join's switch to live) under way or waiting:
-    // counted, and dropped by the last user, so that ids from clients leave nothing behind
-    private readonly Dictionary<string, Gate> _gates = new(StringComparer.Ordinal);
+    private readonly ProjectGates _gates;
     private readonly IEventLog _log;
-    private readonly Namespace _nsp;
+    private readonly IProjectRooms _rooms;
     private readonly TimeProvider _time;
     private readonly int _maxEventBytes;
     private readonly ILogger<EventPublisher> _logger;
 
-    public EventPublisher(IEventLog log, Namespace nsp, TimeProvider time, int maxEventBytes, ILogger<EventPublisher> logger)
+    public EventPublisher(IEventLog log, IProjectRooms rooms, ProjectGates gates, TimeProvider time, int maxEventBytes, ILogger<EventPublisher> logger)
     {
         _log = log;
-        _nsp = nsp;
+        _rooms = rooms;
+        _gates = gates;
         _time = time;
         _maxEventBytes = maxEventBytes;
         _logger = logger;
     }
 
     /// <summary>Per-project gates held now (tests).</summary>
-    internal int GateCount
-    {
-        get
-        {
-            lock (_gates)
-            {
-                return _gates.Count;
-            }
-        }
-    }
+    internal int GateCount => _gates.Count;
 
     /// <summary>Raised after an event is logged and broadcast (metrics, projections).</summary>
     public event Action<EventEnvelope>? Published;
@@ -109,17 +99,12 @@ public sealed class EventPublisher
             payload = JsonSerializer.SerializeToElement(node, StoreJson.Options);
         }
 
-        var gate = await EnterAsync(projectId, cancellationToken);
-        EventEnvelope envelope;
-        try
+        var envelope = await _gates.RunAsync(projectId, async () =>
         {
-            envelope = await _log.AppendAsync(projectId, type, payload, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
-            _nsp.To(Room(projectId)).Emit(type, envelope);
-        }
-        finally
-        {
-            Exit(projectId, gate);
-        }
+            var appended = await _log.AppendAsync(projectId, type, payload, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+            _rooms.Deliver(appended);
+            return appended;
+        }, cancellationToken);
 
         try
         {
@@ -136,72 +121,11 @@ public sealed class EventPublisher
     }
 
     /// <summary>
-    /// Runs <paramref name="action"/> while no event of the project can be published (a join's
-    /// switch to live events). Keep it short: the project's producers wait for it.
+    /// Runs <paramref name="action"/> while no event of the project can be published on this node.
+    /// Keep it short: the project's producers wait for it.
     /// </summary>
-    public async Task<T> RunExclusiveAsync<T>(string projectId, Func<Task<T>> action, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(action);
-        var gate = await EnterAsync(projectId, cancellationToken);
-        try
-        {
-            return await action();
-        }
-        finally
-        {
-            Exit(projectId, gate);
-        }
-    }
-
-    private async Task<Gate> EnterAsync(string projectId, CancellationToken cancellationToken)
-    {
-        Gate? gate;
-        lock (_gates)
-        {
-            if (!_gates.TryGetValue(projectId, out gate))
-            {
-                _gates[projectId] = gate = new Gate();
-            }
-
-            gate.Users++;
-        }
-
-        try
-        {
-            await gate.Semaphore.WaitAsync(cancellationToken);
-        }
-        catch
-        {
-            Leave(projectId, gate);
-            throw;
-        }
-
-        return gate;
-    }
-
-    private void Exit(string projectId, Gate gate)
-    {
-        gate.Semaphore.Release();
-        Leave(projectId, gate);
-    }
-
-    private void Leave(string projectId, Gate gate)
-    {
-        lock (_gates)
-        {
-            if (--gate.Users == 0)
-            {
-                _gates.Remove(projectId);
-            }
-        }
-    }
-
-    /// <summary>A project's gate and how many publications (or switches) hold it or wait for it.</summary>
-    private sealed class Gate
-    {
-        public readonly SemaphoreSlim Semaphore = new(1, 1);
-        public int Users; // under the lock of the dictionary
-    }
+    public Task<T> RunExclusiveAsync<T>(string projectId, Func<Task<T>> action, CancellationToken cancellationToken = default) =>
+        _gates.RunAsync(projectId, action, cancellationToken);
 }
 
 /// <summary>What a project id may look like.</summary>

@@ -11,22 +11,99 @@ namespace Builder.Events;
 /// Redis Pub/Sub for producers outside the process: messages <c>{projectId, type, payload}</c> on
 /// channel <c>builder:events</c> go through the same validation and log as every other event (a bad
 /// message is logged and counted, never fatal); decision resolutions are published on
-/// <c>builder:decisions</c>.
+/// <c>builder:decisions</c>. On a cluster (<paramref name="lease"/> set) one node consumes the
+/// channel, the one holding the lease key <c>builder:ingest:leader</c> (renewed every third of the
+/// lease); when it dies another takes over once the lease expires: messages published in between
+/// (at most the lease and a third) are consumed by nobody, as Pub/Sub keeps nothing.
 /// </summary>
-public sealed class RedisBridge(string configuration, EventPublisher publisher, DecisionService decisions, GatewayMetrics metrics, ILogger<RedisBridge> logger) : IHostedService, IAsyncDisposable
+public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher publisher, DecisionService decisions, GatewayMetrics metrics, ILogger<RedisBridge> logger, TimeSpan? lease = null, TimeProvider? time = null) : IHostedService, IDisposable
 {
     public const string EventsChannel = "builder:events";
     public const string DecisionsChannel = "builder:decisions";
+    public const string LeaderKey = "builder:ingest:leader";
 
-    private ConnectionMultiplexer? _redis;
+    private const string RenewScript = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        end
+        return 0
+        """;
+
+    private readonly string _nodeId = Guid.NewGuid().ToString("N");
+    private readonly SemaphoreSlim _turn = new(1, 1);
+    private ChannelMessageQueue? _queue;
+    private ITimer? _timer;
+
+    /// <summary>Whether this node consumes the ingest channel now.</summary>
+    public bool Consuming => Volatile.Read(ref _queue) is not null;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
-        var queue = await _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(EventsChannel));
-        queue.OnMessage(OnMessageAsync);
         decisions.Resolved += OnResolved;
-        logger.LogInformation("Redis ingest on {Channel}, resolutions on {Decisions}", EventsChannel, DecisionsChannel);
+        metrics.Gauge("builder_ingest_consuming", () => Consuming ? 1 : 0);
+        if (lease is not { } period)
+        {
+            await ConsumeAsync();
+        }
+        else
+        {
+            await LeadAsync(period);
+            _timer = (time ?? TimeProvider.System).CreateTimer(_ => _ = LeadAsync(period), null, period / 3, period / 3);
+        }
+
+        logger.LogInformation("Redis ingest on {Channel}{Lease}, resolutions on {Decisions}", EventsChannel, lease is null ? string.Empty : " (one node of the cluster at a time, by lease)", DecisionsChannel);
+    }
+
+    private async Task ConsumeAsync()
+    {
+        var queue = await redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(EventsChannel));
+        queue.OnMessage(OnMessageAsync);
+        Volatile.Write(ref _queue, queue);
+    }
+
+    /// <summary>Takes or renews the lease, and consumes exactly while it holds it.</summary>
+    private async Task LeadAsync(TimeSpan period)
+    {
+        if (!await _turn.WaitAsync(0))
+        {
+            return;
+        }
+
+        try
+        {
+            var db = redis.GetDatabase();
+            var ms = (long)period.TotalMilliseconds;
+            var held = Consuming
+                ? (long)await db.ScriptEvaluateAsync(RenewScript, [LeaderKey], [_nodeId, ms]) == 1
+                : await db.StringSetAsync(LeaderKey, _nodeId, period, When.NotExists);
+            if (held && !Consuming)
+            {
+                await ConsumeAsync();
+                logger.LogInformation("This node now consumes {Channel}", EventsChannel);
+            }
+            else if (!held && Consuming)
+            {
+                await StopConsumingAsync();
+                logger.LogWarning("This node lost the ingest lease: another node consumes {Channel}", EventsChannel);
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // Redis away: nothing arrives on the channel either; the lease is settled when it returns
+            logger.LogDebug(ex, "The ingest lease could not be taken or renewed");
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
+    private async Task StopConsumingAsync()
+    {
+        if (Interlocked.Exchange(ref _queue, null) is { } queue)
+        {
+            await queue.UnsubscribeAsync();
+        }
     }
 
     private async Task OnMessageAsync(ChannelMessage message)
@@ -84,23 +161,32 @@ public sealed class RedisBridge(string configuration, EventPublisher publisher, 
             feedback = resolution.Feedback,
             resolvedAt = resolution.ResolvedAt.ToUnixTimeMilliseconds(),
         });
-        _redis?.GetSubscriber().Publish(RedisChannel.Literal(DecisionsChannel), body, CommandFlags.FireAndForget);
+        redis.GetSubscriber().Publish(RedisChannel.Literal(DecisionsChannel), body, CommandFlags.FireAndForget);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         decisions.Resolved -= OnResolved;
-        if (_redis is not null)
+        _timer?.Dispose();
+        var leading = Consuming;
+        await StopConsumingAsync();
+        if (lease is not null && leading)
         {
-            await _redis.GetSubscriber().UnsubscribeAllAsync();
+            try
+            {
+                // hand over at once: another node takes the lease at its next attempt
+                await redis.GetDatabase().ScriptEvaluateAsync("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", [LeaderKey], [_nodeId]);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                logger.LogDebug(ex, "The ingest lease could not be released (it expires by itself)");
+            }
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public void Dispose()
     {
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
+        _timer?.Dispose();
+        _turn.Dispose();
     }
 }

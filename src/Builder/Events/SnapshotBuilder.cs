@@ -41,7 +41,7 @@ public sealed class SnapshotBuilder(IEventLog log, DecisionService decisions, Ti
 
         var now = time.GetUtcNow();
         var pending = new JsonArray();
-        foreach (var d in decisions.Pending(projectId))
+        foreach (var d in await decisions.PendingAsync(projectId, cancellationToken))
         {
             pending.Add(new JsonObject
             {

@@ -140,8 +140,41 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
     public async ValueTask<StoredDecision?> LoadAsync(string decisionId, CancellationToken cancellationToken = default) =>
         (await LoadBodiesAsync<StoredDecision>("SELECT body FROM decisions WHERE decision_id = $key", decisionId, cancellationToken)).FirstOrDefault();
 
-    public ValueTask<IReadOnlyList<StoredDecision>> LoadPendingAsync(CancellationToken cancellationToken = default) =>
-        LoadBodiesAsync<StoredDecision>("SELECT body FROM decisions WHERE state = $key", "pending", cancellationToken);
+    public async ValueTask<IReadOnlyList<StoredDecision>> LoadPendingAsync(string? projectId = null, CancellationToken cancellationToken = default)
+    {
+        var pending = await LoadBodiesAsync<StoredDecision>("SELECT body FROM decisions WHERE state = $key", "pending", cancellationToken);
+        return projectId is null ? pending : pending.Where(d => d.ProjectId == projectId).ToList();
+    }
+
+    public async ValueTask<bool> TryResolveAsync(string decisionId, DecisionResolution resolution, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            StoredDecision? current;
+            using (var read = _connection.CreateCommand())
+            {
+                read.CommandText = "SELECT body FROM decisions WHERE decision_id = $id AND state = 'pending'";
+                read.Parameters.AddWithValue("$id", decisionId);
+                current = await read.ExecuteScalarAsync(cancellationToken) is string body ? JsonSerializer.Deserialize<StoredDecision>(body, StoreJson.Options) : null;
+            }
+
+            if (current is null)
+            {
+                return false;
+            }
+
+            using var command = _connection.CreateCommand();
+            command.CommandText = "UPDATE decisions SET state = 'resolved', body = $body WHERE decision_id = $id AND state = 'pending'";
+            command.Parameters.AddWithValue("$id", decisionId);
+            command.Parameters.AddWithValue("$body", JsonSerializer.Serialize(current with { Resolution = resolution }, StoreJson.Options));
+            return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
 
     public ValueTask SaveBuildAsync(BuildRecord build, CancellationToken cancellationToken = default)
     {

@@ -3,6 +3,7 @@ using Builder.Auth;
 using Builder.Contracts;
 using Builder.Decisions;
 using Builder.Events;
+using Builder.Rooms;
 using EngineIO;
 using Microsoft.Extensions.Logging;
 using SocketIO;
@@ -22,7 +23,7 @@ public sealed class BuilderHub
 
     private readonly TokenValidator _tokens;
     private readonly ProjectAccess _access;
-    private readonly EventPublisher _publisher;
+    private readonly IProjectRooms _rooms;
     private readonly DecisionService _decisions;
     private readonly IEventLog _log;
     private readonly SnapshotBuilder _snapshots;
@@ -37,13 +38,13 @@ public sealed class BuilderHub
     private readonly Func<SocketEventContext, ValueTask> _onPong;
     private readonly Func<SocketEventContext, ValueTask> _onUnknown;
 
-    public BuilderHub(Namespace nsp, TokenValidator tokens, ProjectAccess access, EventPublisher publisher, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
+    public BuilderHub(Namespace nsp, TokenValidator tokens, ProjectAccess access, IProjectRooms rooms, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
     {
         ArgumentNullException.ThrowIfNull(nsp);
         Namespace = nsp;
         _tokens = tokens;
         _access = access;
-        _publisher = publisher;
+        _rooms = rooms;
         _decisions = decisions;
         _log = log;
         _snapshots = snapshots;
@@ -199,6 +200,12 @@ public sealed class BuilderHub
             {
                 await handler(ctx, state);
             }
+            catch (StoreUnavailableException ex)
+            {
+                // Redis is away: the socket stays connected, the client tries again (its lastSeq loses nothing)
+                _logger.LogWarning("Handling {Event} failed: {Reason}", eventName, ex.Message);
+                Fail(ctx, ErrorCodes.Unavailable, "The event store is unavailable; try again shortly.", new { retryAfterSeconds = StoreUnavailableException.RetryAfterSeconds }, true);
+            }
 #pragma warning disable CA1031 // a failure is reported to the client, the socket stays up
             catch (Exception ex)
 #pragma warning restore CA1031
@@ -241,7 +248,7 @@ public sealed class BuilderHub
         {
             if (!await _access.MayAccessAsync(identity, room["project:".Length..]))
             {
-                ctx.Socket.Leave(room);
+                await _rooms.LeaveAsync(ctx.Socket, room["project:".Length..]);
             }
         }
 
@@ -307,13 +314,10 @@ public sealed class BuilderHub
             cursor = await ReplayAsync(socket, projectId, cursor, head);
         }
 
-        var room = EventPublisher.Room(projectId);
-        var joined = await _publisher.RunExclusiveAsync(projectId, async () =>
+        var joined = await _rooms.SwitchToLiveAsync(projectId, async seq =>
         {
-            var seq = await _log.LatestSeqAsync(projectId);
             await ReplayAsync(socket, projectId, cursor, seq);
-            socket.Join(room);
-            var members = await CountMembersAsync(room);
+            var members = await _rooms.JoinAsync(socket, projectId, state.Identity.UserId);
             var payload = new Dictionary<string, object?> { ["projectId"] = projectId, ["members"] = members, ["seq"] = seq };
             if (from is { } f)
             {
@@ -353,30 +357,13 @@ public sealed class BuilderHub
         return cursor;
     }
 
-    private async Task<int> CountMembersAsync(string room)
-    {
-        var sockets = await Namespace.To(room).FetchSocketsAsync();
-        var users = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var s in sockets)
-        {
-            if (s.Data.GetValueOrDefault(BuilderConnection.DataKey) is BuilderConnection c)
-            {
-                users.Add(c.Identity.UserId);
-            }
-        }
-
-        return users.Count;
-    }
-
-    private Task OnLeaveProjectAsync(SocketEventContext ctx, BuilderConnection state)
+    private async Task OnLeaveProjectAsync(SocketEventContext ctx, BuilderConnection state)
     {
         if (TryReadProject(ctx, out var projectId, out _))
         {
-            ctx.Socket.Leave(EventPublisher.Room(projectId));
+            await _rooms.LeaveAsync(ctx.Socket, projectId);
             ctx.Ack(new { ok = true, projectId });
         }
-
-        return Task.CompletedTask;
     }
 
     private async Task OnDecisionResponseAsync(SocketEventContext ctx, BuilderConnection state)

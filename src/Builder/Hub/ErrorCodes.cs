@@ -13,6 +13,7 @@ public static class ErrorCodes
     public const string ConnectionLimit = "CONNECTION_LIMIT";
     public const string HeartbeatTimeout = "HEARTBEAT_TIMEOUT";
     public const string Internal = "INTERNAL_ERROR";
+    public const string Unavailable = "STORE_UNAVAILABLE";
 }
 
 public sealed record ErrorAction(

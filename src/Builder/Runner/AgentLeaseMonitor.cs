@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Builder.Contracts;
 using Builder.Events;
@@ -9,11 +8,13 @@ namespace Builder.Runner;
 /// <summary>
 /// Liveness leases for agents outside the process (publishing over HTTP or Redis): an agent
 /// reported "working" that says nothing for the lease time is reported "failed", so no card stays
-/// "working" forever. Agents of this process's builds are exempt (their runner ends them).
+/// "working" forever. Agents of this process's builds are exempt (their runner ends them). The
+/// leases live in an <see cref="IAgentLeases"/>: this process's memory, or Redis in a cluster,
+/// where every node renews what it publishes and sweeps, and one node reports each lost agent.
 /// </summary>
 public sealed class AgentLeaseMonitor : IDisposable
 {
-    private readonly ConcurrentDictionary<(string Project, string Agent), Lease> _leases = new();
+    private readonly IAgentLeases _leases;
     private readonly EventPublisher _publisher;
     private readonly BuildRunner _runner;
     private readonly TimeProvider _time;
@@ -21,10 +22,11 @@ public sealed class AgentLeaseMonitor : IDisposable
     private readonly ILogger<AgentLeaseMonitor> _logger;
     private readonly ITimer _timer;
 
-    public AgentLeaseMonitor(EventPublisher publisher, BuildRunner runner, RunnerOptions options, TimeProvider time, ILogger<AgentLeaseMonitor> logger)
+    public AgentLeaseMonitor(EventPublisher publisher, BuildRunner runner, IAgentLeases leases, RunnerOptions options, TimeProvider time, ILogger<AgentLeaseMonitor> logger)
     {
         ArgumentNullException.ThrowIfNull(publisher);
         ArgumentNullException.ThrowIfNull(options);
+        _leases = leases;
         _publisher = publisher;
         _runner = runner;
         _time = time;
@@ -42,52 +44,55 @@ public sealed class AgentLeaseMonitor : IDisposable
             return;
         }
 
-        var key = (e.ProjectId, id.GetString()!);
-        var status = e.Type == EventTypes.AgentStatusUpdate && e.Payload.TryGetProperty("status", out var s) ? s.GetString() : null;
-        if (status is not null && status != "working")
+        var agentId = id.GetString()!;
+        if (_runner.IsInternalAgent(e.ProjectId, agentId))
         {
-            _leases.TryRemove(key, out _);
+            // this process's own builds end their agents themselves
             return;
         }
 
-        if (status == "working" || _leases.ContainsKey(key))
+        var status = e.Type == EventTypes.AgentStatusUpdate && e.Payload.TryGetProperty("status", out var s) ? s.GetString() : null;
+        if (status is not null && status != "working")
         {
-            var agentType = e.Payload.TryGetProperty("agentType", out var t) ? t.GetString() ?? "backend" : "backend";
-            _leases[key] = new Lease(agentType, _time.GetUtcNow());
+            _leases.Release(e.ProjectId, agentId);
+            return;
         }
+
+        var agentType = e.Payload.TryGetProperty("agentType", out var t) ? t.GetString() ?? "backend" : "backend";
+        _leases.Touch(e.ProjectId, agentId, agentType, _time.GetUtcNow() + _lease, onlyIfHeld: status != "working");
     }
 
     /// <summary>Fails the agents whose lease expired. Runs on a timer; public for tests and operators.</summary>
     public async Task SweepAsync()
     {
-        var now = _time.GetUtcNow();
-        foreach (var (key, lease) in _leases)
+        IReadOnlyList<AgentLease> expired;
+        try
         {
-            if (now - lease.LastSeen < _lease || _runner.IsInternalAgent(key.Project, key.Agent))
-            {
-                continue;
-            }
+            expired = await _leases.ClaimExpiredAsync(_time.GetUtcNow(), _runner.IsInternalAgent);
+        }
+#pragma warning disable CA1031 // a timer sweep must survive a store that is down
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LogWarning(ex, "Reading the expired agent leases failed");
+            return;
+        }
 
-            if (!_leases.TryRemove(new KeyValuePair<(string, string), Lease>(key, lease)))
-            {
-                continue;
-            }
-
+        foreach (var lease in expired)
+        {
             try
             {
-                await _publisher.PublishAsync(key.Project, EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
-                {
-                    ["agentId"] = key.Agent,
-                    ["agentType"] = lease.AgentType,
-                    ["status"] = "failed",
-                    ["message"] = $"No report from the agent for {(int)_lease.TotalSeconds} s while working: its lease expired, it is presumed lost.",
-                });
+                await _publisher.PublishAsync(lease.ProjectId, EventTypes.AgentStatusUpdate, new AgentStatusPayload(
+                    lease.AgentId,
+                    lease.AgentType,
+                    "failed",
+                    Message: $"No report from the agent for {(int)_lease.TotalSeconds} s while working: its lease expired, it is presumed lost."));
             }
 #pragma warning disable CA1031 // a timer sweep must survive a failed publication
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                _logger.LogError(ex, "Failing agent {AgentId} of {ProjectId} after its lease failed", key.Agent, key.Project);
+                _logger.LogError(ex, "Failing agent {AgentId} of {ProjectId} after its lease failed", lease.AgentId, lease.ProjectId);
             }
         }
     }
@@ -97,6 +102,4 @@ public sealed class AgentLeaseMonitor : IDisposable
         _publisher.Published -= OnPublished;
         _timer.Dispose();
     }
-
-    private sealed record Lease(string AgentType, DateTimeOffset LastSeen);
 }

@@ -133,7 +133,7 @@ internal sealed class BuildExecution
     }
 
     /// <summary>The progress to publish now, or null when nothing changed since the last one.</summary>
-    public Dictionary<string, object?>? TakeProgress(bool force, string message)
+    public BuildProgressPayload? TakeProgress(bool force, string message)
     {
         lock (_progressGate)
         {
@@ -148,16 +148,7 @@ internal sealed class BuildExecution
             _lastPublished = current;
             var elapsed = ElapsedSimulated;
             var remaining = overall <= 0 ? EstimatedSeconds : Math.Max(0, (elapsed * (100 - overall) / overall));
-            return new Dictionary<string, object?>
-            {
-                ["projectId"] = ProjectId,
-                ["buildId"] = BuildId,
-                ["currentPhase"] = Phase,
-                ["phaseProgress"] = phaseProgress,
-                ["overallProgress"] = overall,
-                ["message"] = message,
-                ["estimatedTimeRemaining"] = Math.Round(remaining),
-            };
+            return new BuildProgressPayload(ProjectId, BuildId, Phase, phaseProgress, overall, message, Math.Round(remaining));
         }
     }
 
@@ -174,28 +165,14 @@ internal sealed class BuildExecution
         }
 
         LastStatus[agent.AgentId] = status;
-        await PublishAsync(EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
-        {
-            ["agentId"] = agent.AgentId,
-            ["agentType"] = agent.AgentType,
-            ["status"] = status,
-            ["currentTask"] = currentTask,
-            ["progress"] = progress,
-            ["message"] = message,
-        });
+        await PublishAsync(EventTypes.AgentStatusUpdate, new AgentStatusPayload(agent.AgentId, agent.AgentType, status, currentTask, progress, message));
     }
 
     public async Task OutputAsync(AgentContext agent, object output, string summary)
     {
         var element = JsonSerializer.SerializeToElement(output, RunnerJson.Options);
         _outputs[agent.AgentType] = element;
-        await PublishAsync(EventTypes.AgentOutput, new Dictionary<string, object?>
-        {
-            ["agentId"] = agent.AgentId,
-            ["agentType"] = agent.AgentType,
-            ["output"] = element,
-            ["summary"] = summary,
-        });
+        await PublishAsync(EventTypes.AgentOutput, new AgentOutputPayload(agent.AgentId, agent.AgentType, element, summary));
     }
 
     public async Task<string> AskAsync(AgentContext agent, string question, IReadOnlyList<DecisionOption> options, int timeoutSeconds, string? defaultOptionId)
@@ -229,14 +206,7 @@ internal sealed class BuildExecution
     public async Task DeploymentProgressAsync(DeploymentContext deployment, string stage, int progress, string message)
     {
         Cancellation.ThrowIfCancellationRequested();
-        await PublishAsync(EventTypes.DeploymentProgress, new Dictionary<string, object?>
-        {
-            ["deploymentId"] = deployment.DeploymentId,
-            ["environment"] = deployment.Environment,
-            ["stage"] = stage,
-            ["progress"] = progress,
-            ["message"] = message,
-        });
+        await PublishAsync(EventTypes.DeploymentProgress, new DeploymentProgressPayload(deployment.DeploymentId, deployment.Environment, stage, progress, message));
     }
 
     public void ThrowInjectedFault(AgentContext agent) => ThrowInjectedFault(agent.Phase, agent.AgentType);
@@ -265,17 +235,8 @@ internal sealed class BuildExecution
         }
     }
 
-    public Task PublishAsync(string type, Dictionary<string, object?> payload)
-    {
-        foreach (var key in payload.Where(p => p.Value is null).Select(p => p.Key).ToList())
-        {
-            payload.Remove(key);
-        }
-
-        return PublishCheckedAsync(type, payload);
-    }
-
-    private async Task PublishCheckedAsync(string type, Dictionary<string, object?> payload)
+    /// <summary>Publishes one of the runner's typed payloads (nulls left out); an invalid one is a runner bug and throws.</summary>
+    public async Task PublishAsync<T>(string type, T payload)
     {
         var result = await _publisher.PublishAsync(ProjectId, type, JsonSerializer.SerializeToElement(payload, RunnerJson.Options));
         if (!result.Ok)

@@ -22,6 +22,12 @@ public sealed class RunnerOptions
     /// <summary>An outside agent reported "working" that says nothing for this long is failed.</summary>
     public int AgentLeaseSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// A cluster node renews the lease of each build it runs; a build whose node stops renewing for
+    /// this long is ended by another node with build:failed INTERRUPTED.
+    /// </summary>
+    public int BuildLeaseSeconds { get; set; } = 15;
+
     public string PreviewBaseUrl { get; set; } = "http://localhost:3001/preview";
 
     /// <summary>
@@ -55,6 +61,7 @@ public sealed class BuildRunner : IAsyncDisposable
     ];
 
     private const string ShutdownCanceller = "shutdown";
+    private const string LeaseLostCanceller = "lease-lost";
 
     private readonly ConcurrentDictionary<string, Running> _running = new(StringComparer.Ordinal);
     private int _reserved;
@@ -62,22 +69,45 @@ public sealed class BuildRunner : IAsyncDisposable
     private readonly Func<BuildRequest, IDeploymentAgent> _deployerFor;
     private readonly EventPublisher _publisher;
     private readonly DecisionService _decisions;
-    private readonly IBuildStore _store;
+    private readonly IBuildLeases _leases;
     private readonly RunnerOptions _options;
     private readonly TimeProvider _pacing;
+    private readonly TimeProvider _time;
     private readonly ILogger<BuildRunner> _logger;
+    private readonly TimeSpan _lease;
+    private readonly ITimer? _sweep;
 
-    public BuildRunner(Func<BuildRequest, IReadOnlyList<IAgent>> agentsFor, Func<BuildRequest, IDeploymentAgent> deployerFor, EventPublisher publisher, DecisionService decisions, IBuildStore store, RunnerOptions options, TimeProvider pacing, ILogger<BuildRunner> logger)
+    /// <param name="leases">Who runs which build: <see cref="LocalBuildLeases"/> in one process, <see cref="RedisBuildLeases"/> in a cluster.</param>
+    /// <param name="time">The gateway's clock (as the rest of it): the builds' records, the renewal of their leases, the sweep for expired ones.</param>
+    /// <param name="pacing">The clock the simulated agents work by (their pace, the progress pump).</param>
+    public BuildRunner(Func<BuildRequest, IReadOnlyList<IAgent>> agentsFor, Func<BuildRequest, IDeploymentAgent> deployerFor, EventPublisher publisher, DecisionService decisions, IBuildLeases leases, RunnerOptions options, TimeProvider time, TimeProvider pacing, ILogger<BuildRunner> logger)
     {
+        ArgumentNullException.ThrowIfNull(leases);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(pacing);
+        _time = time;
         _agentsFor = agentsFor;
         _deployerFor = deployerFor;
         _publisher = publisher;
         _decisions = decisions;
-        _store = store;
+        _leases = leases;
         _options = options;
         _pacing = pacing;
         _logger = logger;
+        _lease = TimeSpan.FromSeconds(options.BuildLeaseSeconds);
+        if (leases.Shared)
+        {
+            // a cluster: cancellations asked on other nodes, and the builds of nodes that died
+            leases.CancelRequested += (projectId, buildId, by) => Cancel(projectId, buildId, by);
+            _sweep = time.CreateTimer(static s => _ = ((BuildRunner)s!).EndInterruptedBuildsAsync(), this, RenewalPeriod, RenewalPeriod);
+        }
     }
+
+    /// <summary>How often a lease is renewed and the expired ones are looked for: a third of the lease.</summary>
+    private TimeSpan RenewalPeriod => _lease / 3;
+
+    private DateTimeOffset LeaseExpiry => _time.GetUtcNow() + _lease;
 
     /// <summary>Agent ids of the builds running in this process (not subject to leases).</summary>
     public bool IsInternalAgent(string projectId, string agentId) =>
@@ -107,9 +137,11 @@ public sealed class BuildRunner : IAsyncDisposable
             return new StartResult(StartOutcome.AlreadyRunning, RunningBuildId(projectId) ?? string.Empty);
         }
 
+        running.Record = new BuildRecord(buildId, projectId, "running", BuildPhases.Analyze, _time.GetUtcNow());
+        string? holder;
         try
         {
-            await _store.SaveBuildAsync(new BuildRecord(buildId, projectId, "running", BuildPhases.Analyze, DateTimeOffset.UtcNow), cancellationToken);
+            holder = await _leases.TryAcquireAsync(running.Record, LeaseExpiry, cancellationToken);
         }
         catch
         {
@@ -120,11 +152,56 @@ public sealed class BuildRunner : IAsyncDisposable
             throw;
         }
 
+        if (holder is not null)
+        {
+            // running on another node
+            _running.TryRemove(new KeyValuePair<string, Running>(projectId, running));
+            Interlocked.Decrement(ref _reserved);
+            cts.Dispose();
+            return new StartResult(StartOutcome.AlreadyRunning, holder);
+        }
+
+        if (_leases.Shared)
+        {
+            running.Renewal = _time.CreateTimer(static s => _ = ((object[])s!)[0] is BuildRunner runner ? runner.RenewAsync((Running)((object[])s!)[1]) : Task.CompletedTask, new object[] { this, running }, RenewalPeriod, RenewalPeriod);
+        }
+
         running.Task = Task.Run(() => RunAsync(running));
         return new StartResult(StartOutcome.Started, buildId);
     }
 
-    /// <summary>Cancels a running build; false when that build is not running.</summary>
+    /// <summary>Extends a running build's lease; a lost lease (another node ended the build) stops it silently.</summary>
+    private async Task RenewAsync(Running running)
+    {
+        try
+        {
+            if (!await _leases.RenewAsync(running.Record with { Phase = running.Execution.Phase }, LeaseExpiry))
+            {
+                _logger.LogWarning("Build {BuildId} of {ProjectId} lost its lease: another node ended it", running.Execution.BuildId, running.Execution.ProjectId);
+                running.CancelledBy = LeaseLostCanceller;
+                running.Cancellation.Cancel();
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // the build ended meanwhile
+        }
+#pragma warning disable CA1031 // a timer callback must not crash the process
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LogWarning(ex, "Renewing the lease of build {BuildId} failed", running.Execution.BuildId);
+        }
+    }
+
+    /// <summary>
+    /// Cancels a running build, here or (cluster) on the node that runs it; false when that build
+    /// is not running anywhere.
+    /// </summary>
+    public async Task<bool> CancelAsync(string projectId, string buildId, string cancelledBy) =>
+        Cancel(projectId, buildId, cancelledBy) || await _leases.RequestCancelAsync(projectId, buildId, cancelledBy);
+
+    /// <summary>Cancels a build running in this process; false when that build is not running here.</summary>
     public bool Cancel(string projectId, string buildId, string cancelledBy)
     {
         if (!_running.TryGetValue(projectId, out var running) || running.Execution.BuildId != buildId)
@@ -149,29 +226,29 @@ public sealed class BuildRunner : IAsyncDisposable
     /// <summary>Waits for a build of this process to end (tests, shutdown).</summary>
     public Task WhenFinishedAsync(string projectId) => _running.TryGetValue(projectId, out var r) && r.Task is { } t ? t : Task.CompletedTask;
 
-    /// <summary>Ends builds that were running when the process died (build:failed, code INTERRUPTED).</summary>
+    /// <summary>
+    /// Ends the builds whose runner is gone (build:failed, code INTERRUPTED): at start-up those
+    /// this process ran before it stopped; in a cluster, on a timer, those of any node whose lease
+    /// expired (each claimed by exactly one node).
+    /// </summary>
     public async Task EndInterruptedBuildsAsync(CancellationToken cancellationToken = default)
     {
-        foreach (var build in await _store.LoadRunningBuildsAsync(cancellationToken))
+        try
         {
-            if (_running.ContainsKey(build.ProjectId))
+            foreach (var build in await _leases.ClaimExpiredAsync(_time.GetUtcNow(), cancellationToken))
             {
-                continue;
+                await _publisher.PublishAsync(build.ProjectId, EventTypes.BuildFailed, new BuildFailedPayload(
+                    build.ProjectId,
+                    build.BuildId,
+                    new BuildError("INTERRUPTED", build.Phase, "The gateway stopped while this build was running.", new { code = "INTERRUPTED", buildId = build.BuildId, startedAt = build.StartedAt.ToUnixTimeMilliseconds() }, ["Start the build again"])), cancellationToken);
+                await _leases.ReleaseAsync(build with { State = "interrupted" });
             }
-
-            await _publisher.PublishAsync(build.ProjectId, EventTypes.BuildFailed, new Dictionary<string, object?>
-            {
-                ["buildId"] = build.BuildId,
-                ["error"] = new Dictionary<string, object?>
-                {
-                    ["code"] = "INTERRUPTED",
-                    ["phase"] = build.Phase,
-                    ["message"] = "The gateway stopped while this build was running.",
-                    ["details"] = new { code = "INTERRUPTED", buildId = build.BuildId, startedAt = build.StartedAt.ToUnixTimeMilliseconds() },
-                    ["suggestions"] = new[] { "Start the build again" },
-                },
-            }, cancellationToken);
-            await _store.SaveBuildAsync(build with { State = "interrupted" }, cancellationToken);
+        }
+#pragma warning disable CA1031 // the sweep runs on a timer too: a failure is logged and retried at the next tick
+        catch (Exception ex) when (_leases.Shared && ex is not OperationCanceledException)
+#pragma warning restore CA1031
+        {
+            _logger.LogWarning(ex, "Ending the builds of stopped nodes failed");
         }
     }
 
@@ -185,21 +262,14 @@ public sealed class BuildRunner : IAsyncDisposable
         try
         {
             build.EstimatedSeconds = BuildPhases.All.Sum(phase => agents.Where(a => a.Phases.Contains(phase)).GroupBy(a => a.OrderIn(phase)).Sum(g => g.Max(a => a.EstimateSeconds(phase))));
-            await build.PublishAsync(EventTypes.BuildStarted, new Dictionary<string, object?>
-            {
-                ["projectId"] = build.ProjectId,
-                ["buildId"] = build.BuildId,
-                ["estimatedDuration"] = Math.Round(build.EstimatedSeconds),
-                ["phases"] = BuildPhases.All,
-                ["startedBy"] = build.Request.StartedBy,
-            });
+            await build.PublishAsync(EventTypes.BuildStarted, new BuildStartedPayload(build.ProjectId, build.BuildId, Math.Round(build.EstimatedSeconds), BuildPhases.All, build.Request.StartedBy));
             pump = PumpProgressAsync(build, pumpStop.Token);
             for (var index = 0; index < BuildPhases.All.Length; index++)
             {
                 var phase = BuildPhases.All[index];
                 var inPhase = agents.Where(a => a.Phases.Contains(phase)).ToList();
                 build.EnterPhase(phase, index, inPhase.Select(AgentId));
-                await _store.SaveBuildAsync(new BuildRecord(build.BuildId, build.ProjectId, "running", phase, DateTimeOffset.UtcNow));
+                await _leases.RenewAsync(running.Record with { Phase = phase }, LeaseExpiry);
                 foreach (var group in inPhase.GroupBy(a => a.OrderIn(phase)).OrderBy(g => g.Key))
                 {
                     await Task.WhenAll(group.Select(agent => RunAgentAsync(running, agent, phase)));
@@ -211,14 +281,12 @@ public sealed class BuildRunner : IAsyncDisposable
 
             pumpStop.Cancel();
             await pump;
-            await build.PublishAsync(EventTypes.BuildCompleted, new Dictionary<string, object?>
-            {
-                ["projectId"] = build.ProjectId,
-                ["buildId"] = build.BuildId,
-                ["duration"] = Math.Round(build.ElapsedSimulated),
-                ["previewUrl"] = _options.PreviewUrlFor?.Invoke(_options.PreviewBaseUrl, build.ProjectId) ?? $"{_options.PreviewBaseUrl.TrimEnd('/')}/{build.ProjectId}",
-                ["stats"] = BuildStats.From(build.Outputs),
-            });
+            await build.PublishAsync(EventTypes.BuildCompleted, new BuildCompletedPayload(
+                build.ProjectId,
+                build.BuildId,
+                Math.Round(build.ElapsedSimulated),
+                _options.PreviewUrlFor?.Invoke(_options.PreviewBaseUrl, build.ProjectId) ?? $"{_options.PreviewBaseUrl.TrimEnd('/')}/{build.ProjectId}",
+                BuildStats.From(build.Outputs)));
             state = "completed";
             if (build.Request.Deploy)
             {
@@ -231,24 +299,13 @@ public sealed class BuildRunner : IAsyncDisposable
             // an agent failed for good: the other agents of its phase were stopped with it
             var failure = running.Failure ?? (BuildFailedException)ex;
             await SettleAgentsAsync(build, "Stopped: the build failed");
-            await Quietly(() => build.PublishAsync(EventTypes.BuildFailed, new Dictionary<string, object?>
-            {
-                ["projectId"] = build.ProjectId,
-                ["buildId"] = build.BuildId,
-                ["error"] = new Dictionary<string, object?>
-                {
-                    ["code"] = failure.Code,
-                    ["phase"] = failure.Phase,
-                    ["message"] = failure.Message,
-                    ["details"] = failure.Details ?? new { },
-                    ["suggestions"] = s_failureSuggestions,
-                },
-            }));
+            await Quietly(() => build.PublishAsync(EventTypes.BuildFailed, new BuildFailedPayload(build.ProjectId, build.BuildId, new BuildError(failure.Code, failure.Phase, failure.Message, failure.Details ?? new { }, s_failureSuggestions))));
         }
-        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested && running.CancelledBy == ShutdownCanceller)
+        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested && running.CancelledBy is ShutdownCanceller or LeaseLostCanceller)
         {
-            // the process is stopping: the build stays recorded as running, and the next start
-            // ends it with build:failed INTERRUPTED, as after a crash
+            // the process is stopping: the build stays recorded as running, and the next start (or
+            // another node, when its lease runs out) ends it with build:failed INTERRUPTED, as after
+            // a crash; a lost lease means another node has already done so
             state = "running";
         }
         catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested)
@@ -259,31 +316,16 @@ public sealed class BuildRunner : IAsyncDisposable
             {
                 // the build itself completed: it is the deployment that was stopped
                 state = "deployment-cancelled";
-                await Quietly(() => build.PublishAsync(EventTypes.DeploymentFailed, new Dictionary<string, object?>
-                {
-                    ["projectId"] = build.ProjectId,
-                    ["deploymentId"] = build.DeploymentId ?? "unknown",
-                    ["environment"] = "test",
-                    ["error"] = new Dictionary<string, object?>
-                    {
-                        ["code"] = "CANCELLED",
-                        ["phase"] = "deploy",
-                        ["message"] = $"The deployment was cancelled by {by}.",
-                        ["details"] = new { cancelledBy = by },
-                        ["suggestions"] = new[] { "Deploy again when ready" },
-                    },
-                }));
+                await Quietly(() => build.PublishAsync(EventTypes.DeploymentFailed, new DeploymentFailedPayload(
+                    build.ProjectId,
+                    build.DeploymentId ?? "unknown",
+                    "test",
+                    new BuildError("CANCELLED", "deploy", $"The deployment was cancelled by {by}.", new { cancelledBy = by }, ["Deploy again when ready"]))));
             }
             else
             {
                 state = "cancelled";
-                await Quietly(() => build.PublishAsync(EventTypes.BuildCancelled, new Dictionary<string, object?>
-                {
-                    ["projectId"] = build.ProjectId,
-                    ["buildId"] = build.BuildId,
-                    ["cancelledBy"] = by,
-                    ["phase"] = build.Phase,
-                }));
+                await Quietly(() => build.PublishAsync(EventTypes.BuildCancelled, new BuildCancelledPayload(build.ProjectId, build.BuildId, by, build.Phase)));
             }
         }
 #pragma warning disable CA1031 // any failure ends the build with build:failed, never silently
@@ -291,25 +333,18 @@ public sealed class BuildRunner : IAsyncDisposable
 #pragma warning restore CA1031
         {
             _logger.LogError(ex, "Build {BuildId} of {ProjectId} crashed", build.BuildId, build.ProjectId);
-            await Quietly(() => build.PublishAsync(EventTypes.BuildFailed, new Dictionary<string, object?>
-            {
-                ["projectId"] = build.ProjectId,
-                ["buildId"] = build.BuildId,
-                ["error"] = new Dictionary<string, object?>
-                {
-                    ["code"] = "INTERNAL_ERROR",
-                    ["phase"] = build.Phase,
-                    ["message"] = "The build runner failed: " + ex.Message,
-                    ["details"] = new { },
-                    ["suggestions"] = s_failureSuggestions,
-                },
-            }));
+            await Quietly(() => build.PublishAsync(EventTypes.BuildFailed, new BuildFailedPayload(build.ProjectId, build.BuildId, new BuildError("INTERNAL_ERROR", build.Phase, "The build runner failed: " + ex.Message, new { }, s_failureSuggestions))));
         }
         finally
         {
             pumpStop.Cancel();
             await Quietly(() => pump);
-            await Quietly(() => _store.SaveBuildAsync(new BuildRecord(build.BuildId, build.ProjectId, state, build.Phase, DateTimeOffset.UtcNow)).AsTask());
+            if (running.Renewal is { } renewal)
+            {
+                await renewal.DisposeAsync();
+            }
+
+            await Quietly(() => _leases.ReleaseAsync(running.Record with { State = state, Phase = build.Phase }).AsTask());
             _running.TryRemove(new KeyValuePair<string, Running>(build.ProjectId, running));
             Interlocked.Decrement(ref _reserved);
             running.Cancellation.Dispose();
@@ -338,13 +373,7 @@ public sealed class BuildRunner : IAsyncDisposable
                 if (!retry)
                 {
                     build.LastStatus[agentId] = "failed";
-                    await build.PublishAsync(EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
-                    {
-                        ["agentId"] = agentId,
-                        ["agentType"] = agent.AgentType,
-                        ["status"] = "failed",
-                        ["message"] = ex.Message,
-                    });
+                    await build.PublishAsync(EventTypes.AgentStatusUpdate, new AgentStatusPayload(agentId, agent.AgentType, "failed", Message: ex.Message));
                     var why = ex.Retryable ? $"{ex.Message} (gave up after {attempt + 1} attempts)" : ex.Message;
                     var failure = new BuildFailedException(ex.Code, phase, why, new { agentId, agentType = agent.AgentType, attempts = attempt + 1, cause = ex.Details });
 
@@ -359,19 +388,7 @@ public sealed class BuildRunner : IAsyncDisposable
     }
 
     private static Task PublishAgentErrorAsync(BuildExecution build, string agentId, string agentType, AgentException ex, int attempt) =>
-        build.PublishAsync(EventTypes.AgentError, new Dictionary<string, object?>
-        {
-            ["agentId"] = agentId,
-            ["agentType"] = agentType,
-            ["error"] = new Dictionary<string, object?>
-            {
-                ["code"] = ex.Code,
-                ["message"] = ex.Message,
-                ["details"] = ex.Details ?? new { },
-                ["retryable"] = ex.Retryable,
-                ["retryCount"] = attempt + 1,
-            },
-        });
+        build.PublishAsync(EventTypes.AgentError, new AgentErrorPayload(agentId, agentType, new AgentError(ex.Code, ex.Message, ex.Details ?? new { }, ex.Retryable, attempt + 1)));
 
     /// <summary>Agents still shown working or waiting are set idle when the build ends early.</summary>
     private async Task SettleAgentsAsync(BuildExecution build, string message)
@@ -381,13 +398,7 @@ public sealed class BuildRunner : IAsyncDisposable
             if (build.LastStatus.GetValueOrDefault(agentId) is "working" or "waiting")
             {
                 build.LastStatus[agentId] = "idle";
-                await Quietly(() => build.PublishAsync(EventTypes.AgentStatusUpdate, new Dictionary<string, object?>
-                {
-                    ["agentId"] = agentId,
-                    ["agentType"] = agentType,
-                    ["status"] = "idle",
-                    ["message"] = message,
-                }));
+                await Quietly(() => build.PublishAsync(EventTypes.AgentStatusUpdate, new AgentStatusPayload(agentId, agentType, "idle", Message: message)));
             }
         }
     }
@@ -403,14 +414,7 @@ public sealed class BuildRunner : IAsyncDisposable
             try
             {
                 var result = await _deployerFor(build.Request).DeployAsync(context);
-                await build.PublishAsync(EventTypes.DeploymentSuccess, new Dictionary<string, object?>
-                {
-                    ["deploymentId"] = deploymentId,
-                    ["environment"] = context.Environment,
-                    ["url"] = result.Url,
-                    ["healthStatus"] = result.HealthStatus,
-                    ["duration"] = Math.Round(build.ElapsedSimulated - started),
-                });
+                await build.PublishAsync(EventTypes.DeploymentSuccess, new DeploymentSuccessPayload(deploymentId, context.Environment, result.Url, result.HealthStatus, Math.Round(build.ElapsedSimulated - started)));
                 return true;
             }
             catch (AgentException ex)
@@ -422,20 +426,11 @@ public sealed class BuildRunner : IAsyncDisposable
                     continue;
                 }
 
-                await build.PublishAsync(EventTypes.DeploymentFailed, new Dictionary<string, object?>
-                {
-                    ["projectId"] = build.ProjectId,
-                    ["deploymentId"] = deploymentId,
-                    ["environment"] = context.Environment,
-                    ["error"] = new Dictionary<string, object?>
-                    {
-                        ["code"] = ex.Code,
-                        ["phase"] = "deploy",
-                        ["message"] = ex.Retryable ? $"{ex.Message} (gave up after {attempt + 1} attempts)" : ex.Message,
-                        ["details"] = ex.Details ?? new { },
-                        ["suggestions"] = new[] { "Check the deployment logs", "Deploy again once the environment is healthy" },
-                    },
-                });
+                await build.PublishAsync(EventTypes.DeploymentFailed, new DeploymentFailedPayload(
+                    build.ProjectId,
+                    deploymentId,
+                    context.Environment,
+                    new BuildError(ex.Code, "deploy", ex.Retryable ? $"{ex.Message} (gave up after {attempt + 1} attempts)" : ex.Message, ex.Details ?? new { }, ["Check the deployment logs", "Deploy again once the environment is healthy"])));
                 return false;
             }
         }
@@ -489,6 +484,11 @@ public sealed class BuildRunner : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_sweep is not null)
+        {
+            await _sweep.DisposeAsync();
+        }
+
         var ending = new List<Task>();
         foreach (var running in _running.Values)
         {
@@ -510,6 +510,12 @@ public sealed class BuildRunner : IAsyncDisposable
         public CancellationTokenSource Cancellation { get; } = cancellation;
 
         public Task? Task { get; set; }
+
+        /// <summary>The build as leased (its phase is updated when its lease is renewed).</summary>
+        public BuildRecord Record { get; set; } = null!;
+
+        /// <summary>The timer renewing the lease of a build in a cluster.</summary>
+        public ITimer? Renewal { get; set; }
 
         public string? CancelledBy { get; set; }
 
