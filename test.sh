@@ -24,13 +24,16 @@ as_root() {
   fi
 }
 
-# --- Debian packages: the Python Socket.IO client, redis-server, Chromium (dashboard E2E) -----
+# --- Debian packages: the Python Socket.IO client, redis-server, nginx, Chromium (dashboard E2E)
 apt_packages=()
 if ! /usr/bin/python3 -c 'import socketio, requests, websocket' >/dev/null 2>&1; then
   apt_packages+=(python3-socketio python3-requests python3-websocket)
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_packages+=(redis-server)
+fi
+if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null 2>&1; then
+  apt_packages+=(nginx) # tests/Cluster.Tests runs its own nginx in front of three gateway nodes
 fi
 if [ ! -x /usr/bin/chromium ]; then
   apt_packages+=(chromium)

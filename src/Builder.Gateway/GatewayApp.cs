@@ -74,6 +74,12 @@ public static class GatewayApp
                 var allowed = origin.Length == 0 || o.Engine.Cors.IsAllowed(origin);
                 return ValueTask.FromResult(allowed ? null : $"Origin {origin} is not allowed");
             };
+            if (options.Engine.Cookie is { } cookie)
+            {
+                // sticky sessions behind a load balancer (long-polling of a cluster)
+                o.Engine.Cookie = new EngineCookieOptions { Name = cookie, SameSite = Enum.Parse<Microsoft.Net.Http.Headers.SameSiteMode>(options.Engine.CookieSameSite) };
+            }
+
             o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions();
             // only /builder is served; a session that joins it neither soon nor at all is closed
             o.ServeMainNamespace = false;

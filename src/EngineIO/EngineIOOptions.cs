@@ -85,6 +85,13 @@ public sealed class EngineIOOptions
     /// </summary>
     public int MaxHandshakesPerAddress { get; set; }
 
+    /// <summary>
+    /// A cookie holding the session id, set on the handshake (Node's <c>cookie</c> option), so that a
+    /// load balancer can route a long-polling session's requests to the same server; null (the
+    /// default): no cookie.
+    /// </summary>
+    public EngineCookieOptions? Cookie { get; set; }
+
     /// <summary>The clock behind heartbeats and timeouts; tests substitute a fake one.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
@@ -135,11 +142,33 @@ public sealed class EngineIOOptions
             throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerAddress), "MaxConnectionsPerAddress and MaxHandshakesPerAddress must be 0 (no limit) or more.");
         }
 
+        if (Cookie is { } cookie && (string.IsNullOrWhiteSpace(cookie.Name) || cookie.Name.Any(c => c <= ' ' || c >= 127 || "()<>@,;:\\\"/[]?={}".Contains(c, StringComparison.Ordinal))))
+        {
+            throw new ArgumentException("Cookie.Name must be a cookie name (a token, e.g. \"io\").", nameof(Cookie));
+        }
+
         if (Transports.Count == 0 || Transports.Any(t => t is not (Polling or WebSocket)))
         {
             throw new ArgumentException("Transports must be a non-empty subset of \"polling\" and \"websocket\".", nameof(Transports));
         }
     }
+}
+
+/// <summary>The session cookie (Node's <c>cookie: {name, path, httpOnly, sameSite}</c>; its defaults are Node's).</summary>
+public sealed class EngineCookieOptions
+{
+    public string Name { get; set; } = "io";
+
+    /// <summary>The cookie's Path; null: no Path attribute.</summary>
+    public string? Path { get; set; } = "/";
+
+    public bool HttpOnly { get; set; } = true;
+
+    public Microsoft.Net.Http.Headers.SameSiteMode SameSite { get; set; } = Microsoft.Net.Http.Headers.SameSiteMode.Lax;
+
+    /// <summary>The Set-Cookie value for a session.</summary>
+    public string Format(string sessionId) =>
+        new Microsoft.Net.Http.Headers.SetCookieHeaderValue(Name, sessionId) { Path = Path, HttpOnly = HttpOnly, SameSite = SameSite }.ToString();
 }
 
 /// <summary>CORS settings for HTTP long-polling requests.</summary>

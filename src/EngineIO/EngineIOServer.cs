@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Primitives;
+using Microsoft.Net.Http.Headers;
 
 namespace EngineIO;
 
@@ -223,7 +224,17 @@ public sealed class EngineIOServer
         }
     }
 
-    private EngineSession Open(HttpContext context, string transport) => Open(EngineRequestInfo.From(context), transport);
+    private EngineSession Open(HttpContext context, string transport)
+    {
+        var session = Open(EngineRequestInfo.From(context), transport);
+        if (_options.Cookie is { } cookie && !context.Response.HasStarted)
+        {
+            // sticky sessions: the polling handshake's answer carries the session id (a WebSocket session needs none)
+            context.Response.Headers.Append(HeaderNames.SetCookie, cookie.Format(session.Id));
+        }
+
+        return session;
+    }
 
     internal EngineSession Open(EngineRequestInfo request, string transport)
     {

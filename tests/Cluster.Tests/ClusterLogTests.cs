@@ -147,6 +147,46 @@ public sealed class ClusterLogTests
         }
     }
 
+    [Fact]
+    public async Task A_lastSeq_older_than_the_kept_events_gets_a_snapshot()
+    {
+        await using var redis = await RedisProcess.StartAsync();
+        var nodes = await GatewayNode.StartClusterAsync(redis.Configuration, 2, new Dictionary<string, string> { ["Builder:Store:MaxEventsPerProject"] = "100" });
+        var viewers = new List<Viewer>();
+        try
+        {
+            const string project = "trimmed";
+            for (var i = 0; i < 130; i++)
+            {
+                await PublishOkAsync(nodes[i % 2], project, 0, i);
+            }
+
+            // the Stream keeps the last 100: seq 31..130
+            await using var connection = await redis.ConnectAsync();
+            Assert.Equal(100, await connection.GetDatabase().StreamLengthAsync("builder:{" + project + "}:log"));
+
+            var viewer = new Viewer(nodes[1].Url, GatewayNode.Token("bob", project));
+            viewers.Add(viewer);
+            await viewer.ConnectAsync();
+            var ack = await viewer.JoinAsync(project, lastSeq: 5);
+            Assert.Equal(130, ack.GetProperty("seq").GetInt64());
+            Assert.False(ack.TryGetProperty("replayed", out _));
+            Assert.Contains(viewer.Events, e => e.Name == "project:snapshot");
+            Assert.Empty(viewer.ProjectEvents(project));
+
+            // a lastSeq still kept is replayed
+            var kept = new Viewer(nodes[0].Url, GatewayNode.Token("bob", project));
+            viewers.Add(kept);
+            await kept.ConnectAsync();
+            Assert.Equal(10, (await kept.JoinAsync(project, lastSeq: 120)).GetProperty("replayed").GetInt64());
+            Assert.Equal(Enumerable.Range(121, 10).Select(i => (long)i), kept.ProjectEvents(project).Select(e => e.GetProperty("seq").GetInt64()));
+        }
+        finally
+        {
+            await DisposeAllAsync(viewers, nodes);
+        }
+    }
+
     internal static async Task DisposeAllAsync(IEnumerable<Viewer> viewers, IEnumerable<GatewayNode> nodes)
     {
         foreach (var viewer in viewers)

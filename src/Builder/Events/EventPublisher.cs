@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Builder.Contracts;
-using Microsoft.Extensions.Logging;
 using Builder.Rooms;
+using Microsoft.Extensions.Logging;
 
 namespace Builder.Events;
 
