@@ -250,7 +250,7 @@ public static class Commands
                 var address = Gateway(parse);
                 var query = $"/dev/token?user={Uri.EscapeDataString(userId)}&projects={Uri.EscapeDataString(string.Join(',', projectList))}"
                     + (roleName is null ? string.Empty : "&role=" + roleName);
-                using var http = new HttpClient { Timeout = Timeout(parse) ?? TimeSpan.FromSeconds(30) };
+                using var http = new HttpClient { Timeout = Timeout(parse) ?? GatewayConnection.DefaultTimeout };
                 HttpResponseMessage response;
                 try
                 {
@@ -384,7 +384,7 @@ public static class Commands
     }
 
     private static ProducerApi Api(ParseResult parse) =>
-        new(Gateway(parse), ApiKeyOf(parse), ApiKeyOf(parse) is null ? TokenOf(parse) : null, Timeout(parse) ?? TimeSpan.FromSeconds(30));
+        new(Gateway(parse), ApiKeyOf(parse), ApiKeyOf(parse) is null ? TokenOf(parse) : null, Timeout(parse) ?? GatewayConnection.DefaultTimeout);
 
     private static Command PublishCommand(TextWriter output, TextWriter error)
     {
@@ -418,7 +418,7 @@ public static class Commands
         command.SetAction((parse, ct) => Run(error, async () =>
         {
             var token = RequireToken(parse);
-            var timeout = Timeout(parse) ?? TimeSpan.FromSeconds(30);
+            var timeout = Timeout(parse) ?? GatewayConnection.DefaultTimeout;
             await using var connection = await GatewayConnection.ConnectAsync(Gateway(parse), JsonSerializer.SerializeToElement(new { token }), reconnect: false, timeout, ct);
             var body = new Dictionary<string, string> { ["decisionId"] = parse.GetValue(decision)!, ["selectedOptionId"] = parse.GetValue(option)! };
             if (parse.GetValue(feedback) is { } text)

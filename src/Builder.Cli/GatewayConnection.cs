@@ -78,6 +78,9 @@ public sealed class GatewayConnection : IAsyncDisposable
         });
     }
 
+    /// <summary>How long a connection or an ack is waited for when no <c>--timeout</c> says otherwise.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>The pseudo-event queued when the connection ends for good (its argument: the reason).</summary>
     public const string DisconnectEvent = "$disconnect";
 

@@ -25,7 +25,7 @@ public static class ListenCommand
     {
         var printer = new EventPrinter(output, settings.Json, TimeProvider.System);
         var all = settings.On.Count == 0 || settings.On.Contains("*");
-        var connectTimeout = settings.Timeout is { } t && t < TimeSpan.FromSeconds(20) ? t : TimeSpan.FromSeconds(20);
+        var connectTimeout = settings.Timeout is { } t && t < GatewayConnection.DefaultTimeout ? t : GatewayConnection.DefaultTimeout;
         var clock = Stopwatch.StartNew();
         await using var connection = await GatewayConnection.ConnectAsync(settings.Address, settings.Auth, reconnect: true, connectTimeout, cancellationToken);
 

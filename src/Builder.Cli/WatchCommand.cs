@@ -18,7 +18,7 @@ public static class WatchCommand
         var state = new BuildState();
         var view = new WatchView(console, settings.ProjectId);
         var fatal = new TaskCompletionSource<CliException>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var connection = await GatewayConnection.ConnectAsync(settings.Address, JsonSerializer.SerializeToElement(new { token = settings.Token }), reconnect: true, TimeSpan.FromSeconds(20), cancellationToken);
+        await using var connection = await GatewayConnection.ConnectAsync(settings.Address, JsonSerializer.SerializeToElement(new { token = settings.Token }), reconnect: true, GatewayConnection.DefaultTimeout, cancellationToken);
         var joined = 0;
         connection.Connected += () => _ = Task.Run(() => JoinAsync(connection, settings.ProjectId, state, error, fatal, ++joined, CancellationToken.None), CancellationToken.None);
         await JoinAsync(connection, settings.ProjectId, state, error, fatal, ++joined, cancellationToken);
