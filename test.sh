@@ -64,6 +64,16 @@ if [ -f "$REDIS_PEER/package-lock.json" ]; then
   fi
 fi
 
+# --- Contract checks: @asyncapi/parser, typescript, socket.io-client (pinned by tests/Contracts/package-lock.json)
+CONTRACTS="$ROOT/tests/Contracts"
+if [ -f "$CONTRACTS/package-lock.json" ]; then
+  stamp="$CONTRACTS/node_modules/.package-lock.json"
+  if [ ! -d "$CONTRACTS/node_modules" ] || [ ! -f "$stamp" ] || [ "$CONTRACTS/package-lock.json" -nt "$stamp" ]; then
+    log "npm ci (tests/Contracts)"
+    (cd "$CONTRACTS" && npm ci --no-audit --no-fund)
+  fi
+fi
+
 # --- Browser driver (pinned by tests/E2E/package-lock.json; drives Debian's /usr/bin/chromium) --
 E2E="$ROOT/tests/E2E"
 if [ -f "$E2E/package-lock.json" ]; then

@@ -24,6 +24,12 @@ internal static class GatewayEndpoints
         app.MapGet("/metrics", (HttpContext context, GatewayMetrics metrics) =>
             GatewayGuards.CheckMetrics(context, options.Metrics) ?? Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
 
+        // the protocol's contracts, generated from the C# ones (docs/asyncapi.json, docs/builder-events.d.ts)
+        var asyncApi = ProtocolContracts.AsyncApiJson();
+        var typeScript = ProtocolContracts.TypeScript();
+        app.MapGet("/asyncapi.json", () => Results.Text(asyncApi, "application/json; charset=utf-8"));
+        app.MapGet("/builder-events.d.ts", () => Results.Text(typeScript, "application/typescript; charset=utf-8"));
+
         app.MapPost("/api/projects/{projectId}/events", PublishAsync);
         app.MapPost("/api/projects/{projectId}/decisions", CreateDecisionAsync);
         app.MapGet("/api/decisions/{decisionId}", GetDecisionAsync);

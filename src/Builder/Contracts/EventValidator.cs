@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Builder.Contracts;
 
@@ -36,7 +37,26 @@ public static class EventValidator
             return errors;
         }
 
-        var p = new Checker(payload, "payload", errors);
+        Describe(type, new Checker(payload, "payload", errors), errors);
+        return errors;
+    }
+
+    /// <summary>
+    /// The JSON Schema of <paramref name="type"/>'s payload, recorded from the very checks
+    /// <see cref="Validate"/> runs (so the published contracts cannot drift from what is enforced);
+    /// null for a type the validator does not know.
+    /// </summary>
+    public static JsonObject? PayloadSchema(string type)
+    {
+        var schema = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject() };
+        var errors = new List<FieldError>();
+        Describe(type, new Checker(schema), errors);
+        return errors.Count == 0 ? schema : null;
+    }
+
+    /// <summary>The checks of each event type's payload (run on a payload, or recorded as a schema).</summary>
+    private static void Describe(string type, Checker p, List<FieldError> errors)
+    {
         switch (type)
         {
             case EventTypes.AgentStatusUpdate:
@@ -132,36 +152,72 @@ public static class EventValidator
                 p.String("message");
                 p.Any("details", required: false);
                 p.Bool("recoverable");
-                if (p.Array("actions", required: false) is { } actions)
+                p.ObjectArray("actions", static a =>
                 {
-                    var i = 0;
-                    foreach (var action in actions.EnumerateArray())
-                    {
-                        var a = new Checker(action, $"payload.actions[{i++}]", errors);
-                        if (action.ValueKind != JsonValueKind.Object)
-                        {
-                            errors.Add(new FieldError(a.Path, "must be an object"));
-                            continue;
-                        }
-
-                        a.String("label");
-                        a.String("action");
-                    }
-                }
-
+                    a.String("label");
+                    a.String("action");
+                }, required: false);
                 break;
             default:
                 errors.Add(new FieldError("type", $"unknown event type \"{type}\"; expected one of {string.Join(", ", EventTypes.Publishable)}"));
                 break;
         }
-
-        return errors;
     }
 
-    /// <summary>Field checks on one JSON object, errors named by their path.</summary>
-    internal readonly struct Checker(JsonElement obj, string path, List<FieldError> errors)
+    /// <summary>
+    /// Field checks on one JSON object, errors named by their path; or, made with a schema object,
+    /// the same calls recorded as JSON Schema (see <see cref="PayloadSchema"/>).
+    /// </summary>
+    internal readonly struct Checker
     {
+        private readonly JsonElement obj;
+        private readonly string path;
+        private readonly List<FieldError> errors;
+        private readonly JsonObject? schema;
+
+        public Checker(JsonElement obj, string path, List<FieldError> errors)
+        {
+            this.obj = obj;
+            this.path = path;
+            this.errors = errors;
+            schema = null;
+        }
+
+        /// <summary>A recording checker: each check adds its field to <paramref name="schema"/>.</summary>
+        public Checker(JsonObject schema)
+        {
+            obj = default;
+            path = "payload";
+            errors = [];
+            this.schema = schema;
+        }
+
         public string Path => path;
+
+        /// <summary>Records a field (recording mode): its schema, optional ones also accepting null as the checks do.</summary>
+        private JsonObject Record(string name, bool required, JsonObject field)
+        {
+            if (!required && field["type"] is JsonValue t)
+            {
+                field["type"] = new JsonArray(t.GetValue<string>(), "null");
+            }
+
+            schema!["properties"]!.AsObject()[name] = field;
+            if (required)
+            {
+                if (schema["required"] is not JsonArray list)
+                {
+                    list = [];
+                    schema["required"] = list;
+                }
+
+                list.Add(name);
+            }
+
+            return field;
+        }
+
+        private static JsonObject ObjectSchema() => new() { ["type"] = "object", ["properties"] = new JsonObject() };
 
         private bool TryGet(string name, bool required, out JsonElement value)
         {
@@ -180,6 +236,13 @@ public static class EventValidator
 
         public void String(string name, bool required = true)
         {
+            if (schema is not null)
+            {
+                // a required string must not be empty; an optional one may be
+                Record(name, required, required ? new() { ["type"] = "string", ["minLength"] = 1 } : new() { ["type"] = "string" });
+                return;
+            }
+
             if (TryGet(name, required, out var v) && (v.ValueKind != JsonValueKind.String || !TryGetText(v, out var text) || (required && text.Length == 0)))
             {
                 errors.Add(new FieldError($"{path}.{name}", "must be a non-empty string of valid Unicode text"));
@@ -188,6 +251,12 @@ public static class EventValidator
 
         public void OneOf(string name, string[] allowed)
         {
+            if (schema is not null)
+            {
+                Record(name, true, new() { ["type"] = "string", ["enum"] = new JsonArray([.. allowed.Select(a => (JsonNode?)a)]) });
+                return;
+            }
+
             if (TryGet(name, true, out var v) && (v.ValueKind != JsonValueKind.String || !TryGetText(v, out var text) || System.Array.IndexOf(allowed, text) < 0))
             {
                 errors.Add(new FieldError($"{path}.{name}", $"must be one of {string.Join("|", allowed)}"));
@@ -198,6 +267,23 @@ public static class EventValidator
 
         public void Number(string name, double min = double.MinValue, double max = double.MaxValue, bool integer = false, bool required = true)
         {
+            if (schema is not null)
+            {
+                var field = new JsonObject { ["type"] = integer ? "integer" : "number" };
+                if (min != double.MinValue)
+                {
+                    field["minimum"] = min;
+                }
+
+                if (max != double.MaxValue)
+                {
+                    field["maximum"] = max;
+                }
+
+                Record(name, required, field);
+                return;
+            }
+
             if (!TryGet(name, required, out var v))
             {
                 return;
@@ -219,16 +305,36 @@ public static class EventValidator
 
         public void Bool(string name, bool required = true)
         {
+            if (schema is not null)
+            {
+                Record(name, required, new() { ["type"] = "boolean" });
+                return;
+            }
+
             if (TryGet(name, required, out var v) && v.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
             {
                 errors.Add(new FieldError($"{path}.{name}", "must be a boolean"));
             }
         }
 
-        public void Any(string name, bool required = true) => TryGet(name, required, out _);
+        public void Any(string name, bool required = true)
+        {
+            if (schema is not null)
+            {
+                Record(name, required, []);
+                return;
+            }
+
+            TryGet(name, required, out _);
+        }
 
         public Checker? Object(string name, bool required = true)
         {
+            if (schema is not null)
+            {
+                return new Checker(Record(name, required, ObjectSchema()));
+            }
+
             if (!TryGet(name, required, out var v))
             {
                 return null;
@@ -245,6 +351,12 @@ public static class EventValidator
 
         public JsonElement? Array(string name, bool required = true)
         {
+            if (schema is not null)
+            {
+                Record(name, required, new() { ["type"] = "array" });
+                return null;
+            }
+
             if (!TryGet(name, required, out var v))
             {
                 return null;
@@ -259,8 +371,50 @@ public static class EventValidator
             return v;
         }
 
+        /// <summary>An array of objects, each checked by <paramref name="item"/>.</summary>
+        public void ObjectArray(string name, Action<Checker> item, bool required = true)
+        {
+            if (schema is not null)
+            {
+                var items = ObjectSchema();
+                Record(name, required, new() { ["type"] = "array", ["items"] = items });
+                item(new Checker(items));
+                return;
+            }
+
+            if (Array(name, required) is not { } array)
+            {
+                return;
+            }
+
+            var i = 0;
+            foreach (var element in array.EnumerateArray())
+            {
+                var checker = new Checker(element, $"{path}.{name}[{i++}]", errors);
+                if (element.ValueKind != JsonValueKind.Object)
+                {
+                    errors.Add(new FieldError(checker.Path, "must be an object"));
+                    continue;
+                }
+
+                item(checker);
+            }
+        }
+
         public void StringArray(string name, bool nonEmpty, bool required = true)
         {
+            if (schema is not null)
+            {
+                var field = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "string" } };
+                if (nonEmpty)
+                {
+                    field["minItems"] = 1;
+                }
+
+                Record(name, required, field);
+                return;
+            }
+
             if (Array(name, required) is not { } array)
             {
                 return;

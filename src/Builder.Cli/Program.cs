@@ -1,0 +1,3 @@
+using Builder.Cli;
+
+return await Commands.InvokeAsync(args, Console.Out, Console.Error);
