@@ -5,7 +5,9 @@ namespace EngineIO;
 /// <summary>Options of an Engine.IO v4 server. Defaults are the reference server's.</summary>
 public sealed class EngineIOOptions
 {
+    /// <summary>The HTTP long-polling transport's name.</summary>
     public const string Polling = "polling";
+    /// <summary>The WebSocket transport's name.</summary>
     public const string WebSocket = "websocket";
 
     /// <summary>How often the server sends a ping.</summary>
@@ -151,6 +153,7 @@ public sealed class EngineCorsOptions
     /// <summary>Sends Access-Control-Allow-Credentials and echoes the origin instead of "*".</summary>
     public bool Credentials { get; set; }
 
+    /// <summary>Whether <paramref name="origin"/> is one of <see cref="Origins"/> (or they contain "*").</summary>
     public bool IsAllowed(string origin)
     {
         foreach (var allowed in Origins)

@@ -10,13 +10,21 @@ namespace SocketIO;
 /// <summary>Socket.IO disconnect reasons, as the reference server reports them.</summary>
 public static class DisconnectReason
 {
+    /// <summary>The server disconnected the socket.</summary>
     public const string ServerNamespaceDisconnect = "server namespace disconnect";
+    /// <summary>The client left the namespace.</summary>
     public const string ClientNamespaceDisconnect = "client namespace disconnect";
+    /// <summary>The client closed the connection.</summary>
     public const string TransportClose = EngineCloseReason.TransportClose;
+    /// <summary>The connection failed.</summary>
     public const string TransportError = EngineCloseReason.TransportError;
+    /// <summary>The client did not answer the ping in time.</summary>
     public const string PingTimeout = EngineCloseReason.PingTimeout;
+    /// <summary>The client sent a packet that cannot be decoded.</summary>
     public const string ParseError = EngineCloseReason.ParseError;
+    /// <summary>The server closed the connection.</summary>
     public const string ForcedClose = EngineCloseReason.ForcedClose;
+    /// <summary>The server is stopping.</summary>
     public const string ServerShuttingDown = EngineCloseReason.ServerShuttingDown;
 
     internal static bool IsRecoverable(string reason) =>
@@ -69,6 +77,7 @@ public sealed class Socket
     /// <summary>Private session id for connection state recovery (null when recovery is off).</summary>
     internal string? Pid { get; }
 
+    /// <summary>The namespace the socket joined.</summary>
     public Namespace Namespace { get; }
 
     internal Client Client { get; }
@@ -79,6 +88,7 @@ public sealed class Socket
     /// <summary>The underlying Engine.IO session.</summary>
     public EngineSession Conn => Client.Session;
 
+    /// <summary>The handshake details: headers, query, address, auth.</summary>
     public Handshake Handshake { get; }
 
     /// <summary>
@@ -93,6 +103,7 @@ public sealed class Socket
     internal Dictionary<string, object?> DataCopy() =>
         System.Threading.Volatile.Read(ref _data) is { } data ? new(data, StringComparer.Ordinal) : new(StringComparer.Ordinal);
 
+    /// <summary>Whether the socket is still connected.</summary>
     public bool Connected => System.Threading.Volatile.Read(ref _connected) == 1;
 
     /// <summary>Whether this connection recovered a previous session (id, rooms, data and missed events).</summary>
@@ -143,6 +154,7 @@ public sealed class Socket
     /// <summary>Called before the socket leaves its rooms.</summary>
     public void OnDisconnecting(Action<string> handler) => Append(ref _disconnecting, handler);
 
+    /// <summary>Called once the socket has disconnected, with the reason.</summary>
     public void OnDisconnect(Action<string> handler) => Append(ref _disconnected, handler);
 
     /// <summary>
@@ -177,10 +189,13 @@ public sealed class Socket
         }
     }
 
+    /// <summary>Joins rooms.</summary>
     public void Join(params string[] rooms) => Namespace.Adapter.AddAll(Id, rooms);
 
+    /// <summary>Joins rooms.</summary>
     public void Join(IEnumerable<string> rooms) => Namespace.Adapter.AddAll(Id, rooms);
 
+    /// <summary>Leaves a room.</summary>
     public void Leave(string room) => Namespace.Adapter.Del(Id, room);
 
     /// <summary>Sends an event to this client; byte[] values anywhere in the arguments go as binary.</summary>
@@ -214,10 +229,13 @@ public sealed class Socket
         }
     }
 
+    /// <summary>Every socket in <paramref name="rooms"/> but this one.</summary>
     public BroadcastOperator To(params string[] rooms) => new BroadcastOperator(Namespace).Except(Id).To(rooms);
 
+    /// <summary>Same as <see cref="To"/>.</summary>
     public BroadcastOperator In(params string[] rooms) => To(rooms);
 
+    /// <summary>Every socket but this one and those in <paramref name="rooms"/>.</summary>
     public BroadcastOperator Except(params string[] rooms) => new BroadcastOperator(Namespace).Except(Id).Except(rooms);
 
     /// <summary>This socket only, as a volatile emission (dropped rather than queued or stored when the client lags).</summary>

@@ -44,6 +44,7 @@ public sealed class SocketIOOptions
 /// <summary>How long a disconnected client's state (id, rooms, data, missed packets) is kept.</summary>
 public sealed class ConnectionStateRecoveryOptions
 {
+    /// <summary>How long a disconnected session is kept (2 minutes).</summary>
     public TimeSpan MaxDisconnectionDuration { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Whether a recovered connection skips the namespace middleware.</summary>

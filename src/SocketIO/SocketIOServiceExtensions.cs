@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace SocketIO;
 
+/// <summary>Set-up of the Socket.IO server in an ASP.NET Core application.</summary>
 public static class SocketIOServiceExtensions
 {
     /// <summary>Registers a <see cref="SocketIOServer"/> singleton configured by <paramref name="configure"/>.</summary>
