@@ -37,18 +37,18 @@ builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
 builder.Services.AddEngineIOWebSocketFastPath();
 builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath()));
-builder.Services.AddSocketIO(o =>
+var socketIO = builder.Services.AddSocketIO(o =>
 {
     if (flushDeferrals is { } d)
     {
         o.Engine.MaxFlushDeferrals = d;
     }
-
-    if (!idleTrim)
-    {
-        o.IdleMemoryTrim = null;
-    }
 });
+if (idleTrim)
+{
+    socketIO.AddIdleMemoryTrimmer();
+}
+
 var app = builder.Build();
 app.UseWebSockets();
 app.MapSocketIO("/socket.io");

@@ -50,7 +50,7 @@ public static class GatewayApp
             k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath());
         });
         var devSecret = GatewayGuards.UsesDevelopmentSecret(options);
-        services.AddSocketIO(o =>
+        var socketIO = services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = options.Cors.Origins, Credentials = !options.Cors.Origins.Contains("*") };
             o.Engine.MaxPayload = Math.Max(1_000_000, options.Limits.MaxEventBytes * 2);
@@ -79,11 +79,12 @@ public static class GatewayApp
             o.Engine.MaxHandshakesPerAddress = options.Limits.MaxHandshakesPerAddress;
             o.Engine.MaxBufferedBytes = options.Limits.MaxBufferedBytes;
             o.Engine.WriteTimeout = TimeSpan.FromSeconds(options.Limits.WriteTimeoutSeconds);
-            if (!options.Memory.IdleTrim)
-            {
-                o.IdleMemoryTrim = null;
-            }
         });
+        if (options.Memory.IdleTrim)
+        {
+            socketIO.AddIdleMemoryTrimmer();
+        }
+
         if (options.Store.Provider == "memory")
         {
             services.AddSingleton<IEventLog>(_ => new InMemoryEventLog());

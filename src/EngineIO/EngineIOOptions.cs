@@ -90,7 +90,8 @@ public sealed class EngineIOOptions
     /// <summary>The clock behind heartbeats and timeouts; tests substitute a fake one.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
-    internal void Validate()
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    public void Validate()
     {
         if (PingInterval <= TimeSpan.Zero)
         {

@@ -33,12 +33,6 @@ public sealed class SocketIOOptions
 
     /// <summary>Creates each namespace's adapter; the in-memory adapter by default.</summary>
     public Func<Namespace, IAdapter>? AdapterFactory { get; set; }
-
-    /// <summary>
-    /// Gives memory back to the system once the process has grown and gone quiet (after a connect
-    /// storm, say); runs as a hosted service registered by <c>AddSocketIO</c>. Null disables it.
-    /// </summary>
-    public IdleMemoryTrimOptions? IdleMemoryTrim { get; set; } = new();
 }
 
 /// <summary>How long a disconnected client's state (id, rooms, data, missed packets) is kept.</summary>

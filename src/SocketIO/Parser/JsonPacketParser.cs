@@ -427,7 +427,7 @@ public sealed class JsonPacketParser : ISocketIOParser
         }
     }
 
-    private static bool IsPayloadValid(SocketPacketType type, JsonElement? data) => type switch
+    internal static bool IsPayloadValid(SocketPacketType type, JsonElement? data) => type switch
     {
         SocketPacketType.Connect => data is null || data.Value.ValueKind == JsonValueKind.Object,
         SocketPacketType.Disconnect => data is null,
