@@ -142,6 +142,16 @@ public static class SocketIOServiceExtensions
                 failures.Add($"SocketIO: ConnectTimeout must be positive (got {options.ConnectTimeout}).");
             }
 
+            if (options.MaxQueuedEventsPerSocket < 1)
+            {
+                failures.Add($"SocketIO: MaxQueuedEventsPerSocket must be at least 1 (got {options.MaxQueuedEventsPerSocket}).");
+            }
+
+            if (!Enum.IsDefined(options.HandlerConcurrency))
+            {
+                failures.Add($"SocketIO: HandlerConcurrency must be Sequential or Concurrent (got {options.HandlerConcurrency}).");
+            }
+
             if (options.ConnectionStateRecovery is { } recovery)
             {
                 if (recovery.MaxDisconnectionDuration <= TimeSpan.Zero)
