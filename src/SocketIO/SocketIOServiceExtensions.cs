@@ -59,7 +59,14 @@ public static class SocketIOServiceExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
-        services.AddOptions<SocketIOOptions>().Bind(configuration);
+        services.AddOptions<SocketIOOptions>().Bind(configuration).Configure(o =>
+        {
+            // the binder appends a list to its default ("polling", "websocket"): a configured one replaces it
+            if (configuration.GetSection("Engine:Transports").Get<string[]>() is { Length: > 0 } transports)
+            {
+                o.Engine.Transports = transports;
+            }
+        });
         return services.AddSocketIO(configure);
     }
 
