@@ -44,18 +44,18 @@ builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
 builder.Services.AddEngineIOWebSocketFastPath();
 builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath()));
-builder.Services.AddSocketIO(o =>
+var socketIO = builder.Services.AddSocketIO(o =>
 {
     if (flushDeferrals is { } d)
     {
         o.Engine.MaxFlushDeferrals = d;
     }
-
-    if (!idleTrim)
-    {
-        o.IdleMemoryTrim = null;
-    }
 });
+if (idleTrim)
+{
+    socketIO.AddIdleMemoryTrimmer();
+}
+
 if (redis is not null)
 {
     builder.Services.AddRedisAdapter(o => o.Configuration = redis);

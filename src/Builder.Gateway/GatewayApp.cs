@@ -53,7 +53,7 @@ public static class GatewayApp
             k.ConfigureEndpointDefaults(l => l.UseEngineIOWebSocketFastPath());
         });
         var devSecret = GatewayGuards.UsesDevelopmentSecret(options);
-        services.AddSocketIO(o =>
+        var socketIO = services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = options.Cors.Origins, Credentials = !options.Cors.Origins.Contains("*") };
             o.Engine.MaxPayload = Math.Max(1_000_000, options.Limits.MaxEventBytes * 2);
@@ -88,11 +88,12 @@ public static class GatewayApp
             o.Engine.MaxHandshakesPerAddress = options.Limits.MaxHandshakesPerAddress;
             o.Engine.MaxBufferedBytes = options.Limits.MaxBufferedBytes;
             o.Engine.WriteTimeout = TimeSpan.FromSeconds(options.Limits.WriteTimeoutSeconds);
-            if (!options.Memory.IdleTrim)
-            {
-                o.IdleMemoryTrim = null;
-            }
         });
+        if (options.Memory.IdleTrim)
+        {
+            socketIO.AddIdleMemoryTrimmer();
+        }
+
         if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
             // one connection for the whole node (adapter, log, ingest, part B's stores): it does not

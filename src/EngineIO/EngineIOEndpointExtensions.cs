@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 
 namespace EngineIO;
 
+/// <summary>Maps an Engine.IO server onto an ASP.NET Core route.</summary>
 public static class EngineIOEndpointExtensions
 {
     /// <summary>Maps a raw Engine.IO server (no Socket.IO) at <paramref name="path"/>.</summary>

@@ -5,7 +5,9 @@ namespace EngineIO;
 /// <summary>Options of an Engine.IO v4 server. Defaults are the reference server's.</summary>
 public sealed class EngineIOOptions
 {
+    /// <summary>The HTTP long-polling transport's name.</summary>
     public const string Polling = "polling";
+    /// <summary>The WebSocket transport's name.</summary>
     public const string WebSocket = "websocket";
 
     /// <summary>How often the server sends a ping.</summary>
@@ -95,7 +97,8 @@ public sealed class EngineIOOptions
     /// <summary>The clock behind heartbeats and timeouts; tests substitute a fake one.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
-    internal void Validate()
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    public void Validate()
     {
         if (PingInterval <= TimeSpan.Zero)
         {
@@ -157,13 +160,16 @@ public sealed class EngineIOOptions
 /// <summary>The session cookie (Node's <c>cookie: {name, path, httpOnly, sameSite}</c>; its defaults are Node's).</summary>
 public sealed class EngineCookieOptions
 {
+    /// <summary>The cookie's name (<c>io</c>).</summary>
     public string Name { get; set; } = "io";
 
     /// <summary>The cookie's Path; null: no Path attribute.</summary>
     public string? Path { get; set; } = "/";
 
+    /// <summary>Whether the cookie is hidden from scripts (true).</summary>
     public bool HttpOnly { get; set; } = true;
 
+    /// <summary>The cookie's SameSite attribute (Lax).</summary>
     public Microsoft.Net.Http.Headers.SameSiteMode SameSite { get; set; } = Microsoft.Net.Http.Headers.SameSiteMode.Lax;
 
     /// <summary>The Set-Cookie value for a session.</summary>
@@ -180,6 +186,7 @@ public sealed class EngineCorsOptions
     /// <summary>Sends Access-Control-Allow-Credentials and echoes the origin instead of "*".</summary>
     public bool Credentials { get; set; }
 
+    /// <summary>Whether <paramref name="origin"/> is one of <see cref="Origins"/> (or they contain "*").</summary>
     public bool IsAllowed(string origin)
     {
         foreach (var allowed in Origins)

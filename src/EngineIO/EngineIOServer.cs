@@ -11,11 +11,17 @@ namespace EngineIO;
 /// <summary>The Engine.IO errors, with the codes and messages of the reference server.</summary>
 public sealed record EngineError(int Code, string Message, int Status)
 {
+    /// <summary>Code 0: the transport query parameter names no allowed transport.</summary>
     public static readonly EngineError UnknownTransport = new(0, "Transport unknown", 400);
+    /// <summary>Code 1: no session has this id.</summary>
     public static readonly EngineError UnknownSid = new(1, "Session ID unknown", 400);
+    /// <summary>Code 2: a handshake by a method other than GET.</summary>
     public static readonly EngineError BadHandshakeMethod = new(2, "Bad handshake method", 400);
+    /// <summary>Code 3: a malformed request.</summary>
     public static readonly EngineError BadRequest = new(3, "Bad request", 400);
+    /// <summary>Code 4: refused by <see cref="EngineIOOptions.AllowRequest"/>.</summary>
     public static readonly EngineError Forbidden = new(4, "Forbidden", 403);
+    /// <summary>Code 5: an EIO version other than 4.</summary>
     public static readonly EngineError UnsupportedProtocolVersion = new(5, "Unsupported protocol version", 400);
 
     /// <summary>A polling body that is not UTF-8: a bad request (code 3) that says why.</summary>
@@ -40,6 +46,7 @@ public sealed class EngineIOServer
 
     internal static void CountSent(int bytes) => Interlocked.Add(ref s_sentBytes, bytes);
 
+    /// <summary>A server whose sessions report to <paramref name="handler"/>; validates <paramref name="options"/>.</summary>
     public EngineIOServer(EngineIOOptions options, IEngineHandler handler, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -52,8 +59,10 @@ public sealed class EngineIOServer
         _limiter = AddressLimiter.For(options);
     }
 
+    /// <summary>The options this server runs with.</summary>
     public EngineIOOptions Options => _options;
 
+    /// <summary>Sessions open now.</summary>
     public int SessionCount => _sessions.Count;
 
     internal IEngineHandler Handler { get; }
@@ -98,6 +107,7 @@ public sealed class EngineIOServer
         }
     }
 
+    /// <summary>Answers one Engine.IO request: handshake, poll, post, or WebSocket upgrade.</summary>
     public async Task HandleRequestAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -5,12 +5,19 @@ namespace EngineIO;
 /// <summary>Engine.IO packet types (the first character of a text packet).</summary>
 public enum EnginePacketType : byte
 {
+    /// <summary>Handshake data sent by the server ("0").</summary>
     Open = (byte)'0',
+    /// <summary>Closes the session ("1").</summary>
     Close = (byte)'1',
+    /// <summary>Answer to a ping ("3").</summary>
     Ping = (byte)'2',
+    /// <summary>Application data ("4").</summary>
     Pong = (byte)'3',
+    /// <summary>Completes a transport upgrade ("5").</summary>
     Message = (byte)'4',
+    /// <summary>Tells a polling client to close its pending request during an upgrade ("6").</summary>
     Upgrade = (byte)'5',
+    /// <summary>Unused by Engine.IO v4 ("7").</summary>
     Noop = (byte)'6',
 }
 
@@ -85,5 +92,6 @@ public sealed class EngineMessage
 
     internal static EngineMessage Control(string packet) => new(Encoding.UTF8.GetBytes(packet), false, false);
 
+    /// <summary>The text, or the length of a binary message.</summary>
     public override string ToString() => IsBinary ? $"<binary {Frame.Length} bytes>" : Encoding.UTF8.GetString(Frame.Span);
 }

@@ -64,6 +64,7 @@ public sealed class EngineSession
     /// <summary>Free slot for the layer above (Socket.IO keeps its client here).</summary>
     public object? State { get; set; }
 
+    /// <summary>Whether the session has not been closed yet.</summary>
     public bool IsOpen => Volatile.Read(ref _state) == 0;
 
     /// <summary>Cancelled when the session closes.</summary>
@@ -988,10 +989,13 @@ public sealed class EngineRequestInfo
     /// <summary>The handshake's query parameters.</summary>
     public IReadOnlyDictionary<string, string> Query => new CompactStringMap(_pairs, _queryStart, _pairs.Length, StringComparison.Ordinal);
 
+    /// <summary>The client's address, when the transport knows it.</summary>
     public IPAddress? RemoteAddress { get; }
 
+    /// <summary>The handshake request's path and query.</summary>
     public string Url { get; }
 
+    /// <summary>Whether the handshake came over HTTPS.</summary>
     public bool Secure { get; }
 
     internal static EngineRequestInfo From(HttpContext context)

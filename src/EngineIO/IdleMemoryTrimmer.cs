@@ -73,14 +73,19 @@ public interface IMemoryTrimTarget
 /// <summary>The process itself.</summary>
 public sealed class ProcessMemoryTrimTarget : IMemoryTrimTarget
 {
+    /// <summary>The one instance.</summary>
     public static readonly ProcessMemoryTrimTarget Instance = new();
 
+    /// <summary>Bytes allocated by the process so far.</summary>
     public long AllocatedBytes => GC.GetTotalAllocatedBytes(false);
 
+    /// <summary>The process's working set.</summary>
     public long WorkingSetBytes => Environment.WorkingSet;
 
+    /// <summary>Bytes sent by every Engine.IO server of the process.</summary>
     public long SentBytes => EngineIOServer.TotalBytesSent;
 
+    /// <summary>A blocking, compacting, aggressive full collection.</summary>
     public void Trim() => GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 }
 
@@ -105,6 +110,7 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
     private int _quiet;
     private int _trims;
 
+    /// <summary>A trimmer watching <paramref name="target"/> (the process by default) on <paramref name="time"/>'s clock.</summary>
     public IdleMemoryTrimmer(IdleMemoryTrimOptions options, TimeProvider? time = null, IMemoryTrimTarget? target = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -118,6 +124,7 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
     /// <summary>How many trims ran.</summary>
     public int Trims => Volatile.Read(ref _trims);
 
+    /// <summary>Starts the periodic checks.</summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
         lock (_gate)
@@ -135,12 +142,14 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
         return Task.CompletedTask;
     }
 
+    /// <summary>Stops the periodic checks.</summary>
     public Task StopAsync(CancellationToken cancellationToken)
     {
         Dispose();
         return Task.CompletedTask;
     }
 
+    /// <summary>Stops the timer.</summary>
     public void Dispose()
     {
         lock (_gate)

@@ -507,7 +507,7 @@ internal sealed class PipeWebSocket : WebSocket
     }
 
     /// <summary>
-    /// Sends whole frames already laid out by <see cref="WebSocketTransport.WriteFrame"/>, in one
+    /// Sends whole frames already laid out by <c>WebSocketTransport.WriteFrame</c>, in one
     /// write. Throws <see cref="WebSocketException"/> once a close frame has gone out.
     /// </summary>
     public ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames)

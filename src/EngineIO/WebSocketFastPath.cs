@@ -16,6 +16,7 @@ using Microsoft.Extensions.Primitives;
 
 namespace EngineIO;
 
+/// <summary>Set-up of the WebSocket fast path (Engine.IO upgrades served below ASP.NET Core's routing).</summary>
 public static class WebSocketFastPathExtensions
 {
     /// <summary>

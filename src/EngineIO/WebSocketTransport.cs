@@ -143,7 +143,7 @@ internal sealed class WebSocketTransport : IDisposable
     }
 
     /// <summary>
-    /// Sends whole frames already laid out by <see cref="WriteFrame"/>, in one write. Throws
+    /// Sends whole frames already laid out by <c>WriteFrame</c>, in one write. Throws
     /// <see cref="WebSocketException"/> once a close frame has gone out (no data may follow it).
     /// </summary>
     public ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames) =>

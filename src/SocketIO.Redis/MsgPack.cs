@@ -18,6 +18,7 @@ public static class MsgPack
     /// <summary>Deepest nesting accepted when decoding.</summary>
     public const int MaxDepth = 64;
 
+    /// <summary>Encodes a value (null, bool, numbers, strings, byte arrays, lists, dictionaries) as MessagePack.</summary>
     public static byte[] Encode(object? value)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
@@ -25,6 +26,7 @@ public static class MsgPack
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>Decodes one MessagePack value into the types <see cref="Encode"/> takes.</summary>
     public static object? Decode(ReadOnlySpan<byte> data)
     {
         var pos = 0;

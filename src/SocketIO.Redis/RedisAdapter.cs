@@ -50,6 +50,7 @@ public sealed class RedisAdapter : InMemoryAdapter
     private readonly byte[] _ownPrefix;
     private long _publishFailures;
 
+    /// <summary>The adapter of <paramref name="nsp"/>, joining the cluster over <paramref name="redis"/>.</summary>
     public RedisAdapter(Namespace nsp, IConnectionMultiplexer redis, RedisAdapterOptions options, ILogger<RedisAdapter>? logger = null)
         : base(nsp)
     {
@@ -164,6 +165,7 @@ public sealed class RedisAdapter : InMemoryAdapter
 
     // ---- broadcasts ----
 
+    /// <inheritdoc/>
     public override void Broadcast(BroadcastMessage message, BroadcastOptions options)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -234,6 +236,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         }
     }
 
+    /// <inheritdoc/>
     public override async Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -284,6 +287,7 @@ public sealed class RedisAdapter : InMemoryAdapter
 
     // ---- remote operations ----
 
+    /// <inheritdoc/>
     public override Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(BroadcastOptions options, CancellationToken cancellationToken) =>
         FetchAllAsync(options, cancellationToken);
 
@@ -344,6 +348,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         return items.Length >= 2 ? (int)items[1] : 0;
     }
 
+    /// <inheritdoc/>
     public override void AddSockets(BroadcastOptions options, IReadOnlyList<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -354,6 +359,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         }
     }
 
+    /// <inheritdoc/>
     public override void DelSockets(BroadcastOptions options, IReadOnlyList<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -364,6 +370,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         }
     }
 
+    /// <inheritdoc/>
     public override void DisconnectSockets(BroadcastOptions options, bool close)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -988,6 +995,7 @@ public sealed class RedisAdapter : InMemoryAdapter
         return new string(chars);
     }
 
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing && !_disposed.IsCancellationRequested)

@@ -51,6 +51,17 @@ public static class RedisAdapterExtensions
     }
 
     /// <summary>
+    /// Makes every namespace of the server use the Redis adapter (see the
+    /// <see cref="IServiceCollection"/> overload): <c>services.AddSocketIO().AddRedisAdapter(...)</c>.
+    /// </summary>
+    public static ISocketIOServerBuilder AddRedisAdapter(this ISocketIOServerBuilder builder, Action<RedisAdapterOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddRedisAdapter(configure);
+        return builder;
+    }
+
+    /// <summary>
     /// Uses the Redis adapter for every namespace of a server built from <paramref name="options"/>
     /// (without DI); its metrics go to <paramref name="meters"/>' meter, else to a process-wide one.
     /// </summary>

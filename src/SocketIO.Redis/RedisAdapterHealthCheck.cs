@@ -8,7 +8,7 @@ public static class RedisAdapterHealthCheckExtensions
 {
     /// <summary>
     /// Adds the check <paramref name="name"/> of the adapter registered by
-    /// <see cref="RedisAdapterExtensions.AddRedisAdapter"/>: Healthy while its Redis connection is up,
+    /// <c>AddRedisAdapter</c>: Healthy while its Redis connection is up,
     /// <paramref name="failureStatus"/> (Degraded: local delivery goes on) while it is down; its data
     /// are <c>connected</c> and <c>publishFailures</c>.
     /// </summary>

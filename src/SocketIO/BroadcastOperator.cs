@@ -17,12 +17,16 @@ public sealed class BroadcastOperator
         _options = options ?? BroadcastOptions.All;
     }
 
+    /// <summary>The selection so far.</summary>
     public BroadcastOptions Options => _options;
 
+    /// <summary>Also targets the sockets in <paramref name="rooms"/>.</summary>
     public BroadcastOperator To(params string[] rooms) => new(_nsp, _options with { Rooms = Union(_options.Rooms, rooms) });
 
+    /// <summary>Same as <see cref="To"/>.</summary>
     public BroadcastOperator In(params string[] rooms) => To(rooms);
 
+    /// <summary>Leaves out the sockets in <paramref name="rooms"/>.</summary>
     public BroadcastOperator Except(params string[] rooms) => new(_nsp, _options with { Except = Union(_options.Except, rooms) });
 
     /// <summary>The event may be lost if a client is not ready to receive it.</summary>
@@ -34,6 +38,7 @@ public sealed class BroadcastOperator
     /// <summary>With <see cref="EmitWithAckAsync"/>: how long to wait for every acknowledgement.</summary>
     public BroadcastOperator Timeout(TimeSpan timeout) => new(_nsp, _options with { Timeout = timeout });
 
+    /// <summary>Sends an event to the selected sockets; byte[] values anywhere in the arguments go as binary.</summary>
     public void Emit(string eventName, params object?[] args)
     {
         Socket.CheckEventName(eventName);
@@ -57,13 +62,17 @@ public sealed class BroadcastOperator
         return result.Responses;
     }
 
+    /// <summary>The selected sockets, on every node.</summary>
     public Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(CancellationToken cancellationToken = default) =>
         _nsp.Adapter.FetchSocketsAsync(_options, cancellationToken);
 
+    /// <summary>Makes the selected sockets join <paramref name="rooms"/>.</summary>
     public void SocketsJoin(params string[] rooms) => _nsp.Adapter.AddSockets(_options, rooms);
 
+    /// <summary>Makes the selected sockets leave <paramref name="rooms"/>.</summary>
     public void SocketsLeave(params string[] rooms) => _nsp.Adapter.DelSockets(_options, rooms);
 
+    /// <summary>Disconnects the selected sockets, closing their connections when <paramref name="close"/>.</summary>
     public void DisconnectSockets(bool close = false) => _nsp.Adapter.DisconnectSockets(_options, close);
 
     private static HashSet<string> Union(IReadOnlySet<string> existing, string[] more)

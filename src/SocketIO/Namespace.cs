@@ -27,10 +27,13 @@ public sealed class Namespace
         _parent = parent;
     }
 
+    /// <summary>The namespace's name, "/" for the main one.</summary>
     public string Name { get; }
 
+    /// <summary>The server serving it.</summary>
     public SocketIOServer Server { get; }
 
+    /// <summary>The adapter holding the rooms and fanning out broadcasts.</summary>
     public IAdapter Adapter
     {
         get
@@ -69,6 +72,7 @@ public sealed class Namespace
         return this;
     }
 
+    /// <summary>Runs <paramref name="handler"/> for every socket that joins, after the middleware accepted it.</summary>
     public Namespace OnConnection(Func<Socket, ValueTask> handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
@@ -80,6 +84,7 @@ public sealed class Namespace
         return this;
     }
 
+    /// <summary>Runs <paramref name="handler"/> for every socket that joins, after the middleware accepted it.</summary>
     public Namespace OnConnection(Action<Socket> handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
@@ -90,16 +95,22 @@ public sealed class Namespace
         });
     }
 
+    /// <summary>Targets the sockets in <paramref name="rooms"/>.</summary>
     public BroadcastOperator To(params string[] rooms) => new BroadcastOperator(this).To(rooms);
 
+    /// <summary>Same as <see cref="To"/>.</summary>
     public BroadcastOperator In(params string[] rooms) => To(rooms);
 
+    /// <summary>Every socket but those in <paramref name="rooms"/>.</summary>
     public BroadcastOperator Except(params string[] rooms) => new BroadcastOperator(this).Except(rooms);
 
+    /// <summary>Every socket, as a volatile emission (dropped rather than queued when a client lags).</summary>
     public BroadcastOperator Volatile => new BroadcastOperator(this).Volatile;
 
+    /// <summary>This node's sockets only (no cluster fan-out).</summary>
     public BroadcastOperator Local => new BroadcastOperator(this).Local;
 
+    /// <summary>Broadcasts whose acknowledgements are awaited for at most <paramref name="timeout"/>.</summary>
     public BroadcastOperator Timeout(TimeSpan timeout) => new BroadcastOperator(this).Timeout(timeout);
 
     /// <summary>Sends an event to every socket of the namespace (of every child, for a dynamic namespace).</summary>
@@ -117,16 +128,21 @@ public sealed class Namespace
         }
     }
 
+    /// <summary>Sends an event to every socket and waits for their acknowledgements.</summary>
     public Task<IReadOnlyList<AckResponse>> EmitWithAckAsync(string eventName, object?[] args, CancellationToken cancellationToken = default) =>
         new BroadcastOperator(this).EmitWithAckAsync(eventName, args, cancellationToken);
 
+    /// <summary>The namespace's sockets, on every node.</summary>
     public Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(CancellationToken cancellationToken = default) =>
         new BroadcastOperator(this).FetchSocketsAsync(cancellationToken);
 
+    /// <summary>Makes every socket join <paramref name="rooms"/>.</summary>
     public void SocketsJoin(params string[] rooms) => new BroadcastOperator(this).SocketsJoin(rooms);
 
+    /// <summary>Makes every socket leave <paramref name="rooms"/>.</summary>
     public void SocketsLeave(params string[] rooms) => new BroadcastOperator(this).SocketsLeave(rooms);
 
+    /// <summary>Disconnects every socket, closing their connections when <paramref name="close"/>.</summary>
     public void DisconnectSockets(bool close = false) => new BroadcastOperator(this).DisconnectSockets(close);
 
     internal long NextAckId() => Interlocked.Increment(ref _ackIds) - 1;

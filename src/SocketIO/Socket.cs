@@ -10,13 +10,21 @@ namespace SocketIO;
 /// <summary>Socket.IO disconnect reasons, as the reference server reports them.</summary>
 public static class DisconnectReason
 {
+    /// <summary>The server disconnected the socket.</summary>
     public const string ServerNamespaceDisconnect = "server namespace disconnect";
+    /// <summary>The client left the namespace.</summary>
     public const string ClientNamespaceDisconnect = "client namespace disconnect";
+    /// <summary>The client closed the connection.</summary>
     public const string TransportClose = EngineCloseReason.TransportClose;
+    /// <summary>The connection failed.</summary>
     public const string TransportError = EngineCloseReason.TransportError;
+    /// <summary>The client did not answer the ping in time.</summary>
     public const string PingTimeout = EngineCloseReason.PingTimeout;
+    /// <summary>The client sent a packet that cannot be decoded.</summary>
     public const string ParseError = EngineCloseReason.ParseError;
+    /// <summary>The server closed the connection.</summary>
     public const string ForcedClose = EngineCloseReason.ForcedClose;
+    /// <summary>The server is stopping.</summary>
     public const string ServerShuttingDown = EngineCloseReason.ServerShuttingDown;
 
     internal static bool IsRecoverable(string reason) =>
@@ -32,11 +40,14 @@ public sealed class Socket
     // Event handlers, for the few a socket usually has: an array of (name, handler) searched in
     // order, never changed once published (On swaps in a new one), so lookups take no lock; beyond
     // MaxHandlerArray a dictionary, changed and read under its own lock.
-    private object? _handlers; // EventHandlerEntry[] or Dictionary<string, Delegate>
+    private object? _handlers; // EventHandlerEntry[] or Dictionary<string, Delegate[]>
     private ConcurrentDictionary<long, TaskCompletionSource<AckResponse>>? _acks; // created on first use
     private Action<string>[]? _disconnecting; // the disconnect handlers: copied on write, created on first use
     private Action<string>[]? _disconnected;
-    private Func<SocketEventContext, ValueTask>? _any;
+    private Delegate[]? _any;
+    private Queue<(Delegate[] Handlers, SocketEventContext Context)>? _waiting; // sequential mode: events behind the running one
+    private bool _busy; // sequential mode: an event's handlers are running (guarded by _handlersLock)
+    private readonly Lock _handlersLock = new();
     private ConcurrentDictionary<string, object?>? _data;
     private Action? _connectAborted; // set by middleware, dropped once the connection completes
     private int _connected;
@@ -69,6 +80,7 @@ public sealed class Socket
     /// <summary>Private session id for connection state recovery (null when recovery is off).</summary>
     internal string? Pid { get; }
 
+    /// <summary>The namespace the socket joined.</summary>
     public Namespace Namespace { get; }
 
     internal Client Client { get; }
@@ -79,6 +91,7 @@ public sealed class Socket
     /// <summary>The underlying Engine.IO session.</summary>
     public EngineSession Conn => Client.Session;
 
+    /// <summary>The handshake details: headers, query, address, auth.</summary>
     public Handshake Handshake { get; }
 
     /// <summary>
@@ -93,6 +106,7 @@ public sealed class Socket
     internal Dictionary<string, object?> DataCopy() =>
         System.Threading.Volatile.Read(ref _data) is { } data ? new(data, StringComparer.Ordinal) : new(StringComparer.Ordinal);
 
+    /// <summary>Whether the socket is still connected.</summary>
     public bool Connected => System.Threading.Volatile.Read(ref _connected) == 1;
 
     /// <summary>Whether this connection recovered a previous session (id, rooms, data and missed events).</summary>
@@ -103,31 +117,56 @@ public sealed class Socket
 
     private ILogger Log => Namespace.Server.Log;
 
-    /// <summary>Registers the handler of an event (replacing any previous one).</summary>
-    public void On(string eventName, Func<SocketEventContext, ValueTask> handler) => SetHandler(eventName, handler);
+    /// <summary>
+    /// Adds a handler of an event, after those already added (Node's <c>socket.on</c>): every
+    /// handler of the event runs, in order. How the handlers of successive events interleave is
+    /// <see cref="SocketIOOptions.HandlerConcurrency"/> (one event at a time by default).
+    /// </summary>
+    public void On(string eventName, Func<SocketEventContext, ValueTask> handler) => ChangeHandlers(eventName, handler, add: true);
 
-    /// <summary>Registers a synchronous handler of an event (replacing any previous one); kept as given, with no wrapper.</summary>
-    public void On(string eventName, Action<SocketEventContext> handler) => SetHandler(eventName, handler);
+    /// <summary>Adds a synchronous handler of an event, after those already added; kept as given, with no wrapper.</summary>
+    public void On(string eventName, Action<SocketEventContext> handler) => ChangeHandlers(eventName, handler, add: true);
 
-    // handler: a Func<SocketEventContext, ValueTask> or an Action<SocketEventContext>
-    private void SetHandler(string eventName, Delegate handler)
+    /// <summary>Removes a handler added with <see cref="On(string, Func{SocketEventContext, ValueTask})"/> (the last one added, if it was added more than once).</summary>
+    public void Off(string eventName, Func<SocketEventContext, ValueTask> handler) => ChangeHandlers(eventName, handler, add: false);
+
+    /// <summary>Removes a handler added with <see cref="On(string, Action{SocketEventContext})"/> (the last one added, if it was added more than once).</summary>
+    public void Off(string eventName, Action<SocketEventContext> handler) => ChangeHandlers(eventName, handler, add: false);
+
+    /// <summary>Removes every handler of an event (Node's <c>socket.removeAllListeners(event)</c>).</summary>
+    public void Off(string eventName) => ChangeHandlers(eventName, null, add: false);
+
+    // handler: a Func<SocketEventContext, ValueTask> or an Action<SocketEventContext>; null with add false removes all
+    private void ChangeHandlers(string eventName, Delegate? handler, bool add)
     {
         ArgumentNullException.ThrowIfNull(eventName);
-        ArgumentNullException.ThrowIfNull(handler);
+        if (add || handler is not null)
+        {
+            ArgumentNullException.ThrowIfNull(handler);
+        }
+
         var current = System.Threading.Volatile.Read(ref _handlers);
         while (true)
         {
-            if (current is Dictionary<string, Delegate> map)
+            if (current is Dictionary<string, Delegate[]> map)
             {
                 lock (map)
                 {
-                    map[eventName] = handler;
+                    var changed = Changed(map.GetValueOrDefault(eventName), handler, add);
+                    if (changed is null)
+                    {
+                        map.Remove(eventName);
+                    }
+                    else
+                    {
+                        map[eventName] = changed;
+                    }
                 }
 
                 return;
             }
 
-            var seen = Interlocked.CompareExchange(ref _handlers, WithHandler((EventHandlerEntry[]?)current, eventName, handler), current);
+            var seen = Interlocked.CompareExchange(ref _handlers, WithHandlers((EventHandlerEntry[]?)current, eventName, handler, add), current);
             if (ReferenceEquals(seen, current))
             {
                 return;
@@ -137,12 +176,17 @@ public sealed class Socket
         }
     }
 
-    /// <summary>Called for events that have no handler of their own.</summary>
-    public void OnAny(Func<SocketEventContext, ValueTask> handler) => _any = handler;
+    /// <summary>Called for events that have no handler of their own (replacing any previous catch-all).</summary>
+    public void OnAny(Func<SocketEventContext, ValueTask> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        _any = [handler];
+    }
 
     /// <summary>Called before the socket leaves its rooms.</summary>
     public void OnDisconnecting(Action<string> handler) => Append(ref _disconnecting, handler);
 
+    /// <summary>Called once the socket has disconnected, with the reason.</summary>
     public void OnDisconnect(Action<string> handler) => Append(ref _disconnected, handler);
 
     /// <summary>
@@ -177,10 +221,13 @@ public sealed class Socket
         }
     }
 
+    /// <summary>Joins rooms.</summary>
     public void Join(params string[] rooms) => Namespace.Adapter.AddAll(Id, rooms);
 
+    /// <summary>Joins rooms.</summary>
     public void Join(IEnumerable<string> rooms) => Namespace.Adapter.AddAll(Id, rooms);
 
+    /// <summary>Leaves a room.</summary>
     public void Leave(string room) => Namespace.Adapter.Del(Id, room);
 
     /// <summary>Sends an event to this client; byte[] values anywhere in the arguments go as binary.</summary>
@@ -214,10 +261,13 @@ public sealed class Socket
         }
     }
 
+    /// <summary>Every socket in <paramref name="rooms"/> but this one.</summary>
     public BroadcastOperator To(params string[] rooms) => new BroadcastOperator(Namespace).Except(Id).To(rooms);
 
+    /// <summary>Same as <see cref="To"/>.</summary>
     public BroadcastOperator In(params string[] rooms) => To(rooms);
 
+    /// <summary>Every socket but this one and those in <paramref name="rooms"/>.</summary>
     public BroadcastOperator Except(params string[] rooms) => new BroadcastOperator(Namespace).Except(Id).Except(rooms);
 
     /// <summary>This socket only, as a volatile emission (dropped rather than queued or stored when the client lags).</summary>
@@ -306,36 +356,118 @@ public sealed class Socket
         var array = packet.Data!.Value;
         var first = array[0];
         var name = first.ValueKind == JsonValueKind.String ? first.GetString()! : first.GetRawText();
-        var context = new SocketEventContext(this, name, array, packet.Attachments, packet.Id, Namespace.Server.SerializerOptions);
-        var handler = Handler(name) ?? _any;
-        if (handler is null)
+        var handlers = Handlers(name) ?? System.Threading.Volatile.Read(ref _any);
+        if (handlers is null)
         {
             return;
         }
 
+        var context = new SocketEventContext(this, name, array, packet.Attachments, packet.Id, Namespace.Server.SerializerOptions);
+        if (Namespace.Server.Options.HandlerConcurrency == HandlerConcurrency.Concurrent)
+        {
+            // as Node's EventEmitter: every handler started in order, none awaited
+            foreach (var handler in handlers)
+            {
+                var pending = Start(handler, context);
+                if (!pending.IsCompletedSuccessfully)
+                {
+                    _ = ObserveAsync(pending, name);
+                }
+            }
+
+            return;
+        }
+
+        lock (_handlersLock)
+        {
+            if (_busy)
+            {
+                var waiting = _waiting ??= new();
+                if (waiting.Count >= Namespace.Server.Options.MaxQueuedEventsPerSocket)
+                {
+                    Log.LogWarning("Socket {SocketId}: {Count} events wait for a running handler, disconnecting", Id, waiting.Count);
+                    waiting.Clear();
+                    _ = Task.Run(() => Disconnect(close: true));
+                    return;
+                }
+
+                waiting.Enqueue((handlers, context));
+                return;
+            }
+
+            _busy = true;
+        }
+
+        RunInOrder(handlers, context, 0);
+    }
+
+    /// <summary>
+    /// Sequential mode: runs the handlers of one event in order, each awaited, then those of the
+    /// events that arrived meanwhile; synchronous handlers run inline with no allocation.
+    /// </summary>
+    private void RunInOrder(Delegate[] handlers, SocketEventContext context, int next)
+    {
+        while (true)
+        {
+            for (; next < handlers.Length; next++)
+            {
+                var pending = Start(handlers[next], context);
+                if (!pending.IsCompleted)
+                {
+                    _ = ContinueAsync(pending, handlers, context, next + 1);
+                    return;
+                }
+
+                Observe(pending, context.EventName);
+            }
+
+            lock (_handlersLock)
+            {
+                if (_waiting is not { Count: > 0 } waiting)
+                {
+                    _busy = false;
+                    return;
+                }
+
+                (handlers, context) = waiting.Dequeue();
+                next = 0;
+            }
+        }
+    }
+
+    private async Task ContinueAsync(ValueTask pending, Delegate[] handlers, SocketEventContext context, int next)
+    {
+        await ObserveAsync(pending, context.EventName).ConfigureAwait(false);
+        RunInOrder(handlers, context, next);
+    }
+
+    /// <summary>Calls one handler; a synchronous failure is logged and comes back as a completed task.</summary>
+    private ValueTask Start(Delegate handler, SocketEventContext context)
+    {
         try
         {
-            ValueTask pending;
             if (handler is Action<SocketEventContext> action)
             {
                 action(context);
-                pending = ValueTask.CompletedTask;
-            }
-            else
-            {
-                pending = ((Func<SocketEventContext, ValueTask>)handler)(context);
+                return ValueTask.CompletedTask;
             }
 
-            if (!pending.IsCompletedSuccessfully)
-            {
-                _ = ObserveAsync(pending, name);
-            }
+            return ((Func<SocketEventContext, ValueTask>)handler)(context);
         }
 #pragma warning disable CA1031 // an application handler's failure must not break the connection
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.LogError(ex, "Socket {SocketId}: handler of {Event} failed", Id, name);
+            Log.LogError(ex, "Socket {SocketId}: handler of {Event} failed", Id, context.EventName);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private void Observe(ValueTask completed, string name)
+    {
+        if (!completed.IsCompletedSuccessfully)
+        {
+            _ = ObserveAsync(completed, name);
         }
     }
 
@@ -343,7 +475,7 @@ public sealed class Socket
     {
         try
         {
-            await pending;
+            await pending.ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // an application handler's failure must not break the connection
         catch (Exception ex)
@@ -401,8 +533,8 @@ public sealed class Socket
         }
     }
 
-    /// <summary>The handler of an event, or null.</summary>
-    private Delegate? Handler(string name)
+    /// <summary>The handlers of an event, in order, or null.</summary>
+    private Delegate[]? Handlers(string name)
     {
         switch (System.Threading.Volatile.Read(ref _handlers))
         {
@@ -411,15 +543,15 @@ public sealed class Socket
                 {
                     if (string.Equals(entry.Name, name, StringComparison.Ordinal))
                     {
-                        return entry.Handler;
+                        return entry.Handlers;
                     }
                 }
 
                 return null;
-            case Dictionary<string, Delegate> map:
+            case Dictionary<string, Delegate[]> map:
                 lock (map)
                 {
-                    return map.TryGetValue(name, out var handler) ? handler : null;
+                    return map.TryGetValue(name, out var handlers) ? handlers : null;
                 }
 
             default:
@@ -427,33 +559,66 @@ public sealed class Socket
         }
     }
 
-    /// <summary>A copy of <paramref name="entries"/> with the handler of <paramref name="name"/> set (replaced or added).</summary>
-    private static object WithHandler(EventHandlerEntry[]? entries, string name, Delegate handler)
+    /// <summary><paramref name="handlers"/> with <paramref name="handler"/> added or removed (all removed when null); null when none is left.</summary>
+    private static Delegate[]? Changed(Delegate[]? handlers, Delegate? handler, bool add)
+    {
+        if (add)
+        {
+            return handlers is null ? [handler!] : [.. handlers, handler!];
+        }
+
+        if (handler is null || handlers is null)
+        {
+            return null;
+        }
+
+        var i = Array.LastIndexOf(handlers, handler);
+        if (i < 0)
+        {
+            return handlers;
+        }
+
+        return handlers.Length == 1 ? null : [.. handlers[..i], .. handlers[(i + 1)..]];
+    }
+
+    /// <summary>A copy of <paramref name="entries"/> with the handlers of <paramref name="name"/> changed.</summary>
+    private static object? WithHandlers(EventHandlerEntry[]? entries, string name, Delegate? handler, bool add)
     {
         entries ??= [];
         for (var i = 0; i < entries.Length; i++)
         {
             if (string.Equals(entries[i].Name, name, StringComparison.Ordinal))
             {
+                var changed = Changed(entries[i].Handlers, handler, add);
+                if (changed is null)
+                {
+                    return entries.Length == 1 ? null : (object)entries.Where((_, j) => j != i).ToArray();
+                }
+
                 var replaced = (EventHandlerEntry[])entries.Clone();
-                replaced[i] = new EventHandlerEntry(entries[i].Name, handler);
+                replaced[i] = new EventHandlerEntry(entries[i].Name, changed);
                 return replaced;
             }
         }
 
+        if (!add)
+        {
+            return entries.Length == 0 ? null : entries;
+        }
+
         if (entries.Length < MaxHandlerArray)
         {
-            EventHandlerEntry[] added = [.. entries, new EventHandlerEntry(name, handler)];
+            EventHandlerEntry[] added = [.. entries, new EventHandlerEntry(name, [handler!])];
             return added;
         }
 
-        var map = new Dictionary<string, Delegate>(entries.Length + 1, StringComparer.Ordinal);
+        var map = new Dictionary<string, Delegate[]>(entries.Length + 1, StringComparer.Ordinal);
         foreach (var entry in entries)
         {
-            map[entry.Name] = entry.Handler;
+            map[entry.Name] = entry.Handlers;
         }
 
-        map[name] = handler;
+        map[name] = [handler!];
         return map;
     }
 
@@ -491,5 +656,5 @@ public sealed class Socket
         }
     }
 
-    private readonly record struct EventHandlerEntry(string Name, Delegate Handler);
+    private readonly record struct EventHandlerEntry(string Name, Delegate[] Handlers);
 }

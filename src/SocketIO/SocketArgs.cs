@@ -182,8 +182,10 @@ public sealed class SocketEventContext : SocketArgs
         _ackId = ackId;
     }
 
+    /// <summary>The socket that received the event.</summary>
     public Socket Socket { get; }
 
+    /// <summary>The event's name.</summary>
     public string EventName { get; }
 
     /// <summary>Whether the client asked for an acknowledgement.</summary>
@@ -224,21 +226,25 @@ public sealed class AckResponse : SocketArgs
 /// <summary>A connection refused by middleware: the client's connect_error gets message and data.</summary>
 public sealed class ConnectRejectedException : Exception
 {
+    /// <summary>Refuses with "Connection refused".</summary>
     public ConnectRejectedException()
         : this("Connection refused")
     {
     }
 
+    /// <summary>Refuses with <paramref name="message"/>.</summary>
     public ConnectRejectedException(string message)
         : base(message)
     {
     }
 
+    /// <summary>Refuses with <paramref name="message"/>.</summary>
     public ConnectRejectedException(string message, Exception innerException)
         : base(message, innerException)
     {
     }
 
+    /// <summary>Refuses with <paramref name="message"/> and <paramref name="data"/> as the connect_error's data.</summary>
     public ConnectRejectedException(string message, object? data)
         : base(message)
     {

@@ -31,19 +31,40 @@ public sealed class SocketIOOptions
     /// <summary>Connection state recovery (Socket.IO 4.6+ semantics); null disables it.</summary>
     public ConnectionStateRecoveryOptions? ConnectionStateRecovery { get; set; }
 
-    /// <summary>Creates each namespace's adapter; the in-memory adapter by default.</summary>
-    public Func<Namespace, IAdapter>? AdapterFactory { get; set; }
+    /// <summary>
+    /// How the event handlers of one socket run. <see cref="HandlerConcurrency.Sequential"/> (the
+    /// default, as SignalR's one invocation per connection at a time): an event's handlers run in
+    /// order, each awaited, and the next event of the socket waits until they are done, so a
+    /// handler sees the socket's events in order and never races another of its handlers.
+    /// <see cref="HandlerConcurrency.Concurrent"/>: as Node's EventEmitter, every handler is started
+    /// as its event arrives and async handlers of one socket may interleave.
+    /// </summary>
+    public HandlerConcurrency HandlerConcurrency { get; set; } = HandlerConcurrency.Sequential;
 
     /// <summary>
-    /// Gives memory back to the system once the process has grown and gone quiet (after a connect
-    /// storm, say); runs as a hosted service registered by <c>AddSocketIO</c>. Null disables it.
+    /// Sequential handlers: events of one socket that may wait behind a running handler (1024);
+    /// one more disconnects the socket (a client that floods a slow handler holds bounded memory).
     /// </summary>
-    public IdleMemoryTrimOptions? IdleMemoryTrim { get; set; } = new();
+    public int MaxQueuedEventsPerSocket { get; set; } = 1024;
+
+    /// <summary>Creates each namespace's adapter; the in-memory adapter by default.</summary>
+    public Func<Namespace, IAdapter>? AdapterFactory { get; set; }
+}
+
+/// <summary>How the event handlers of one socket run (<see cref="SocketIOOptions.HandlerConcurrency"/>).</summary>
+public enum HandlerConcurrency
+{
+    /// <summary>One event at a time per socket, its handlers in order, each awaited (the default).</summary>
+    Sequential,
+
+    /// <summary>Every handler started as its event arrives; async handlers of a socket may interleave (Node's semantics).</summary>
+    Concurrent,
 }
 
 /// <summary>How long a disconnected client's state (id, rooms, data, missed packets) is kept.</summary>
 public sealed class ConnectionStateRecoveryOptions
 {
+    /// <summary>How long a disconnected session is kept (2 minutes).</summary>
     public TimeSpan MaxDisconnectionDuration { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Whether a recovered connection skips the namespace middleware.</summary>

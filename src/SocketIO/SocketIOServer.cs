@@ -19,6 +19,7 @@ public sealed class SocketIOServer : IEngineHandler
     private readonly List<(Func<string, JsonElement, bool> Accepts, Namespace Parent)> _dynamic = [];
     private int _dynamicCount;
 
+    /// <summary>A server with <paramref name="options"/>; logs to <paramref name="loggerFactory"/>.</summary>
     public SocketIOServer(SocketIOOptions options, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -36,8 +37,10 @@ public sealed class SocketIOServer : IEngineHandler
         Of("/");
     }
 
+    /// <summary>The options this server runs with.</summary>
     public SocketIOOptions Options { get; }
 
+    /// <summary>The packet format of this server.</summary>
     public ISocketIOParser Parser { get; }
 
     /// <summary>The serializer settings used for event arguments (with binary support).</summary>
@@ -113,12 +116,16 @@ public sealed class SocketIOServer : IEngineHandler
         return null;
     }
 
+    /// <summary>Targets the main namespace's sockets in <paramref name="rooms"/>.</summary>
     public BroadcastOperator To(params string[] rooms) => Sockets.To(rooms);
 
+    /// <summary>Same as <see cref="To"/>.</summary>
     public BroadcastOperator In(params string[] rooms) => Sockets.In(rooms);
 
+    /// <summary>Every socket of the main namespace but those in <paramref name="rooms"/>.</summary>
     public BroadcastOperator Except(params string[] rooms) => Sockets.Except(rooms);
 
+    /// <summary>Sends an event to every socket of the main namespace.</summary>
     public void Emit(string eventName, params object?[] args) => Sockets.Emit(eventName, args);
 
     /// <summary>Closes every connection ("server shutting down").</summary>

@@ -1,6 +1,6 @@
 // Interop scenarios for the reference JavaScript client (socket.io-client, see package.json).
 //
-// usage: node node_client.mjs --url http://127.0.0.1:3000 --transport polling|websocket --scenario <name>|all
+// usage: node node_client.mjs --url http://127.0.0.1:3000 --transport polling|websocket --scenario <name>|all [--parser msgpack]
 //
 //   polling   = the client default: HTTP long-polling first, then upgrade to WebSocket
 //   websocket = transports: ["websocket"] (no polling at all)
@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { parseArgs } from "node:util";
 import { io, Manager } from "socket.io-client";
+import * as msgpackParser from "socket.io-msgpack-parser";
 
 const WAIT_MS = 5000;
 const SCENARIO_MS = 30000;
@@ -20,6 +21,7 @@ const { values: argv } = parseArgs({
     url: { type: "string", default: "http://127.0.0.1:3000" },
     transport: { type: "string", default: "polling" },
     scenario: { type: "string", default: "all" },
+    parser: { type: "string", default: "json" },
   },
 });
 
@@ -36,8 +38,14 @@ function fail(message) {
   process.exit(1);
 }
 
+if (argv.parser !== "json" && argv.parser !== "msgpack") {
+  fail(`unknown --parser ${argv.parser} (expected json or msgpack)`);
+}
+
+/** The transports of --transport, and socket.io-msgpack-parser when --parser msgpack. */
 function transportOptions() {
-  return MODE === "websocket" ? { transports: ["websocket"] } : { transports: ["polling", "websocket"] };
+  const parser = argv.parser === "msgpack" ? { parser: msgpackParser } : {};
+  return MODE === "websocket" ? { transports: ["websocket"], ...parser } : { transports: ["polling", "websocket"], ...parser };
 }
 
 /** Resolves with the promise's value, or rejects after `ms` with a message naming what was awaited. */

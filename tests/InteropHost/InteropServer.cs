@@ -32,7 +32,8 @@ public sealed class InteropServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<InteropServer> StartAsync(int port = 0)
+    /// <summary>Starts the server on <paramref name="port"/> (0: a free one); <paramref name="messagePack"/> selects socket.io-msgpack-parser's format.</summary>
+    public static async Task<InteropServer> StartAsync(int port = 0, bool messagePack = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         if (Environment.GetEnvironmentVariable("INTEROP_HOST_LOG") != "1")
@@ -44,11 +45,16 @@ public sealed class InteropServer : IAsyncDisposable
         // clients' "websocket" scenarios), polling and upgrades go through Kestrel's HTTP
         builder.Services.AddEngineIOWebSocketFastPath();
         builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.UseEngineIOWebSocketFastPath()));
-        builder.Services.AddSocketIO(o =>
+        var socketIO = builder.Services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = ["*"] };
             o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions { MaxDisconnectionDuration = TimeSpan.FromMinutes(2) };
         });
+        if (messagePack)
+        {
+            socketIO.AddMessagePackParser();
+        }
+
         var app = builder.Build();
         app.UseWebSockets();
         app.MapSocketIO("/socket.io");

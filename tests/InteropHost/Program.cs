@@ -11,7 +11,7 @@ for (var i = 0; i < args.Length - 1; i++)
     }
 }
 
-await using var server = await InteropServer.StartAsync(port);
+await using var server = await InteropServer.StartAsync(port, messagePack: args.Contains("--msgpack"));
 Console.WriteLine($"Interop host listening on http://127.0.0.1:{server.Port}");
 
 // The web host's console lifetime handles Ctrl+C and SIGTERM by stopping the application

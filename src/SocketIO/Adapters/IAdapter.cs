@@ -8,10 +8,13 @@ public sealed record BroadcastOptions
     // declared before All: static fields initialize in order
     internal static readonly IReadOnlySet<string> EmptySet = new HashSet<string>();
 
+    /// <summary>Every socket of the namespace.</summary>
     public static readonly BroadcastOptions All = new();
 
+    /// <summary>Rooms whose sockets receive the broadcast; empty for all sockets.</summary>
     public IReadOnlySet<string> Rooms { get; init; } = EmptySet;
 
+    /// <summary>Rooms whose sockets are left out.</summary>
     public IReadOnlySet<string> Except { get; init; } = EmptySet;
 
     /// <summary>May be dropped when a client is not ready (never stored for recovery).</summary>
@@ -66,10 +69,13 @@ public sealed record RestoredSession(PersistedSession Session, IReadOnlyList<obj
 /// </summary>
 public interface IAdapter : IDisposable
 {
+    /// <summary>Adds a socket to rooms.</summary>
     void AddAll(string socketId, IEnumerable<string> rooms);
 
+    /// <summary>Removes a socket from a room.</summary>
     void Del(string socketId, string room);
 
+    /// <summary>Removes a socket from all its rooms.</summary>
     void DelAll(string socketId);
 
     /// <summary>The rooms of a local socket (empty when unknown).</summary>
@@ -87,16 +93,22 @@ public interface IAdapter : IDisposable
     /// <summary>Sends an event expecting an ack from each recipient; completes when all answered or the timeout elapsed.</summary>
     Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, CancellationToken cancellationToken);
 
+    /// <summary>The sockets <paramref name="options"/> select, on every node.</summary>
     Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(BroadcastOptions options, CancellationToken cancellationToken);
 
+    /// <summary>Makes the sockets <paramref name="options"/> select join <paramref name="rooms"/>.</summary>
     void AddSockets(BroadcastOptions options, IReadOnlyList<string> rooms);
 
+    /// <summary>Makes the sockets <paramref name="options"/> select leave <paramref name="rooms"/>.</summary>
     void DelSockets(BroadcastOptions options, IReadOnlyList<string> rooms);
 
+    /// <summary>Disconnects the sockets <paramref name="options"/> select.</summary>
     void DisconnectSockets(BroadcastOptions options, bool close);
 
+    /// <summary>Keeps a disconnected socket's session for connection state recovery.</summary>
     ValueTask PersistSessionAsync(PersistedSession session);
 
+    /// <summary>Gets back a disconnected session by its private id, with the packets sent after <paramref name="offset"/>; null when it is gone.</summary>
     ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset);
 }
 
@@ -108,6 +120,7 @@ public class RemoteSocket
 {
     private readonly Socket? _local;
 
+    /// <summary>A socket of another node, as a cluster adapter reports it.</summary>
     public RemoteSocket(string id, IReadOnlySet<string> rooms, IReadOnlyDictionary<string, object?> data, JsonElement auth)
     {
         Id = id;
@@ -122,19 +135,27 @@ public class RemoteSocket
         _local = local;
     }
 
+    /// <summary>The socket's id.</summary>
     public string Id { get; }
 
+    /// <summary>The rooms the socket is in.</summary>
     public IReadOnlySet<string> Rooms { get; }
 
+    /// <summary>The socket's application data.</summary>
     public IReadOnlyDictionary<string, object?> Data { get; }
 
+    /// <summary>The auth payload of the socket's handshake.</summary>
     public JsonElement Auth { get; }
 
+    /// <summary>Sends an event to this socket (local sockets only in this base class).</summary>
     public virtual void Emit(string eventName, params object?[] args) => _local?.Emit(eventName, args);
 
+    /// <summary>Makes the socket join rooms (local sockets only in this base class).</summary>
     public virtual void Join(params string[] rooms) => _local?.Join(rooms);
 
+    /// <summary>Makes the socket leave a room (local sockets only in this base class).</summary>
     public virtual void Leave(string room) => _local?.Leave(room);
 
+    /// <summary>Disconnects the socket, closing its connection when <paramref name="close"/> (local sockets only in this base class).</summary>
     public virtual void Disconnect(bool close = false) => _local?.Disconnect(close);
 }

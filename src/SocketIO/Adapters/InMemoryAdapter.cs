@@ -23,6 +23,7 @@ public class InMemoryAdapter : IAdapter
     private long _nextOffset;
     private Socket[]? _everyone;
 
+    /// <summary>The adapter of <paramref name="nsp"/>.</summary>
     public InMemoryAdapter(Namespace nsp)
     {
         ArgumentNullException.ThrowIfNull(nsp);
@@ -35,8 +36,10 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <summary>The namespace this adapter serves.</summary>
     public Namespace Namespace { get; }
 
+    /// <summary>The rooms that have at least one socket.</summary>
     public IReadOnlyCollection<string> Rooms
     {
         get
@@ -48,6 +51,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc/>
     public void AddAll(string socketId, IEnumerable<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(rooms);
@@ -77,6 +81,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc/>
     public void Del(string socketId, string room)
     {
         lock (_gate)
@@ -90,6 +95,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc/>
     public void DelAll(string socketId)
     {
         lock (_gate)
@@ -120,6 +126,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc/>
     public IReadOnlySet<string> SocketRooms(string socketId)
     {
         lock (_gate)
@@ -128,6 +135,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc/>
     public IReadOnlySet<string> Sockets(IReadOnlySet<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(rooms);
@@ -153,6 +161,7 @@ public class InMemoryAdapter : IAdapter
         return result;
     }
 
+    /// <inheritdoc/>
     public virtual void Broadcast(BroadcastMessage message, BroadcastOptions options)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -167,6 +176,7 @@ public class InMemoryAdapter : IAdapter
         Apply(options, static (socket, state) => socket.SendEncoded(state), encoded);
     }
 
+    /// <inheritdoc/>
     public virtual Task<BroadcastAckResult> BroadcastWithAckAsync(BroadcastMessage message, BroadcastOptions options, CancellationToken cancellationToken) =>
         BroadcastWithAckAsync(message, options, null, cancellationToken);
 
@@ -228,6 +238,7 @@ public class InMemoryAdapter : IAdapter
         return new BroadcastAckResult(responses, waits.Count, timedOut || responses.Count < waits.Count);
     }
 
+    /// <inheritdoc/>
     public virtual Task<IReadOnlyList<RemoteSocket>> FetchSocketsAsync(BroadcastOptions options, CancellationToken cancellationToken)
     {
         var result = new List<RemoteSocket>();
@@ -235,9 +246,11 @@ public class InMemoryAdapter : IAdapter
         return Task.FromResult<IReadOnlyList<RemoteSocket>>(result);
     }
 
+    /// <inheritdoc/>
     public virtual void AddSockets(BroadcastOptions options, IReadOnlyList<string> rooms) =>
         Apply(options, static (socket, r) => socket.Join(r!), rooms);
 
+    /// <inheritdoc/>
     public virtual void DelSockets(BroadcastOptions options, IReadOnlyList<string> rooms) =>
         Apply(options, static (socket, r) =>
         {
@@ -247,6 +260,7 @@ public class InMemoryAdapter : IAdapter
             }
         }, rooms);
 
+    /// <inheritdoc/>
     public virtual void DisconnectSockets(BroadcastOptions options, bool close) =>
         Apply(options, static (socket, c) => socket.Disconnect(c), close);
 
@@ -379,6 +393,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc/>
     public virtual ValueTask PersistSessionAsync(PersistedSession session)
     {
         ArgumentNullException.ThrowIfNull(session);
@@ -393,6 +408,7 @@ public class InMemoryAdapter : IAdapter
         return ValueTask.CompletedTask;
     }
 
+    /// <inheritdoc/>
     public virtual ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset)
     {
         if (_recovery is null)
@@ -465,12 +481,14 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <summary>Stops the recovery store's expiry timer.</summary>
     public void Dispose()
     {
         Dispose(true);
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>Releases the adapter's resources; <paramref name="disposing"/> is false from a finalizer.</summary>
     protected virtual void Dispose(bool disposing)
     {
         if (disposing)

@@ -24,16 +24,20 @@ public sealed class JsonPacketParser : ISocketIOParser
 
     private static readonly string[] s_reserved = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
 
+    /// <summary>The default parser of the reference server (socket.io-parser), accepting at most <paramref name="maxAttachments"/> binary attachments per packet.</summary>
     public JsonPacketParser(JsonSerializerOptions? options = null, int maxAttachments = 10)
     {
         SerializerOptions = CreateOptions(options);
         MaxAttachments = maxAttachments;
     }
 
+    /// <summary>The serializer settings for event arguments, with the binary converters.</summary>
     public JsonSerializerOptions SerializerOptions { get; }
 
+    /// <summary>Binary attachments a packet may announce.</summary>
     public int MaxAttachments { get; }
 
+    /// <summary>The web defaults (or <paramref name="baseOptions"/>) with the binary converters added.</summary>
     public static JsonSerializerOptions CreateOptions(JsonSerializerOptions? baseOptions)
     {
         var options = baseOptions is null ? new JsonSerializerOptions(JsonSerializerDefaults.Web) : new JsonSerializerOptions(baseOptions);
@@ -45,6 +49,7 @@ public sealed class JsonPacketParser : ISocketIOParser
         return options;
     }
 
+    /// <inheritdoc/>
     public EncodedPacket Encode(SocketPacketType type, string nsp, long? id, object? data, bool isVolatile = false)
     {
         ArgumentNullException.ThrowIfNull(nsp);
@@ -134,6 +139,7 @@ public sealed class JsonPacketParser : ISocketIOParser
         return new EncodedPacket(messages);
     }
 
+    /// <inheritdoc/>
     public IPacketDecoder CreateDecoder() => new Decoder(this);
 
     private sealed class Decoder(JsonPacketParser parser) : IPacketDecoder
@@ -421,7 +427,7 @@ public sealed class JsonPacketParser : ISocketIOParser
         }
     }
 
-    private static bool IsPayloadValid(SocketPacketType type, JsonElement? data) => type switch
+    internal static bool IsPayloadValid(SocketPacketType type, JsonElement? data) => type switch
     {
         SocketPacketType.Connect => data is null || data.Value.ValueKind == JsonValueKind.Object,
         SocketPacketType.Disconnect => data is null,

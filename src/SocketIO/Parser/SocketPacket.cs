@@ -6,20 +6,29 @@ namespace SocketIO.Parser;
 /// <summary>Socket.IO v5 packet types.</summary>
 public enum SocketPacketType
 {
+    /// <summary>Joins a namespace.</summary>
     Connect = 0,
+    /// <summary>Leaves a namespace.</summary>
     Disconnect = 1,
+    /// <summary>An event.</summary>
     Event = 2,
+    /// <summary>An acknowledgement.</summary>
     Ack = 3,
+    /// <summary>A refused namespace connection.</summary>
     ConnectError = 4,
+    /// <summary>An event with binary attachments.</summary>
     BinaryEvent = 5,
+    /// <summary>An acknowledgement with binary attachments.</summary>
     BinaryAck = 6,
 }
 
 /// <summary>A decoded Socket.IO packet, attachments already matched to its placeholders.</summary>
 public sealed class SocketPacket
 {
+    /// <summary>The packet type.</summary>
     public required SocketPacketType Type { get; init; }
 
+    /// <summary>The namespace it belongs to.</summary>
     public string Namespace { get; init; } = "/";
 
     /// <summary>The ack id, if the packet carries one.</summary>
@@ -38,8 +47,10 @@ public sealed class SocketPacket
 /// </summary>
 public sealed class EncodedPacket
 {
+    /// <summary>A packet made of <paramref name="messages"/>.</summary>
     public EncodedPacket(EngineMessage[] messages) => Messages = messages;
 
+    /// <summary>The Engine.IO messages, in order.</summary>
     public EngineMessage[] Messages { get; }
 }
 
@@ -69,5 +80,6 @@ public interface ISocketIOParser
 /// <summary>Per-connection decoder.</summary>
 public interface IPacketDecoder
 {
+    /// <summary>Feeds one Engine.IO message; a packet is returned once complete (with its attachments).</summary>
     DecodeStatus Decode(EngineMessage message, out SocketPacket? packet, out string? error);
 }

@@ -188,16 +188,15 @@ public sealed class IdleMemoryTrimmerTests
     }
 
     [Fact]
-    public void AddSocketIO_runs_the_trimmer_as_a_hosted_service_unless_disabled()
+    public void AddSocketIO_runs_no_trimmer_unless_the_host_opts_in()
     {
-        static IEnumerable<IHostedService> HostedServices(Action<SocketIOOptions>? configure)
-        {
-            var services = new ServiceCollection();
-            services.AddSocketIO(configure);
-            return services.BuildServiceProvider().GetServices<IHostedService>();
-        }
+        // a library does not choose the host's GC policy: the trimmer is opt-in
+        var plain = new ServiceCollection();
+        plain.AddSocketIO();
+        Assert.Empty(plain.BuildServiceProvider().GetServices<IHostedService>().OfType<IdleMemoryTrimmer>());
 
-        Assert.Single(HostedServices(null).OfType<IdleMemoryTrimmer>());
-        Assert.Empty(HostedServices(o => o.IdleMemoryTrim = null).OfType<IdleMemoryTrimmer>());
+        var optedIn = new ServiceCollection();
+        optedIn.AddSocketIO().AddIdleMemoryTrimmer(o => o.QuietChecks = 3);
+        Assert.Single(optedIn.BuildServiceProvider().GetServices<IHostedService>().OfType<IdleMemoryTrimmer>());
     }
 }
