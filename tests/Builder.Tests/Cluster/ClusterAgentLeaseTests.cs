@@ -1,5 +1,6 @@
 using Builder.Tests.Infrastructure;
 using Builder.Tests.Runner;
+using Cluster.Tests;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Builder.Tests.Cluster;
@@ -51,7 +52,7 @@ public sealed class ClusterAgentLeaseTests
             time.Advance(TimeSpan.FromSeconds(LeaseSeconds - 2));
             await nodeB.PublishAsync("agent-lease", "agent:status:update", Working(10 + step));
             var expected = (time.GetUtcNow() + TimeSpan.FromSeconds(LeaseSeconds)).ToUnixTimeMilliseconds();
-            await Until.TrueAsync(async () => await db.SortedSetScoreAsync("builder:agents:leases", "agent-lease agent-ext") >= expected, TestGateway.Wait, $"the renewal through node B ({step})");
+            await Deadline.UntilAsync(async () => await db.SortedSetScoreAsync("builder:agents:leases", "agent-lease agent-ext") >= expected, TestGateway.Wait, $"the renewal through node B ({step})");
         }
 
         foreach (var viewer in new[] { alice, bob })

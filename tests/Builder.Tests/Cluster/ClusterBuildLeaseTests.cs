@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Builder.Tests.Infrastructure;
 using Builder.Tests.Runner;
+using Cluster.Tests;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Builder.Tests.Cluster;
@@ -51,7 +52,7 @@ public sealed class ClusterBuildLeaseTests
             {
                 time.Advance(TimeSpan.FromSeconds(LeaseSeconds / 3.0));
                 var expected = (time.GetUtcNow() + TimeSpan.FromSeconds(LeaseSeconds)).ToUnixTimeMilliseconds();
-                await Until.TrueAsync(async () => await db.SortedSetScoreAsync("builder:builds:leases", member) >= expected, TestGateway.Wait, $"the renewal at step {step}");
+                await Deadline.UntilAsync(async () => await db.SortedSetScoreAsync("builder:builds:leases", member) >= expected, TestGateway.Wait, $"the renewal at step {step}");
             }
 
             await bob.BarrierAsync();

@@ -1,6 +1,7 @@
 using Builder.Events;
 using Builder.Runner;
 using Builder.Tests.Infrastructure;
+using Cluster.Tests;
 using StackExchange.Redis;
 
 namespace Builder.Tests.Cluster;
@@ -61,7 +62,7 @@ public sealed class RedisStateTests
         }
 
         // each node heard of exactly the resolutions the other node won
-        await Until.TrueAsync(() => Task.FromResult(heardByA.Count + heardByB.Count == rounds), TestGateway.Wait, "every resolution announced to the other node");
+        await Deadline.UntilAsync(() => Task.FromResult(heardByA.Count + heardByB.Count == rounds), TestGateway.Wait, "every resolution announced to the other node");
         Assert.Equal(winners.Where(w => w.UserId == "bob").Select(w => w.DecisionId).Order(), heardByA.Select(r => r.DecisionId).Order());
         Assert.Equal(winners.Where(w => w.UserId == "alice").Select(w => w.DecisionId).Order(), heardByB.Select(r => r.DecisionId).Order());
         Assert.False(await nodeA.TryResolveAsync("decision-unknown", winners[0]));
@@ -136,12 +137,12 @@ public sealed class RedisStateTests
         nodeA.Touch("p", "agent-done", "ui", s_t0.AddSeconds(10), onlyIfHeld: false);
         nodeA.Release("p", "agent-done");
         nodeA.Touch("p", "agent-x", "backend", s_t0.AddSeconds(10), onlyIfHeld: false);
-        await Until.TrueAsync(async () => (await db.SortedSetScoreAsync("builder:agents:leases", "p agent-x")) is not null, TestGateway.Wait, "the lease");
+        await Deadline.UntilAsync(async () => (await db.SortedSetScoreAsync("builder:agents:leases", "p agent-x")) is not null, TestGateway.Wait, "the lease");
         nodeB.Touch("p", "agent-never", "ui", s_t0.AddSeconds(50), onlyIfHeld: true);
 
         // reported on node B later: the lease node A took is extended
         nodeB.Touch("p", "agent-x", "backend", s_t0.AddSeconds(20), onlyIfHeld: true);
-        await Until.TrueAsync(async () => (await db.SortedSetScoreAsync("builder:agents:leases", "p agent-x")) == s_t0.AddSeconds(20).ToUnixTimeMilliseconds(), TestGateway.Wait, "the renewal");
+        await Deadline.UntilAsync(async () => (await db.SortedSetScoreAsync("builder:agents:leases", "p agent-x")) == s_t0.AddSeconds(20).ToUnixTimeMilliseconds(), TestGateway.Wait, "the renewal");
         Assert.Empty(await nodeA.ClaimExpiredAsync(s_t0.AddSeconds(15), None));
         Assert.Empty(await nodeA.ClaimExpiredAsync(s_t0.AddSeconds(25), (_, agent) => agent == "agent-x"));
 

@@ -1,11 +1,11 @@
 using System.Diagnostics;
 
-namespace Builder.Tests.Infrastructure;
+namespace Cluster.Tests;
 
 /// <summary>Awaits a condition with a deadline (never a fixed sleep).</summary>
-public static class Until
+public static class Deadline
 {
-    public static async Task TrueAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
         var watch = Stopwatch.StartNew();
         var delay = 10;
@@ -25,4 +25,7 @@ public static class Until
             delay = Math.Min(delay * 2, 200);
         }
     }
+
+    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what) =>
+        UntilAsync(() => Task.FromResult(condition()), timeout, what);
 }
