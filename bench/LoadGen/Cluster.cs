@@ -205,7 +205,7 @@ internal static class ClusterReport
         return 0;
     }
 
-    private static double? Median(List<double> values)
+    internal static double? Median(List<double> values)
     {
         if (values.Count == 0)
         {
