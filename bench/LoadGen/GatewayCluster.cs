@@ -18,26 +18,19 @@ internal static partial class Commands
 {
     public static async Task<int> GatewayClusterAsync(Options o)
     {
-        var urls = o.Str("urls", "http://127.0.0.1:3001").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(u => u.TrimEnd('/')).ToArray();
+        var (urls, hosts, pids) = Nodes(o, "http://127.0.0.1:3001");
         var projects = o.Int("projects", 1000);
         var perProject = o.Int("per-project", 10);
         var events = o.Int("events", 10);
         var producers = o.Int("producers", 32);
         var secret = o.Str("jwt-secret") ?? throw new ArgumentException("--jwt-secret is required");
         var apiKey = o.Str("api-key") ?? throw new ArgumentException("--api-key is required");
-        var pids = o.Str("server-pids", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
         var idle = TimeSpan.FromSeconds(o.Int("idle-timeout", 5));
         var max = TimeSpan.FromSeconds(o.Int("max-burst-seconds", 180));
         var clients = projects * perProject;
         var result = Header(o, "gateway-cluster");
         result["mode"] = o.Str("mode", urls.Length > 1 ? "cluster" : "single");
         result["nodes"] = urls.Length;
-        var hosts = urls.Select(HostPort).ToArray();
-        if (hosts.Select(h => h.Host).Distinct().Count() != 1)
-        {
-            throw new ArgumentException("every --urls entry must be on the same host");
-        }
-
         foreach (var url in urls)
         {
             await WaitUpAsync(url, "/readyz", TimeSpan.FromSeconds(90));
@@ -109,15 +102,8 @@ internal static partial class Commands
             publishWatch.Stop();
             return "{}";
         }, idle, max);
-        http.Remove("trigger");
-        http["accepted"] = accepted;
-        http["rejected"] = rejected;
         http["firstRejection"] = firstRejection;
-        http["publishSeconds"] = Math.Round(publishWatch.Elapsed.TotalSeconds, 3);
-        http["publishesPerSec"] = publishWatch.Elapsed.TotalSeconds > 0 ? Math.Round(accepted / publishWatch.Elapsed.TotalSeconds) : 0;
-        http["serverCpuUsPerEvent"] = accepted > 0 && !double.IsNaN(cpu.LastServerSeconds) ? Math.Round(cpu.LastServerSeconds * 1e6 / accepted, 1) : null;
-        result["http"] = http;
-        Console.Error.WriteLine($"{label} HTTP: {accepted} accepted ({http["publishesPerSec"]}/s, {rejected} rejected), {http["received"]}/{http["expected"]} deliveries, p50 {http["latencyP50Ms"]} ms p99 {http["latencyP99Ms"]} ms, losses {http["losses"]}, out-of-order/duplicate {http["outOfOrder"]}, server {http["serverCpuUsPerEvent"]} µs CPU/event");
+        result["http"] = Published(http, "HTTP", accepted, rejected, publishWatch);
 
         // in-process: node k publishes the projects p with p % nodes == k, through its own
         // EventPublisher (bench/GatewayBench /bench/publish with shard/shards), all nodes at once
@@ -146,14 +132,20 @@ internal static partial class Commands
 
             return "{}";
         }, idle, max);
-        inProcess.Remove("trigger");
-        inProcess["accepted"] = published;
-        inProcess["rejected"] = inRejected;
-        inProcess["publishSeconds"] = Math.Round(inWatch.Elapsed.TotalSeconds, 3);
-        inProcess["publishesPerSec"] = inWatch.Elapsed.TotalSeconds > 0 ? Math.Round(published / inWatch.Elapsed.TotalSeconds) : 0;
-        inProcess["serverCpuUsPerEvent"] = published > 0 && !double.IsNaN(cpu.LastServerSeconds) ? Math.Round(cpu.LastServerSeconds * 1e6 / published, 1) : null;
-        result["inProcess"] = inProcess;
-        Console.Error.WriteLine($"{label} in-process: {published} published ({inProcess["publishesPerSec"]}/s, {inRejected} rejected), {inProcess["received"]}/{inProcess["expected"]} deliveries, p50 {inProcess["latencyP50Ms"]} ms p99 {inProcess["latencyP99Ms"]} ms, losses {inProcess["losses"]}, out-of-order/duplicate {inProcess["outOfOrder"]}, server {inProcess["serverCpuUsPerEvent"]} µs CPU/event");
+        result["inProcess"] = Published(inProcess, "in-process", published, inRejected, inWatch);
+
+        // a phase's measurement with what its producers saw, and the server CPU per accepted event
+        JsonObject Published(JsonObject m, string path, int ok, int refused, Stopwatch watch)
+        {
+            m.Remove("trigger");
+            m["accepted"] = ok;
+            m["rejected"] = refused;
+            m["publishSeconds"] = Math.Round(watch.Elapsed.TotalSeconds, 3);
+            m["publishesPerSec"] = watch.Elapsed.TotalSeconds > 0 ? Math.Round(ok / watch.Elapsed.TotalSeconds) : 0;
+            m["serverCpuUsPerEvent"] = ok > 0 && !double.IsNaN(cpu.LastServerSeconds) ? Math.Round(cpu.LastServerSeconds * 1e6 / ok, 1) : null;
+            Console.Error.WriteLine($"{label} {path}: {ok} accepted ({m["publishesPerSec"]}/s, {refused} rejected), {m["received"]}/{m["expected"]} deliveries, p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms, losses {m["losses"]}, out-of-order/duplicate {m["outOfOrder"]}, server {m["serverCpuUsPerEvent"]} µs CPU/event");
+            return m;
+        }
 
         // the log read back (through the first node: in a cluster every node reads the same log)
         var logged = accepted + published;
