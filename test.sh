@@ -192,6 +192,15 @@ else
   failed+=("cluster-bench-smoke")
 fi
 
+# the gateway on three clustered nodes against one node (bench/cluster.sh --gateway), as a smoke
+# test: every accepted event delivered once, in order, and in the log without a gap; no timing asserted
+log "bench/cluster.sh --gateway --short (gateway cluster benchmark harness smoke run)"
+if bash bench/cluster.sh --gateway --short; then
+  passed+=("gateway-cluster-bench-smoke")
+else
+  failed+=("gateway-cluster-bench-smoke")
+fi
+
 # formatting and style, as dotnet format sees them
 log "dotnet format --verify-no-changes"
 if dotnet format Builder.slnx --verify-no-changes --no-restore; then

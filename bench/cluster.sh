@@ -13,19 +13,29 @@
 #   bench/cluster.sh --short   smoke mode (300 clients, 2 bursts of 10, 1 repetition; CI): checks the
 #                              harness end to end, fails on a lost delivery; results in bench/results/tmp/
 #
+# With --gateway (issue #12), the gateway itself (bench/GatewayBench: src/Builder.Gateway plus the
+# in-process producer endpoint) instead: GW_PROJECTS projects x GW_PER_PROJECT JWT clients spread over
+# the nodes (client i on node i % N), GW_EVENTS events per project posted by GW_PRODUCERS producers
+# through the HTTP API of every node, then as many published in-process on every node, then the log
+# read back; modes `cluster` (three nodes on one redis-server), `single-redis` (one node on Redis) and
+# `single` (one node, SQLite, the default deployment). Results in bench/results/gateway-cluster-latest.*
+#   bench/cluster.sh --gateway [--short]
+#
 # Environment overrides: REPS, CLIENTS, BROADCASTS, BURSTS, CONCURRENCY, SERVERS ("node ours"),
 # MODES ("cluster single"), SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1), PORT_BASE
 # (default 43000), MAX_BURST_SECONDS (300: a burst not delivered by then counts its missing deliveries
-# as lost), OUT_DIR.
+# as lost), OUT_DIR; with --gateway GW_PROJECTS, GW_PER_PROJECT, GW_EVENTS, GW_PRODUCERS.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 MODE=full
+SCENARIO=broadcast
 for arg in "$@"; do
   case "$arg" in
     --short) MODE=short ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --gateway) SCENARIO=gateway ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +52,20 @@ else
   : "${OUT_DIR:=$ROOT/bench/results}"
   STRICT=()
 fi
-: "${SERVERS:=node ours}" "${MODES:=cluster single}" "${PORT_BASE:=43000}" "${MAX_BURST_SECONDS:=300}"
+: "${PORT_BASE:=43000}" "${MAX_BURST_SECONDS:=300}"
+if [ "$SCENARIO" = gateway ]; then
+  : "${SERVERS:=gateway}" "${MODES:=cluster single-redis single}"
+  if [ "$MODE" = short ]; then
+    : "${GW_PROJECTS:=30}" "${GW_PER_PROJECT:=6}" "${GW_EVENTS:=3}" "${GW_PRODUCERS:=6}"
+  else
+    : "${GW_PROJECTS:=1000}" "${GW_PER_PROJECT:=10}" "${GW_EVENTS:=10}" "${GW_PRODUCERS:=48}"
+  fi
+  CLIENTS=$((GW_PROJECTS * GW_PER_PROJECT))
+  GW_SECRET="bench-secret-0123456789-0123456789-0123456789"
+  GW_API_KEY="bench-ingest-key-0123456789"
+else
+  : "${SERVERS:=node ours}" "${MODES:=cluster single}"
+fi
 
 command -v redis-server >/dev/null || { echo "redis-server is missing (apt-get install -y redis-server)" >&2; exit 1; }
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -61,10 +84,14 @@ else
 fi
 
 BIN=bin/Release/net10.0
-log "dotnet build -c Release bench/LoadGen bench/BenchHost"
+log "dotnet build -c Release bench/LoadGen bench/BenchHost bench/GatewayBench"
 dotnet build -c Release bench/LoadGen -nologo -v q >&2
-dotnet build -c Release bench/BenchHost -nologo -v q >&2
-if [ ! -f bench/node-ref/node_modules/.package-lock.json ] || [ bench/node-ref/package-lock.json -nt bench/node-ref/node_modules/.package-lock.json ]; then
+if [ "$SCENARIO" = gateway ]; then
+  dotnet build -c Release bench/GatewayBench -nologo -v q >&2
+else
+  dotnet build -c Release bench/BenchHost -nologo -v q >&2
+fi
+if [ "$SCENARIO" = broadcast ] && { [ ! -f bench/node-ref/node_modules/.package-lock.json ] || [ bench/node-ref/package-lock.json -nt bench/node-ref/node_modules/.package-lock.json ]; }; then
   log "npm ci (bench/node-ref)"
   (cd bench/node-ref && npm ci --no-audit --no-fund >&2)
 fi
@@ -88,12 +115,23 @@ start_node() { # server port redis-port(0: none)
     ours)
       if [ "$redis" != 0 ]; then set -- --redis "127.0.0.1:$redis"; else set --; fi
       "${PIN_SERVER[@]}" dotnet "bench/BenchHost/$BIN/BenchHost.dll" --port "$port" "$@" >"$logf" 2>&1 & ;;
+    gateway) # a cluster node with Redis, else the single-node default: SQLite in the run's directory
+      if [ "$redis" != 0 ]; then set -- Builder__Redis__Configuration="127.0.0.1:$redis"; else set -- Builder__Store__Path="$RUN_DIR/gateway-$port.db"; fi
+      (cd src/Builder.Gateway && exec env ASPNETCORE_ENVIRONMENT=Production "$@" \
+        Builder__Ingest__ApiKeys__0="$GW_API_KEY" Builder__Jwt__Secret="$GW_SECRET" \
+        Builder__Limits__MaxConnectionsPerAddress=1000000 Builder__Limits__MaxHandshakesPerAddress=1000000 \
+        Logging__LogLevel__Default=Warning \
+        "${PIN_SERVER[@]}" dotnet "$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
   esac
   PIDS+=("$!")
 }
 
 failures=0
-log "mode $MODE: $CLIENTS clients, $BURSTS bursts of $BROADCASTS broadcasts, $REPS rep(s); $PINNING; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$SCENARIO" = gateway ]; then
+  log "mode $MODE, gateway: $GW_PROJECTS projects x $GW_PER_PROJECT clients, $GW_EVENTS events per project over HTTP then in-process, $GW_PRODUCERS producers, $REPS rep(s); $PINNING; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+else
+  log "mode $MODE: $CLIENTS clients, $BURSTS bursts of $BROADCASTS broadcasts, $REPS rep(s); $PINNING; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 for rep in $(seq 1 "$REPS"); do
   idx=0
   for mode in $MODES; do
@@ -101,18 +139,28 @@ for rep in $(seq 1 "$REPS"); do
       idx=$((idx + 1))
       base=$((PORT_BASE + rep * 100 + idx * 10))
       urls=(); pids=()
-      if [ "$mode" = cluster ]; then
+      if [ "$mode" = cluster ] || [ "$mode" = single-redis ]; then
+        nodes=3; [ "$mode" = single-redis ] && nodes=1
         redis_port=$((base + 9))
         "${PIN_SERVER[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/redis-$redis_port.log" 2>&1 &
         PIDS+=("$!"); redis_pid=$!
         for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-        for n in 1 2 3; do start_node "$server" $((base + n)) "$redis_port"; pids+=("$!"); urls+=("http://127.0.0.1:$((base + n))"); done
+        for n in $(seq 1 "$nodes"); do start_node "$server" $((base + n)) "$redis_port"; pids+=("$!"); urls+=("http://127.0.0.1:$((base + n))"); done
         pids+=("$redis_pid")
       else
         start_node "$server" $((base + 1)) 0; pids+=("$!"); urls+=("http://127.0.0.1:$((base + 1))")
       fi
       log "rep $rep: $server $mode (${urls[*]})"
-      if ! timeout 600 "${PIN_CLIENT[@]}" dotnet "bench/LoadGen/$BIN/LoadGen.dll" cluster --urls "$(IFS=,; echo "${urls[*]}")" \
+      if [ "$SCENARIO" = gateway ]; then
+        if ! timeout 600 "${PIN_CLIENT[@]}" dotnet "bench/LoadGen/$BIN/LoadGen.dll" gateway-cluster --urls "$(IFS=,; echo "${urls[*]}")" \
+            --server gateway --mode "$mode" --rep "$rep" --server-pids "$(IFS=,; echo "${pids[*]}")" --projects "$GW_PROJECTS" \
+            --per-project "$GW_PER_PROJECT" --events "$GW_EVENTS" --producers "$GW_PRODUCERS" --concurrency "$CONCURRENCY" \
+            --jwt-secret "$GW_SECRET" --api-key "$GW_API_KEY" --idle-timeout "$IDLE_TIMEOUT" --max-burst-seconds "$MAX_BURST_SECONDS" "${STRICT[@]}" \
+            --out "$RUN_DIR/$(printf '%02d-%02d' "$rep" "$idx")-gateway-$mode.json"; then
+          echo "load client failed against the gateway, $mode (rep $rep); logs in $RUN_DIR" >&2
+          failures=$((failures + 1))
+        fi
+      elif ! timeout 600 "${PIN_CLIENT[@]}" dotnet "bench/LoadGen/$BIN/LoadGen.dll" cluster --urls "$(IFS=,; echo "${urls[*]}")" \
           --server "$server" --mode "$mode" --rep "$rep" --server-pids "$(IFS=,; echo "${pids[*]}")" --clients "$CLIENTS" \
           --broadcasts "$BROADCASTS" --bursts "$BURSTS" --concurrency "$CONCURRENCY" --idle-timeout "$IDLE_TIMEOUT" --max-burst-seconds "$MAX_BURST_SECONDS" "${STRICT[@]}" \
           --out "$RUN_DIR/$(printf '%02d-%02d' "$rep" "$idx")-$server-$mode.json"; then
@@ -125,11 +173,13 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 NOTE="Machine: $NPROC cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $PINNING, $(redis-server --version | cut -d' ' -f3). Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
-if ! dotnet "bench/LoadGen/$BIN/LoadGen.dll" cluster-report --in "$RUN_DIR" --md "$OUT_DIR/cluster-latest.md" --json "$OUT_DIR/cluster-latest.json" --note "$NOTE" >/dev/null; then
+REPORT=cluster-report; NAME=cluster-latest
+[ "$SCENARIO" = gateway ] && { REPORT=gateway-cluster-report; NAME=gateway-cluster-latest; }
+if ! dotnet "bench/LoadGen/$BIN/LoadGen.dll" "$REPORT" --in "$RUN_DIR" --md "$OUT_DIR/$NAME.md" --json "$OUT_DIR/$NAME.json" --note "$NOTE" >/dev/null; then
   echo "report failed" >&2
   failures=$((failures + 1))
 fi
-log "results: $OUT_DIR/cluster-latest.md (raw runs in $RUN_DIR)"
+log "results: $OUT_DIR/$NAME.md (raw runs in $RUN_DIR)"
 if [ "$failures" -gt 0 ]; then
   echo "bench/cluster.sh: $failures failure(s)" >&2
   exit 1

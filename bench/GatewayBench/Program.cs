@@ -7,6 +7,8 @@
 //       seq 0..E-1 to each of its projects in order, a seed-shaped agent:status:update whose
 //       payload carries seq, burstId and sentAt (epoch ms, stamped just before the call).
 //       Answers JSON when every publication has returned (logged and handed to the room).
+//       With shard=K&shards=S (the cluster benchmark: one call per node), only the projects p with
+//       p % S == K are published, by W producers of this node.
 //   GET /bench/log?prefix=P&projects=N
 //       reads every project's log back: events kept, last seq, and projects whose seqs are not
 //       1..last without a gap.
@@ -35,6 +37,8 @@ bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =
     var events = Math.Clamp(Num(q["events"].FirstOrDefault(), 10), 0, 1_000_000);
     var producers = Math.Clamp(Num(q["producers"].FirstOrDefault(), 32), 1, 4096);
     var burstId = Num(q["burstId"].FirstOrDefault(), 0);
+    var shards = Math.Clamp(Num(q["shards"].FirstOrDefault(), 1), 1, 1024);
+    var shard = Math.Clamp(Num(q["shard"].FirstOrDefault(), 0), 0, shards - 1);
     var published = 0;
     var rejected = 0;
     string? firstRejection = null;
@@ -43,7 +47,7 @@ bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =
     {
         for (var seq = 0; seq < events; seq++)
         {
-            for (var p = w; p < projects; p += producers)
+            for (var p = shard + (w * shards); p < projects; p += producers * shards)
             {
                 var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq, burstId, NowMs());
                 var result = await publisher.PublishAsync(prefix + p.ToString(CultureInfo.InvariantCulture), "agent:status:update", payload);

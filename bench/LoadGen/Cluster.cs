@@ -12,25 +12,32 @@ using LoadGen;
 /// </summary>
 internal static partial class Commands
 {
-    public static async Task<int> ClusterAsync(Options o)
+    /// <summary>The nodes of a run: <c>--urls</c> (comma-separated, one host), their host and port, and <c>--server-pids</c> (the processes whose CPU is summed).</summary>
+    private static (string[] Urls, (string Host, int Port)[] Hosts, int[] Pids) Nodes(Options o, string fallback)
     {
-        var urls = o.Str("urls", "http://127.0.0.1:3200").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(u => u.TrimEnd('/')).ToArray();
-        var clients = o.Int("clients", 10_000);
-        var broadcasts = o.Int("broadcasts", 200);
-        var bursts = o.Int("bursts", 3);
-        var concurrency = o.Int("concurrency", 100);
-        var idle = TimeSpan.FromSeconds(o.Int("idle-timeout", 10));
-        var max = TimeSpan.FromSeconds(o.Int("max-burst-seconds", 120));
-        var pids = o.Str("server-pids", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
-        var result = Header(o, "cluster");
-        result["mode"] = o.Str("mode", urls.Length > 1 ? "cluster" : "single");
-        result["nodes"] = urls.Length;
+        var urls = o.Str("urls", fallback).Split(',', StringSplitOptions.RemoveEmptyEntries).Select(u => u.TrimEnd('/')).ToArray();
         var hosts = urls.Select(HostPort).ToArray();
         if (hosts.Select(h => h.Host).Distinct().Count() != 1)
         {
             throw new ArgumentException("every --urls entry must be on the same host");
         }
 
+        var pids = o.Str("server-pids", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
+        return (urls, hosts, pids);
+    }
+
+    public static async Task<int> ClusterAsync(Options o)
+    {
+        var (urls, hosts, pids) = Nodes(o, "http://127.0.0.1:3200");
+        var clients = o.Int("clients", 10_000);
+        var broadcasts = o.Int("broadcasts", 200);
+        var bursts = o.Int("bursts", 3);
+        var concurrency = o.Int("concurrency", 100);
+        var idle = TimeSpan.FromSeconds(o.Int("idle-timeout", 10));
+        var max = TimeSpan.FromSeconds(o.Int("max-burst-seconds", 120));
+        var result = Header(o, "cluster");
+        result["mode"] = o.Str("mode", urls.Length > 1 ? "cluster" : "single");
+        result["nodes"] = urls.Length;
         foreach (var url in urls)
         {
             await WaitUpAsync(url, "/bench/stats", TimeSpan.FromSeconds(60));
@@ -205,7 +212,7 @@ internal static class ClusterReport
         return 0;
     }
 
-    private static double? Median(List<double> values)
+    internal static double? Median(List<double> values)
     {
         if (values.Count == 0)
         {

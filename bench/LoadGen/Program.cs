@@ -17,7 +17,7 @@ try
 {
     if (args.Length == 0)
     {
-        Console.Error.WriteLine("usage: loadgen run|gateway|report|cluster|cluster-report [--option value ...]  (see bench/run.sh)");
+        Console.Error.WriteLine("usage: loadgen run|gateway|report|cluster|cluster-report|gateway-cluster|gateway-cluster-report [--option value ...]  (see bench/run.sh)");
         return 2;
     }
 
@@ -29,6 +29,8 @@ try
         "report" => Report.Write(opts),
         "cluster" => await Commands.ClusterAsync(opts),
         "cluster-report" => ClusterReport.Write(opts),
+        "gateway-cluster" => await Commands.GatewayClusterAsync(opts),
+        "gateway-cluster-report" => Commands.GatewayClusterReport(opts),
         _ => throw new ArgumentException($"unknown command '{args[0]}'"),
     };
 }

@@ -219,7 +219,14 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
         return Guard(() => _redis.GetDatabase().HashDeleteAsync(MembersKey(projectId), field));
     }
 
-    private async Task OnFeedAsync(ChannelMessage message)
+    /// <summary>
+    /// One feed message. Redis hands them over one at a time, for every project of the node, so this
+    /// never waits: when the project is free and the message is the next one (or an old one), it is
+    /// delivered here; otherwise (a join switching the project to live, a catch-up, a gap to fill
+    /// from the log) it queues behind the project's earlier messages and that project's drainer
+    /// delivers it, while the other projects' messages keep flowing.
+    /// </summary>
+    private Task OnFeedAsync(ChannelMessage message)
     {
         try
         {
@@ -229,46 +236,129 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
             {
                 if (!_feeds.TryGetValue(envelope.ProjectId, out feed))
                 {
-                    return; // no viewer of the project on this node
+                    return Task.CompletedTask; // no viewer of the project on this node
                 }
 
                 feed.Users++;
             }
 
-            try
+            var startDrainer = false;
+            var inline = false;
+            lock (feed.Pending)
             {
-                await feed.Semaphore.WaitAsync();
+                if (feed.Pending.Count == 0 && !feed.Draining && feed.Semaphore.Wait(0))
+                {
+                    inline = true;
+                }
+                else
+                {
+                    feed.Pending.Enqueue(envelope);
+                    startDrainer = !feed.Draining;
+                    feed.Draining = true;
+                }
+            }
+
+            if (inline)
+            {
                 try
                 {
                     if (envelope.Seq <= feed.Delivered)
                     {
                         Interlocked.Increment(ref _skipped);
-                        return;
                     }
-
-                    if (envelope.Seq > feed.Delivered + 1)
+                    else if (envelope.Seq == feed.Delivered + 1)
                     {
-                        await FillAsync(envelope.ProjectId, feed, envelope.Seq - 1);
+                        Emit(envelope);
+                        feed.Delivered = envelope.Seq;
                     }
-
-                    Emit(envelope);
-                    feed.Delivered = envelope.Seq;
+                    else
+                    {
+                        // a gap: the log has to be read first, off this loop
+                        lock (feed.Pending)
+                        {
+                            feed.Pending.Enqueue(envelope);
+                            startDrainer = !feed.Draining;
+                            feed.Draining = true;
+                        }
+                    }
                 }
                 finally
                 {
                     feed.Semaphore.Release();
                 }
             }
-            finally
+
+            if (startDrainer)
+            {
+                _ = DrainAsync(envelope.ProjectId, feed); // it releases the feed when done
+            }
+            else
             {
                 Release(envelope.ProjectId, feed);
             }
         }
-#pragma warning disable CA1031 // a bad message or an outage must never stop the feed; the next message fills the gap
+#pragma warning disable CA1031 // a bad message must never stop the feed
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            _logger.LogWarning(ex, "A feed message could not be delivered; the next one of its project fills the gap from the log");
+            _logger.LogWarning(ex, "A feed message could not be read; the next one of its project fills the gap from the log");
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Delivers a project's queued feed messages in order once the project is free, filling gaps from the log.</summary>
+    private async Task DrainAsync(string projectId, Feed feed)
+    {
+        try
+        {
+            await feed.Semaphore.WaitAsync();
+            try
+            {
+                while (true)
+                {
+                    EventEnvelope envelope;
+                    lock (feed.Pending)
+                    {
+                        if (!feed.Pending.TryDequeue(out envelope!))
+                        {
+                            feed.Draining = false;
+                            return;
+                        }
+                    }
+
+                    try
+                    {
+                        if (envelope.Seq <= feed.Delivered)
+                        {
+                            Interlocked.Increment(ref _skipped);
+                            continue;
+                        }
+
+                        if (envelope.Seq > feed.Delivered + 1)
+                        {
+                            await FillAsync(projectId, feed, envelope.Seq - 1);
+                        }
+
+                        Emit(envelope);
+                        feed.Delivered = envelope.Seq;
+                    }
+#pragma warning disable CA1031 // an outage must never stop the feed; the next message fills the gap
+                    catch (Exception ex)
+#pragma warning restore CA1031
+                    {
+                        _logger.LogWarning(ex, "A feed message could not be delivered; the next one of its project fills the gap from the log");
+                    }
+                }
+            }
+            finally
+            {
+                feed.Semaphore.Release();
+            }
+        }
+        finally
+        {
+            Release(projectId, feed);
         }
     }
 
@@ -409,7 +499,9 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
     private sealed class Feed
     {
         public readonly SemaphoreSlim Semaphore = new(1, 1);
+        public readonly Queue<EventEnvelope> Pending = new(); // feed messages waiting for the project (under its own lock)
         public long Delivered = -1; // under the semaphore
+        public bool Draining; // a drainer runs for Pending (under Pending's lock)
         public int Users; // under the lock of the dictionary
     }
 }
