@@ -1,12 +1,15 @@
+using Builder.Events;
 using Builder.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Builder.Tests.Runner;
 
 /// <summary>
 /// A gateway stopping gracefully (IHostedService stop) does not leave its running builds to
 /// expire silently: it settles their agents' cards and reports each <c>build:failed</c>
-/// <c>INTERRUPTED</c> (reason "shutdown") before it goes, and gives their projects back. (A node
-/// that dies without stopping is covered by Cluster.Tests, kill -9.)
+/// <c>INTERRUPTED</c> (reason "shutdown") before it goes, and gives their projects back. A build
+/// left recorded running by a process that died is ended at the next start (a cluster node killed
+/// with -9: Cluster.Tests).
 /// </summary>
 public sealed class BuildShutdownTests
 {
@@ -175,6 +178,63 @@ public sealed class BuildShutdownTests
                 var snapshot = await bob.NextAsync("project:snapshot");
                 Assert.Equal("completed", snapshot.GetProperty("build").GetProperty("state").GetString());
                 Assert.Equal("failed", snapshot.GetProperty("deployment").GetProperty("state").GetString());
+            }
+            finally
+            {
+                await StopAsync(second);
+            }
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            foreach (var file in new[] { path, path + "-wal", path + "-shm" })
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Build_left_running_by_a_process_that_died_is_reported_interrupted_at_the_next_start()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "builder-runner-tests-" + Guid.NewGuid().ToString("N") + ".db");
+        void Sqlite(Dictionary<string, string?> s)
+        {
+            s["Builder:Store:Provider"] = "sqlite";
+            s["Builder:Store:Path"] = path;
+        }
+
+        try
+        {
+            // what a process killed during a build leaves in its store: the build recorded running
+            var first = await FakePacing.StartGatewayAsync(Sqlite);
+            var startedAt = first.Time.GetUtcNow();
+            try
+            {
+                await first.Services.GetRequiredService<SqliteStore>().SaveBuildAsync(new BuildRecord("build-crashed01", "shop-crashed", "running", "generate", startedAt));
+            }
+            finally
+            {
+                await StopAsync(first);
+            }
+
+            var second = await FakePacing.StartGatewayAsync(Sqlite);
+            try
+            {
+                await using var alice = second.Client(second.Token("alice", ["shop-crashed"]));
+                await alice.ConnectAsync();
+                await alice.JoinAsync("shop-crashed", lastSeq: 0);
+                var replayed = await EventStream.ReadUntilAsync(alice, "build:failed");
+                var failed = replayed[^1].Payload();
+                Assert.Equal("build-crashed01", failed.GetProperty("buildId").GetString());
+                Assert.Equal("INTERRUPTED", failed.GetProperty("error").GetProperty("code").GetString());
+                Assert.Equal("generate", failed.GetProperty("error").GetProperty("phase").GetString());
+                Assert.False(failed.GetProperty("error").GetProperty("details").TryGetProperty("reason", out _), "a crash is not a shutdown");
+                Assert.Equal(startedAt.ToUnixTimeMilliseconds(), failed.GetProperty("error").GetProperty("details").GetProperty("startedAt").GetInt64());
+                await alice.BarrierAsync();
+                var later = alice.DrainAll().Where(EventStream.IsEnvelope).ToList();
+                Assert.True(!later.Any(e => e.Name == "build:failed"), "reported again:\n" + EventStream.Describe(replayed.Concat(later)));
+                await BuildApi.StartAsync(second, "shop-crashed", speed: FakePacing.Speed);
             }
             finally
             {
