@@ -44,6 +44,24 @@ public sealed class DeploymentAgentTests
     }
 
     [Fact]
+    public async Task The_runners_own_agents_the_deployment_agent_included_are_not_failed_by_agent_leases()
+    {
+        // a 1 s agent lease, while the agents (the deployment's stages: 4 s between reports) stay
+        // silent for longer on the runner's clock: the build's own agents are ended by their
+        // runner, never by the lease monitor
+        await using var gateway = await FakePacing.StartGatewayAsync(s => s["Builder:Runner:AgentLeaseSeconds"] = "1");
+        await using var alice = gateway.Client(gateway.Token("alice", ["shop-deployer-lease"]));
+        await alice.ConnectAsync();
+        await alice.JoinAsync("shop-deployer-lease");
+        await BuildApi.StartAsync(gateway, "shop-deployer-lease", speed: FakePacing.Speed, deploy: true);
+
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
+        await EventStream.ReadUntilAsync(alice, e => e.Name is "deployment:success" or "deployment:failed", events, clock: gateway.Time);
+        Assert.DoesNotContain(events, e => e.Name == "agent:status:update" && e.Payload().GetProperty("status").GetString() == "failed");
+        BuildAssertions.CompletedBuild(events, "shop-deployer-lease", deployed: true);
+    }
+
+    [Fact]
     public async Task A_retried_deployment_agent_reports_its_error_then_works_again_to_completed()
     {
         await using var gateway = await FakePacing.StartGatewayAsync();
