@@ -169,8 +169,9 @@ public static class GatewayApp
             sp.GetRequiredService<IBuildLeases>(),
             sp.GetRequiredService<RunnerOptions>(),
             sp.GetRequiredService<TimeProvider>(),
-            // the simulated agents work by the system clock (their speed is the request's)
-            TimeProvider.System,
+            // the simulated agents work by the system clock (their speed is the request's), unless a
+            // clock is registered for them (the runner's tests put the gateway's fake clock there)
+            sp.GetKeyedService<TimeProvider>(BuildRunner.PacingClockKey) ?? TimeProvider.System,
             sp.GetRequiredService<ILogger<BuildRunner>>()));
         services.AddSingleton<AgentLeaseMonitor>();
         services.AddHostedService<GatewayLifetime>();

@@ -280,8 +280,15 @@ internal static class GatewayEndpoints
         {
             StartOutcome.Started => Results.Json(new { buildId = started.BuildId, projectId }, s_json, statusCode: 202),
             StartOutcome.AlreadyRunning => Results.Json(new { error = new { code = "BUILD_RUNNING", message = $"Project \"{projectId}\" already has a running build.", buildId = started.BuildId } }, s_json, statusCode: 409),
-            _ => Problem(503, "TOO_MANY_BUILDS", $"At most {options.Runner.MaxConcurrentBuilds} builds run at once; try again later."),
+            _ => TooManyBuilds(request.HttpContext, options.Runner.MaxConcurrentBuilds),
         };
+    }
+
+    /// <summary>503 TOO_MANY_BUILDS: this node already runs Builder:Runner:MaxConcurrentBuilds builds; Retry-After says when to ask again.</summary>
+    private static IResult TooManyBuilds(HttpContext context, int limit)
+    {
+        context.Response.Headers.RetryAfter = "5";
+        return Problem(503, "TOO_MANY_BUILDS", $"This gateway node already runs its limit of {limit} builds at once (Builder:Runner:MaxConcurrentBuilds); nothing was started: try again after the Retry-After delay.");
     }
 
     private static List<FieldError> ValidateBuild(string projectId, BuildBody? body, bool simulateRequired)

@@ -57,6 +57,13 @@ public sealed class DashboardTests
         Assert.True(events.Count(e => e.Type == EventTypes.AgentStatusUpdate) > 4, "agent status updates in the log");
         Assert.True(buildStarted.Seq < events.Single(e => e.Type == EventTypes.DeploymentSuccess).Seq);
 
+        // the deployment agent's card, as the log has it: completed before deployment:success
+        var card = Assert.Single(done.GetProperty("agents").EnumerateArray(), a => a.GetProperty("type").GetString() == "deployment");
+        Assert.Equal("completed", card.GetProperty("status").GetString());
+        var deployerDone = events.Last(e => e.Type == EventTypes.AgentStatusUpdate && e.Payload.GetProperty("agentType").GetString() == "deployment");
+        Assert.Equal("completed", deployerDone.Payload.GetProperty("status").GetString());
+        Assert.True(deployerDone.Seq < events.Single(e => e.Type == EventTypes.DeploymentSuccess).Seq, "the deployment agent completes before deployment:success");
+
         // the page applied every event of the project exactly once
         Assert.Equal(events.Count, done.GetProperty("events").GetInt32());
 

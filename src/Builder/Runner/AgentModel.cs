@@ -176,6 +176,12 @@ public sealed class DeploymentContext
         Environment = environment;
     }
 
+    /// <summary>The deployment agent's id on its card.</summary>
+    public const string AgentId = "agent-deployment";
+
+    /// <summary>The deployment agent's type.</summary>
+    public const string AgentType = "deployment";
+
     public string ProjectId => _build.ProjectId;
 
     public string DeploymentId { get; }
@@ -188,10 +194,17 @@ public sealed class DeploymentContext
 
     public CancellationToken CancellationToken => _build.Cancellation;
 
+    /// <summary>Publishes the deployment agent's agent:status:update (its card), as the build's agents do.</summary>
+    public Task ReportAsync(string status, string? currentTask, int progress, string? message = null) =>
+        _build.ReportAsync(AgentId, AgentType, null, status, currentTask, Math.Clamp(progress, 0, 100), message);
+
+    /// <summary>Publishes the deployment agent's agent:output.</summary>
+    public Task OutputAsync(object output, string summary) => _build.OutputAsync(AgentId, AgentType, output, summary);
+
     /// <summary>Publishes deployment:progress.</summary>
     public Task ProgressAsync(string stage, int progress, string message) => _build.DeploymentProgressAsync(this, stage, Math.Clamp(progress, 0, 100), message);
 
     public Task WorkAsync(double simulatedSeconds) => _build.PaceAsync(simulatedSeconds);
 
-    public void ThrowInjectedFault() => _build.ThrowInjectedFault("deploy", "deployment");
+    public void ThrowInjectedFault() => _build.ThrowInjectedFault("deploy", AgentType);
 }

@@ -152,27 +152,37 @@ internal sealed class BuildExecution
         }
     }
 
-    public async Task ReportAsync(AgentContext agent, string status, string? currentTask, int progress, string? message)
+    public Task ReportAsync(AgentContext agent, string status, string? currentTask, int progress, string? message) =>
+        ReportAsync(agent.AgentId, agent.AgentType, agent.Phase, status, currentTask, progress, message);
+
+    /// <summary>An agent's agent:status:update; <paramref name="phase"/> feeds the build's progress (null: the deployment, after the build).</summary>
+    public async Task ReportAsync(string agentId, string agentType, string? phase, string status, string? currentTask, int progress, string? message)
     {
         Cancellation.ThrowIfCancellationRequested();
-        lock (_progressGate)
+        if (phase is not null)
         {
-            if (agent.Phase == Phase)
+            lock (_progressGate)
             {
-                _agentProgress.AddOrUpdate(agent.AgentId, progress, (_, old) => Math.Max(old, progress));
-                _dirty = true;
+                if (phase == Phase)
+                {
+                    _agentProgress.AddOrUpdate(agentId, progress, (_, old) => Math.Max(old, progress));
+                    _dirty = true;
+                }
             }
         }
 
-        LastStatus[agent.AgentId] = status;
-        await PublishAsync(EventTypes.AgentStatusUpdate, new AgentStatusPayload(agent.AgentId, agent.AgentType, status, currentTask, progress, message));
+        LastStatus[agentId] = status;
+        await PublishAsync(EventTypes.AgentStatusUpdate, new AgentStatusPayload(agentId, agentType, status, currentTask, progress, message));
     }
 
-    public async Task OutputAsync(AgentContext agent, object output, string summary)
+    public Task OutputAsync(AgentContext agent, object output, string summary) => OutputAsync(agent.AgentId, agent.AgentType, output, summary);
+
+    public async Task OutputAsync(string agentId, string agentType, object output, string summary)
     {
+        Cancellation.ThrowIfCancellationRequested();
         var element = JsonSerializer.SerializeToElement(output, RunnerJson.Options);
-        _outputs[agent.AgentType] = element;
-        await PublishAsync(EventTypes.AgentOutput, new AgentOutputPayload(agent.AgentId, agent.AgentType, element, summary));
+        _outputs[agentType] = element;
+        await PublishAsync(EventTypes.AgentOutput, new AgentOutputPayload(agentId, agentType, element, summary));
     }
 
     public async Task<string> AskAsync(AgentContext agent, string question, IReadOnlyList<DecisionOption> options, int timeoutSeconds, string? defaultOptionId)

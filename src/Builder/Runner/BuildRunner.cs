@@ -60,6 +60,13 @@ public sealed class BuildRunner : IAsyncDisposable
         "Start the build again: transient failures often pass on a new attempt",
     ];
 
+    /// <summary>
+    /// The service key of the clock the simulated agents work by (their pace, the progress pump,
+    /// retry backoffs): the system clock when none is registered under it. Registering the gateway's
+    /// own (fake) <see cref="TimeProvider"/> there puts the whole runner on that clock.
+    /// </summary>
+    public const string PacingClockKey = "Builder.Runner.Pacing";
+
     private const string ShutdownCanceller = "shutdown";
     private const string LeaseLostCanceller = "lease-lost";
 
@@ -301,12 +308,17 @@ public sealed class BuildRunner : IAsyncDisposable
             await SettleAgentsAsync(build, "Stopped: the build failed");
             await Quietly(() => build.PublishAsync(EventTypes.BuildFailed, new BuildFailedPayload(build.ProjectId, build.BuildId, new BuildError(failure.Code, failure.Phase, failure.Message, failure.Details ?? new { }, s_failureSuggestions))));
         }
-        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested && running.CancelledBy is ShutdownCanceller or LeaseLostCanceller)
+        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested && running.CancelledBy is LeaseLostCanceller)
         {
-            // the process is stopping: the build stays recorded as running, and the next start (or
-            // another node, when its lease runs out) ends it with build:failed INTERRUPTED, as after
-            // a crash; a lost lease means another node has already done so
+            // another node has already ended this build (build:failed INTERRUPTED): not a word more
             state = "running";
+        }
+        catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested && running.CancelledBy is ShutdownCanceller)
+        {
+            // the process is stopping gracefully: say so now rather than leave the build to expire;
+            // if that cannot be published it stays recorded as running, and the next start (or
+            // another node, when its lease runs out) ends it with INTERRUPTED, as after a crash
+            state = await ReportInterruptedAsync(build) ? "interrupted" : "running";
         }
         catch (OperationCanceledException) when (running.Cancellation.IsCancellationRequested)
         {
@@ -351,7 +363,45 @@ public sealed class BuildRunner : IAsyncDisposable
         }
     }
 
-    private string AgentId(IAgent agent) => $"agent-{agent.AgentType}";
+    /// <summary>
+    /// A build stopped by a graceful shutdown: its agents' cards settled, then build:failed
+    /// INTERRUPTED (deployment:failed INTERRUPTED when the build had completed and was deploying).
+    /// False when the end could not be published.
+    /// </summary>
+    private async Task<bool> ReportInterruptedAsync(BuildExecution build)
+    {
+        const string Message = "The gateway node running this build was shut down.";
+        await SettleAgentsAsync(build, "Stopped: the gateway is shutting down");
+        try
+        {
+            if (build.Stage == "deploy")
+            {
+                await build.PublishAsync(EventTypes.DeploymentFailed, new DeploymentFailedPayload(
+                    build.ProjectId,
+                    build.DeploymentId ?? "unknown",
+                    "test",
+                    new BuildError("INTERRUPTED", "deploy", Message, new { code = "INTERRUPTED", buildId = build.BuildId, reason = "shutdown" }, ["Deploy again"])));
+            }
+            else
+            {
+                await build.PublishAsync(EventTypes.BuildFailed, new BuildFailedPayload(
+                    build.ProjectId,
+                    build.BuildId,
+                    new BuildError("INTERRUPTED", build.Phase, Message, new { code = "INTERRUPTED", buildId = build.BuildId, reason = "shutdown" }, ["Start the build again"])));
+            }
+
+            return true;
+        }
+#pragma warning disable CA1031 // the build then stays recorded as running and is ended later
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LogWarning(ex, "Reporting build {BuildId} of {ProjectId} interrupted by the shutdown failed; it is ended at the next start or by another node", build.BuildId, build.ProjectId);
+            return false;
+        }
+    }
+
+    private static string AgentId(IAgent agent) => $"agent-{agent.AgentType}";
 
     private async Task RunAgentAsync(Running running, IAgent agent, string phase)
     {
@@ -409,22 +459,34 @@ public sealed class BuildRunner : IAsyncDisposable
         build.DeploymentId = deploymentId;
         var context = new DeploymentContext(build, deploymentId, "test");
         var started = build.ElapsedSimulated;
+
+        // the deployment agent is one of this build's agents (its card, exempt from agent leases)
+        build.RunningAgents[DeploymentContext.AgentId] = DeploymentContext.AgentType;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
                 var result = await _deployerFor(build.Request).DeployAsync(context);
+                if (build.LastStatus.GetValueOrDefault(DeploymentContext.AgentId) != "completed")
+                {
+                    // an agent that did not report its end: its card must not stay "working"
+                    await context.ReportAsync("completed", null, 100, "Deploy done");
+                }
+
                 await build.PublishAsync(EventTypes.DeploymentSuccess, new DeploymentSuccessPayload(deploymentId, context.Environment, result.Url, result.HealthStatus, Math.Round(build.ElapsedSimulated - started)));
                 return true;
             }
             catch (AgentException ex)
             {
-                await PublishAgentErrorAsync(build, "agent-deployment", "deployment", ex, attempt);
+                await PublishAgentErrorAsync(build, DeploymentContext.AgentId, DeploymentContext.AgentType, ex, attempt);
                 if (ex.Retryable && attempt < _options.MaxRetries)
                 {
                     await build.PaceAsync(_options.RetryBackoffSeconds * Math.Pow(2, attempt));
                     continue;
                 }
+
+                build.LastStatus[DeploymentContext.AgentId] = "failed";
+                await build.PublishAsync(EventTypes.AgentStatusUpdate, new AgentStatusPayload(DeploymentContext.AgentId, DeploymentContext.AgentType, "failed", Message: ex.Message));
 
                 await build.PublishAsync(EventTypes.DeploymentFailed, new DeploymentFailedPayload(
                     build.ProjectId,

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Builder.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Builder.Tests.Runner;
 
@@ -68,7 +69,8 @@ internal static class EventStream
     public static readonly TimeSpan BuildWait = TimeSpan.FromSeconds(30);
 
     /// <summary>Project events only (the envelopes: they carry a seq), in arrival order, up to and including the first that matches.</summary>
-    public static async Task<List<ReceivedEvent>> ReadUntilAsync(BuilderClient client, Func<ReceivedEvent, bool> stop, List<ReceivedEvent>? into = null, TimeSpan? wait = null)
+    /// <param name="clock">The runner's fake clock (<see cref="FakePacing"/>): moved while no event is there yet; null: the runner works by real time.</param>
+    public static async Task<List<ReceivedEvent>> ReadUntilAsync(BuilderClient client, Func<ReceivedEvent, bool> stop, List<ReceivedEvent>? into = null, TimeSpan? wait = null, FakeTimeProvider? clock = null)
     {
         var events = into ?? [];
         using var deadline = new CancellationTokenSource(wait ?? BuildWait);
@@ -77,7 +79,8 @@ internal static class EventStream
             ReceivedEvent next;
             try
             {
-                next = await client.NextAnyAsync(wait ?? BuildWait).WaitAsync(deadline.Token);
+                var arriving = client.NextAnyAsync(wait ?? BuildWait).WaitAsync(deadline.Token);
+                next = clock is null ? await arriving : await FakePacing.DriveAsync(clock, arriving, wait ?? BuildWait);
             }
             catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {
@@ -97,17 +100,17 @@ internal static class EventStream
         }
     }
 
-    public static Task<List<ReceivedEvent>> ReadUntilAsync(BuilderClient client, string type, List<ReceivedEvent>? into = null, TimeSpan? wait = null) =>
-        ReadUntilAsync(client, e => e.Name == type, into, wait);
+    public static Task<List<ReceivedEvent>> ReadUntilAsync(BuilderClient client, string type, List<ReceivedEvent>? into = null, TimeSpan? wait = null, FakeTimeProvider? clock = null) =>
+        ReadUntilAsync(client, e => e.Name == type, into, wait, clock);
 
     /// <summary>Reads until a build ends (completed, failed or cancelled), answering the layout decision with <paramref name="answer"/> when given.</summary>
-    public static async Task<List<ReceivedEvent>> RunToEndAsync(BuilderClient client, string? answer, TimeSpan? wait = null)
+    public static async Task<List<ReceivedEvent>> RunToEndAsync(BuilderClient client, string? answer, TimeSpan? wait = null, FakeTimeProvider? clock = null)
     {
         var events = new List<ReceivedEvent>();
         var ends = new HashSet<string>(StringComparer.Ordinal) { "build:completed", "build:failed", "build:cancelled" };
         while (true)
         {
-            var last = (await ReadUntilAsync(client, e => ends.Contains(e.Name) || (answer is not null && e.Name == "user:decision:required"), events, wait))[^1];
+            var last = (await ReadUntilAsync(client, e => ends.Contains(e.Name) || (answer is not null && e.Name == "user:decision:required"), events, wait, clock))[^1];
             if (last.Name != "user:decision:required")
             {
                 return events;

@@ -55,7 +55,8 @@ internal static class BuildAssertions
             }
             else if (i > completedAt)
             {
-                Assert.True(deployed && name.StartsWith("deployment:", StringComparison.Ordinal), $"{name} after build:completed" + Trail(events));
+                // the deployment, and the deployment agent's card
+                Assert.True(deployed && (name.StartsWith("deployment:", StringComparison.Ordinal) || IsDeploymentAgent(events[i])), $"{name} after build:completed" + Trail(events));
             }
         }
 
@@ -66,11 +67,11 @@ internal static class BuildAssertions
         var lastStatus = events.Take(completedAt).Where(e => e.Name == "agent:status:update")
             .GroupBy(e => e.Payload().GetProperty("agentId").GetString()!)
             .ToDictionary(g => g.Key, g => g.Last().Payload().GetProperty("status").GetString());
-        Assert.Equal(["backend", "database", "integration", "ui"], events.Payloads("agent:status:update").Select(p => p.GetProperty("agentType").GetString()).Distinct().Order(StringComparer.Ordinal));
+        Assert.Equal(["backend", "database", "integration", "ui"], events.Take(completedAt).Payloads("agent:status:update").Select(p => p.GetProperty("agentType").GetString()).Distinct().Order(StringComparer.Ordinal));
         Assert.All(lastStatus, s => Assert.True(s.Value == "completed", $"{s.Key} ends {s.Value}"));
 
         // the stats are counted from what the agents output
-        var outputs = events.Payloads("agent:output");
+        var outputs = events.Take(completedAt).Payloads("agent:output");
         Assert.Equal(["backend", "database", "integration", "ui"], outputs.Select(p => p.GetProperty("agentType").GetString()).Order(StringComparer.Ordinal));
         Assert.All(outputs, p => Assert.False(string.IsNullOrWhiteSpace(p.GetProperty("summary").GetString())));
         var completed = events[completedAt].Payload();
@@ -136,11 +137,21 @@ internal static class BuildAssertions
         Assert.True(uiOutputAt > resolvedAt, "the UI output comes after the decision was resolved" + Trail(events));
     }
 
-    /// <summary>deployment:progress through building → deploying → health-check, each to 100, then deployment:success.</summary>
+    /// <summary>An agent:* event of the deployment agent.</summary>
+    public static bool IsDeploymentAgent(ReceivedEvent e) =>
+        e.Name.StartsWith("agent:", StringComparison.Ordinal) && e.Payload().GetProperty("agentType").GetString() == "deployment";
+
+    /// <summary>
+    /// The events of a deployment (those after build:completed): deployment:progress through
+    /// building → deploying → health-check, each to 100, then deployment:success; alongside, the
+    /// deployment agent's card (see <see cref="DeploymentAgent"/>).
+    /// </summary>
     public static void Deployment(List<ReceivedEvent> events)
     {
         Assert.True(events.Count > 1 && events[^1].Name == "deployment:success", "deployment:success ends the deployment" + Trail(events));
-        var progress = events.Take(events.Count - 1).ToList();
+        Assert.All(events, e => Assert.True(e.Name.StartsWith("deployment:", StringComparison.Ordinal) || IsDeploymentAgent(e), $"{e.Name} during the deployment" + Trail(events)));
+        DeploymentAgent(events);
+        var progress = events.Take(events.Count - 1).Where(e => !IsDeploymentAgent(e)).ToList();
         Assert.All(progress, e => Assert.Equal("deployment:progress", e.Name));
         var deploymentId = progress[0].Payload().GetProperty("deploymentId").GetString();
         Assert.False(string.IsNullOrEmpty(deploymentId));
@@ -173,6 +184,43 @@ internal static class BuildAssertions
         Assert.StartsWith("https://", success.GetProperty("url").GetString(), StringComparison.Ordinal);
         Assert.Equal("healthy", success.GetProperty("healthStatus").GetString());
         Assert.True(success.GetProperty("duration").GetDouble() >= 0, "duration");
+    }
+
+    /// <summary>
+    /// The deployment agent of a successful deployment, in order: its card turns "working" before
+    /// the first deployment:progress and again at each stage (naming it) before that stage's
+    /// progress, its progress never goes back, then its agent:output (the deployed URL, the one of
+    /// deployment:success), then "completed" at 100, then deployment:success.
+    /// </summary>
+    public static void DeploymentAgent(List<ReceivedEvent> events)
+    {
+        var agent = events.Select((e, i) => (Event: e, At: i)).Where(x => IsDeploymentAgent(x.Event)).ToList();
+        Assert.True(agent.Count > 0, "the deployment agent reported nothing" + Trail(events));
+        Assert.All(agent, x => Assert.Equal("agent-deployment", x.Event.Payload().GetProperty("agentId").GetString()));
+        Assert.True(events[0].Name == "agent:status:update" && IsDeploymentAgent(events[0]) && events[0].Payload().GetProperty("status").GetString() == "working", "the deployment agent's card turns working first" + Trail(events));
+        Assert.DoesNotContain(agent, x => x.Event.Name == "agent:error");
+
+        var statuses = agent.Where(x => x.Event.Name == "agent:status:update").ToList();
+        var last = statuses[^1].Event.Payload();
+        Assert.Equal("completed", last.GetProperty("status").GetString());
+        Assert.Equal(100, last.GetProperty("progress").GetInt32());
+        var working = statuses.Take(statuses.Count - 1).Select(x => x.Event.Payload()).ToList();
+        Assert.All(working, p => Assert.Equal("working", p.GetProperty("status").GetString()));
+        Assert.All(working, p => Assert.False(string.IsNullOrWhiteSpace(p.GetProperty("currentTask").GetString())));
+        var percents = working.Select(p => p.GetProperty("progress").GetInt32()).ToList();
+        Assert.True(percents.SequenceEqual(percents.Order()), $"the deployment agent's progress went back: {string.Join(", ", percents)}" + Trail(events));
+        foreach (var stage in Stages)
+        {
+            var firstProgress = events.FindIndex(e => e.Name == "deployment:progress" && e.Payload().GetProperty("stage").GetString() == stage);
+            Assert.True(statuses.Any(x => x.At < firstProgress && x.Event.Payload().GetProperty("message").GetString()!.Contains($"({stage})", StringComparison.Ordinal)), $"no working report of the stage {stage} before its progress" + Trail(events));
+        }
+
+        var output = Assert.Single(agent, x => x.Event.Name == "agent:output");
+        var success = events[^1].Payload();
+        Assert.Equal(success.GetProperty("url").GetString(), output.Event.Payload().GetProperty("output").GetProperty("url").GetString());
+        Assert.Equal(success.GetProperty("deploymentId").GetString(), output.Event.Payload().GetProperty("output").GetProperty("deploymentId").GetString());
+        Assert.Contains(success.GetProperty("url").GetString()!, output.Event.Payload().GetProperty("summary").GetString(), StringComparison.Ordinal);
+        Assert.True(output.At < statuses[^1].At && statuses[^1].At == events.Count - 2, "agent:output, then completed, then deployment:success" + Trail(events));
     }
 
     /// <summary>The output of the agent of <paramref name="agentType"/> (exactly one).</summary>

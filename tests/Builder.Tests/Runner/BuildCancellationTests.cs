@@ -19,15 +19,15 @@ public sealed class BuildCancellationTests
     /// <summary>Starts a build and waits until it is parked on the layout decision (running, not finishing by itself).</summary>
     private static async Task<(string BuildId, List<ReceivedEvent> Events)> StartWaitingAsync(TestGateway gateway, BuilderClient client, string project)
     {
-        var buildId = await BuildApi.StartAsync(gateway, project);
-        var events = await EventStream.ReadUntilAsync(client, "user:decision:required");
+        var buildId = await BuildApi.StartAsync(gateway, project, speed: FakePacing.Speed);
+        var events = await EventStream.ReadUntilAsync(client, "user:decision:required", clock: gateway.Time);
         return (buildId, events);
     }
 
     [Fact]
     public async Task Cancelling_a_running_build_ends_it_with_build_cancelled_and_who_cancelled()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-cancel");
         var (buildId, events) = await StartWaitingAsync(gateway, alice, "shop-cancel");
 
@@ -35,7 +35,7 @@ public sealed class BuildCancellationTests
         Assert.True(status == HttpStatusCode.Accepted, $"cancel: {(int)status} {body.GetRawText()}");
         Assert.True(body.GetProperty("cancelled").GetBoolean());
 
-        await EventStream.ReadUntilAsync(alice, "build:cancelled", events);
+        await EventStream.ReadUntilAsync(alice, "build:cancelled", events, clock: gateway.Time);
         var cancelled = events[^1].Payload();
         Assert.Equal("shop-cancel", cancelled.GetProperty("projectId").GetString());
         Assert.Equal(buildId, cancelled.GetProperty("buildId").GetString());
@@ -61,13 +61,13 @@ public sealed class BuildCancellationTests
     [Fact]
     public async Task Cancelled_build_leaves_no_decision_pending()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-cancel-decision");
         var (buildId, events) = await StartWaitingAsync(gateway, alice, "shop-cancel-decision");
         var decisionId = events[^1].Payload().GetProperty("decisionId").GetString()!;
 
         await BuildApi.CancelAsync(gateway, "shop-cancel-decision", buildId);
-        await EventStream.ReadUntilAsync(alice, "build:cancelled", events);
+        await EventStream.ReadUntilAsync(alice, "build:cancelled", events, clock: gateway.Time);
         await gateway.Services.GetRequiredService<BuildRunner>().WhenFinishedAsync("shop-cancel-decision").WaitAsync(TestGateway.Wait);
 
         // a client joining now must not be asked a question of a build that no longer runs
@@ -84,7 +84,7 @@ public sealed class BuildCancellationTests
     [Fact]
     public async Task Cancelling_an_unknown_build_is_404()
     {
-        await using var gateway = await TestGateway.StartAsync();
+        await using var gateway = await FakePacing.StartGatewayAsync();
         var (status, body) = await BuildApi.CancelAsync(gateway, "shop-none", "build-does-not-exist");
         Assert.Equal(HttpStatusCode.NotFound, status);
         Assert.Equal("BUILD_NOT_RUNNING", body.GetProperty("error").GetProperty("code").GetString());
@@ -100,7 +100,7 @@ public sealed class BuildCancellationTests
     [Fact]
     public async Task Second_build_of_a_project_while_one_runs_is_409_with_the_running_build_id()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-busy");
         var (buildId, started) = await StartWaitingAsync(gateway, alice, "shop-busy");
 
@@ -110,20 +110,20 @@ public sealed class BuildCancellationTests
         Assert.Equal(buildId, body.GetProperty("error").GetProperty("buildId").GetString());
 
         // another project builds meanwhile
-        await BuildApi.StartAsync(gateway, "shop-busy-other");
+        await BuildApi.StartAsync(gateway, "shop-busy-other", speed: FakePacing.Speed);
 
         // the refused start did not disturb the running build, which completes
         var decisionId = started[^1].Payload().GetProperty("decisionId").GetString();
         var ack = await alice.EmitWithAckAsync("user:decision:response", new { decisionId, selectedOptionId = "option-1" });
         Assert.True(ack.GetProperty("ok").GetBoolean(), ack.GetRawText());
-        var events = await EventStream.RunToEndAsync(alice, answer: null);
+        var events = await EventStream.RunToEndAsync(alice, answer: null, clock: gateway.Time);
         Assert.True(events[^1].Name == "build:completed", EventStream.Describe(events));
         Assert.Equal(buildId, events[^1].Payload().GetProperty("buildId").GetString());
         Assert.Single(events, e => e.Name == "build:completed");
 
         // once it ended the project takes a new build
         await gateway.Services.GetRequiredService<BuildRunner>().WhenFinishedAsync("shop-busy").WaitAsync(TestGateway.Wait);
-        var next = await BuildApi.StartAsync(gateway, "shop-busy");
+        var next = await BuildApi.StartAsync(gateway, "shop-busy", speed: FakePacing.Speed);
         Assert.NotEqual(buildId, next);
     }
 }

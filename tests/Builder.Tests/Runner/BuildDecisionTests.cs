@@ -16,11 +16,11 @@ public sealed class BuildDecisionTests
     [Fact]
     public async Task Answered_decision_shapes_the_ui_output()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "alice", "shop-answer");
-        await BuildApi.StartAsync(gateway, "shop-answer");
+        await BuildApi.StartAsync(gateway, "shop-answer", speed: FakePacing.Speed);
 
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-2");
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-2", clock: gateway.Time);
         BuildAssertions.CompletedBuild(events, "shop-answer", deployed: false);
         var resolved = Assert.Single(events.Payloads("user:decision:resolved"));
         Assert.Equal("option-2", resolved.GetProperty("selectedOptionId").GetString());
@@ -37,11 +37,11 @@ public sealed class BuildDecisionTests
     [Fact]
     public async Task Unanswered_decision_times_out_to_the_default_and_the_build_goes_on()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "alice", "shop-timeout");
-        await BuildApi.StartAsync(gateway, "shop-timeout");
+        await BuildApi.StartAsync(gateway, "shop-timeout", speed: FakePacing.Speed);
 
-        var events = await EventStream.ReadUntilAsync(alice, "user:decision:required");
+        var events = await EventStream.ReadUntilAsync(alice, "user:decision:required", clock: gateway.Time);
         var required = events[^1].Payload();
         Assert.Equal(300, required.GetProperty("timeout").GetInt32());
         Assert.Equal("option-1", required.GetProperty("defaultOptionId").GetString());
@@ -54,7 +54,7 @@ public sealed class BuildDecisionTests
         events.AddRange(waiting);
 
         gateway.Time.Advance(TimeSpan.FromSeconds(2));
-        events.AddRange(await EventStream.RunToEndAsync(alice, answer: null));
+        events.AddRange(await EventStream.RunToEndAsync(alice, answer: null, clock: gateway.Time));
         BuildAssertions.CompletedBuild(events, "shop-timeout", deployed: false);
         var resolved = Assert.Single(events.Payloads("user:decision:resolved"));
         Assert.Equal(required.GetProperty("decisionId").GetString(), resolved.GetProperty("decisionId").GetString());

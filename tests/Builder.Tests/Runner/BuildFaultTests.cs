@@ -20,11 +20,11 @@ public sealed class BuildFaultTests
     [Fact]
     public async Task Transient_errors_are_retried_and_the_build_completes()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-transient");
-        await BuildApi.StartAsync(gateway, "shop-transient", faults: [Fault("transient", "generate", "backend", count: 2)]);
+        await BuildApi.StartAsync(gateway, "shop-transient", speed: FakePacing.Speed, faults: [Fault("transient", "generate", "backend", count: 2)]);
 
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-1");
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
         Assert.True(events[^1].Name == "build:completed", "the build completes after the retries:\n" + EventStream.Describe(events));
 
         var errors = events.Payloads("agent:error");
@@ -57,11 +57,11 @@ public sealed class BuildFaultTests
     [Fact]
     public async Task Fatal_error_fails_the_build_in_its_phase_with_suggestions()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-fatal");
-        var buildId = await BuildApi.StartAsync(gateway, "shop-fatal", faults: [Fault("fatal", "generate", "backend")]);
+        var buildId = await BuildApi.StartAsync(gateway, "shop-fatal", speed: FakePacing.Speed, faults: [Fault("fatal", "generate", "backend")]);
 
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-1");
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
         Assert.True(events[^1].Name == "build:failed", "the build fails:\n" + EventStream.Describe(events));
         var failed = events[^1].Payload();
         Assert.Equal("shop-fatal", failed.GetProperty("projectId").GetString());
@@ -88,13 +88,13 @@ public sealed class BuildFaultTests
     [Fact]
     public async Task More_transient_errors_than_retries_fail_the_build()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-exhausted");
         var maxRetries = gateway.Services.GetRequiredService<RunnerOptions>().MaxRetries;
         Assert.Equal(3, maxRetries);
-        await BuildApi.StartAsync(gateway, "shop-exhausted", faults: [Fault("transient", "generate", "backend", count: maxRetries + 2)]);
+        await BuildApi.StartAsync(gateway, "shop-exhausted", speed: FakePacing.Speed, faults: [Fault("transient", "generate", "backend", count: maxRetries + 2)]);
 
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-1");
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
         Assert.True(events[^1].Name == "build:failed", "the build fails once the retries are exhausted:\n" + EventStream.Describe(events));
         var error = events[^1].Payload().GetProperty("error");
         Assert.Equal("generate", error.GetProperty("phase").GetString());
@@ -114,12 +114,17 @@ public sealed class BuildFaultTests
     {
         // the database agent fails at the start of design, while the UI agent of the same phase
         // asks the user a question that nobody answers
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-fatal-design");
-        await BuildApi.StartAsync(gateway, "shop-fatal-design", faults: [Fault("fatal", "design", "database")]);
+        var startedAt = gateway.Time.GetUtcNow();
+        await BuildApi.StartAsync(gateway, "shop-fatal-design", speed: FakePacing.Speed, faults: [Fault("fatal", "design", "database")]);
 
-        var events = await EventStream.ReadUntilAsync(alice, e => e.Name is "build:failed" or "build:completed", wait: TimeSpan.FromSeconds(10));
+        var events = await EventStream.ReadUntilAsync(alice, e => e.Name is "build:failed" or "build:completed", wait: TimeSpan.FromSeconds(10), clock: gateway.Time);
         Assert.Equal("build:failed", events[^1].Name);
+
+        // on the runner's clock: ended in the analyze phase's time, long before the question's 300 s timeout
+        var took = gateway.Time.GetUtcNow() - startedAt;
+        Assert.True(took < TimeSpan.FromSeconds(60), $"the failed build ended only after {took.TotalSeconds} s of the runner's clock");
         Assert.Equal("design", events[^1].Payload().GetProperty("error").GetProperty("phase").GetString());
         Assert.Equal("database", Assert.Single(events.Payloads("agent:error")).GetProperty("agentType").GetString());
 
@@ -136,20 +141,29 @@ public sealed class BuildFaultTests
     [Fact]
     public async Task Failed_deployment_ends_with_deployment_failed_after_a_completed_build()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-deploy-fails");
-        await BuildApi.StartAsync(gateway, "shop-deploy-fails", deploy: true, faults: [Fault("fatal", "deploy")]);
+        await BuildApi.StartAsync(gateway, "shop-deploy-fails", speed: FakePacing.Speed, deploy: true, faults: [Fault("fatal", "deploy")]);
 
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-1");
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
         Assert.True(events[^1].Name == "build:completed", EventStream.Describe(events));
         var completedAt = events.Count;
-        await EventStream.ReadUntilAsync(alice, e => e.Name is "deployment:failed" or "deployment:success", events);
+        await EventStream.ReadUntilAsync(alice, e => e.Name is "deployment:failed" or "deployment:success", events, clock: gateway.Time);
         var afterBuild = events.Skip(completedAt).ToList();
 
         // the deployment agent's failure is reported like any agent's, then the deployment ends
         var agentError = Assert.Single(afterBuild, e => e.Name == "agent:error");
         Assert.Equal("deployment", agentError.Payload().GetProperty("agentType").GetString());
         Assert.False(agentError.Payload().GetProperty("error").GetProperty("retryable").GetBoolean());
+        Assert.Equal("agent-deployment", agentError.Payload().GetProperty("agentId").GetString());
+
+        // its card: working from the start of the deployment, failed after its error, before deployment:failed
+        var card = afterBuild.Where(e => e.Name == "agent:status:update").Select(e => e.Payload()).ToList();
+        Assert.All(card, p => Assert.Equal("agent-deployment", p.GetProperty("agentId").GetString()));
+        Assert.Equal("working", card[0].GetProperty("status").GetString());
+        Assert.Equal("failed", card[^1].GetProperty("status").GetString());
+        var failedCardAt = afterBuild.FindLastIndex(e => e.Name == "agent:status:update");
+        Assert.True(failedCardAt > afterBuild.IndexOf(agentError) && failedCardAt == afterBuild.Count - 2, "agent:error, then the card failed, then deployment:failed:\n" + EventStream.Describe(afterBuild));
         var deployment = afterBuild.Where(e => e.Name.StartsWith("deployment:", StringComparison.Ordinal)).ToList();
         Assert.True(deployment[^1].Name == "deployment:failed", EventStream.Describe(deployment));
         Assert.All(deployment.SkipLast(1), e => Assert.Equal("deployment:progress", e.Name));
@@ -176,6 +190,6 @@ public sealed class BuildFaultTests
         var after = client.DrainAll().Where(EventStream.IsEnvelope).ToList();
         Assert.True(after.Count == 0, "events after build:failed:\n" + EventStream.Describe(after));
         Assert.Null(gateway.Services.GetRequiredService<BuildRunner>().RunningBuildId(project));
-        await BuildApi.StartAsync(gateway, project);
+        await BuildApi.StartAsync(gateway, project, speed: FakePacing.Speed);
     }
 }

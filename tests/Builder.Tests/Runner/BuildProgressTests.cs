@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Builder.Tests.Infrastructure;
 
@@ -10,31 +9,33 @@ public sealed class BuildProgressTests
     [Fact]
     public async Task Progress_events_are_coalesced_to_the_configured_rate()
     {
-        const double rate = 5;
-        await using var gateway = await TestGateway.StartAsync(s =>
-        {
-            s["Builder:Heartbeat:IntervalSeconds"] = "100000";
-            s["Builder:Runner:ProgressEventsPerSecond"] = rate.ToString(CultureInfo.InvariantCulture);
-        });
+        // on the runner's fake clock: one build:progress per 4 s of its time at most, while its
+        // agents report far more often than that
+        const double rate = 0.25;
+        await using var gateway = await FakePacing.StartGatewayAsync(s => s["Builder:Runner:ProgressEventsPerSecond"] = rate.ToString(CultureInfo.InvariantCulture));
         await using var alice = gateway.Client(gateway.Token("alice", ["shop-rate"]));
         await alice.ConnectAsync();
         await alice.JoinAsync("shop-rate");
 
-        // about 1 s of real time: agents report far more often than 5 times a second
-        var clock = Stopwatch.StartNew();
-        await BuildApi.StartAsync(gateway, "shop-rate", speed: 50);
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-1");
-        var elapsed = clock.Elapsed.TotalSeconds;
+        var startedAt = gateway.Time.GetUtcNow();
+        await BuildApi.StartAsync(gateway, "shop-rate", speed: FakePacing.Speed);
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
+        var elapsed = (gateway.Time.GetUtcNow() - startedAt).TotalSeconds;
         BuildAssertions.CompletedBuild(events, "shop-rate", deployed: false);
 
         var reports = events.Count(e => e.Name == "agent:status:update");
         var progress = events.Count(e => e.Name == "build:progress");
         // the timer's ticks, plus one forced event at the end of each phase
         var bound = (int)Math.Ceiling(rate * elapsed) + BuildAssertions.Phases.Length + 1;
-        Assert.True(progress <= bound, $"{progress} build:progress in {elapsed:0.00} s (bound {bound}) for {reports} agent reports:\n{EventStream.Describe(events)}");
+        Assert.True(progress <= bound, $"{progress} build:progress in {elapsed:0.0} s of the runner's clock (bound {bound}) for {reports} agent reports:\n{EventStream.Describe(events)}");
         Assert.True(reports > bound, $"the agents reported only {reports} times: the bound proves nothing");
+
+        // and the build took at least its estimate on that clock (the estimate is its critical path)
+        var estimate = events[0].Payload().GetProperty("estimatedDuration").GetDouble();
+        Assert.True(events[^1].Payload().GetProperty("duration").GetDouble() >= estimate, $"duration {events[^1].Payload().GetProperty("duration")} < estimate {estimate}");
     }
 
+    /// <summary>Real time (the system clock): ten builds whose progress timer ticks every millisecond race their agents.</summary>
     [Fact]
     public async Task Progress_never_goes_backwards_when_the_timer_ticks_often()
     {

@@ -18,13 +18,13 @@ public sealed class DeploymentFaultTests
     [Fact]
     public async Task A_transient_deployment_fault_is_retried_then_the_deployment_succeeds()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-deploy-retry");
-        await BuildApi.StartAsync(gateway, "shop-deploy-retry", deploy: true, faults: [Fault("transient", "deploy", count: 2)]);
+        await BuildApi.StartAsync(gateway, "shop-deploy-retry", speed: FakePacing.Speed, deploy: true, faults: [Fault("transient", "deploy", count: 2)]);
 
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-1");
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
         Assert.Equal("build:completed", events[^1].Name);
-        await EventStream.ReadUntilAsync(alice, e => e.Name is "deployment:success" or "deployment:failed", events);
+        await EventStream.ReadUntilAsync(alice, e => e.Name is "deployment:success" or "deployment:failed", events, clock: gateway.Time);
         Assert.Equal("deployment:success", events[^1].Name);
         var retries = events.Payloads("agent:error").Where(p => p.GetProperty("agentType").GetString() == "deployment").ToList();
         Assert.Equal([1, 2], retries.Select(p => p.GetProperty("error").GetProperty("retryCount").GetInt32()));
@@ -34,12 +34,12 @@ public sealed class DeploymentFaultTests
     [Fact]
     public async Task Two_identical_transient_faults_fail_twice_as_many_attempts()
     {
-        await using var gateway = await TestGateway.StartAsync(s => s["Builder:Heartbeat:IntervalSeconds"] = "100000");
+        await using var gateway = await FakePacing.StartGatewayAsync();
         await using var alice = await JoinedAsync(gateway, "shop-double-fault");
         var fault = Fault("transient", "generate", "backend", count: 1);
-        await BuildApi.StartAsync(gateway, "shop-double-fault", faults: [fault, fault]);
+        await BuildApi.StartAsync(gateway, "shop-double-fault", speed: FakePacing.Speed, faults: [fault, fault]);
 
-        var events = await EventStream.RunToEndAsync(alice, answer: "option-1");
+        var events = await EventStream.RunToEndAsync(alice, answer: "option-1", clock: gateway.Time);
         Assert.Equal("build:completed", events[^1].Name);
         Assert.Equal([1, 2], events.Payloads("agent:error").Select(p => p.GetProperty("error").GetProperty("retryCount").GetInt32()));
     }

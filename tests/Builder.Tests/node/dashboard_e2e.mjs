@@ -2,7 +2,8 @@
 // Chromium through playwright-core (installed by tests/E2E/package.json; it downloads no browser),
 // as a person would: two tabs join a project, one starts a simulated build with deployment, answers
 // the layout decision in the modal ("Classic Table") and the other tab's modal closes too; both see
-// the build reach 100 %, every agent card "completed" and the deployment URL. The second tab loses its
+// the build reach 100 %, every agent card "completed" (the deployment agent's included, its output
+// naming the deployed URL) and the deployment URL. The second tab loses its
 // connection while the decision is open and must catch up (reconnect, join-project with lastSeq,
 // and the server's connection state recovery) without missing or repeating an event. A third tab opened afterwards renders the same state from
 // project:snapshot. Then screenshots (the modal, the finished build).
@@ -115,7 +116,7 @@ async function waitForFinishedBuild(page, label) {
       const cards = [...document.querySelectorAll("[data-testid=agent-card]")];
       return document.getElementById("build-progress").getAttribute("aria-valuenow") === "100"
         && document.getElementById("build-state").textContent === "completed"
-        && cards.length >= 4 && cards.every((c) => c.dataset.status === "completed")
+        && cards.length >= 5 && cards.every((c) => c.dataset.status === "completed")
         && document.getElementById("deployment-state").textContent === "succeeded"
         && document.getElementById("deployment-url").textContent.length > 0;
     }, null, { timeout: BUILD_MS });
@@ -128,6 +129,8 @@ async function waitForFinishedBuild(page, label) {
         type: c.dataset.agentType,
         status: c.dataset.status,
         progress: c.querySelector("[role=progressbar]").getAttribute("aria-valuenow"),
+        title: c.querySelector(".agent-type").textContent,
+        output: c.querySelector(".agent-output").textContent,
       })),
       stages: [...document.querySelectorAll("#deployment-stages li")].map((li) => li.className),
       outputs: [...document.querySelectorAll("#outputs li")].map((li) => li.textContent),
@@ -204,13 +207,18 @@ await step("what tab 1 shows", page, async () => {
   check(seen.stages.every((c) => c === "done"), `deployment stages ${seen.stages}`);
   check(seen.previewUrl !== null, "no preview link");
   const types = seen.agents.map((a) => a.type).sort();
-  for (const type of ["backend", "database", "integration", "ui"]) {
+  for (const type of ["backend", "database", "integration", "ui", "deployment"]) {
     check(types.includes(type), `no ${type} agent card (cards: ${types})`);
   }
   check(seen.agents.every((a) => a.progress === "100"), `agent progress ${JSON.stringify(seen.agents)}`);
   check(seen.outputs.some((o) => o.includes("Classic Table") && o.includes("e2e-user")), `no decision line naming Classic Table and e2e-user in the outputs: ${JSON.stringify(seen.outputs)}`);
   check(seen.outputs.some((o) => o.startsWith("Database agent: Created 3 data tables")), `no database output summary: ${JSON.stringify(seen.outputs)}`);
   check(seen.errors.length === 0, `errors shown: ${JSON.stringify(seen.errors)}`);
+  // the deployment agent's card: completed at 100 %, its output the deployed URL
+  const deployer = seen.agents.find((a) => a.type === "deployment");
+  check(deployer.status === "completed" && deployer.progress === "100", `deployment agent card ${JSON.stringify(deployer)}`);
+  check(deployer.title === "Deployment agent", `deployment agent card title ${deployer.title}`);
+  check(deployer.output.includes(seen.deploymentUrl), `the deployment agent card's output "${deployer.output}" does not name ${seen.deploymentUrl}`);
 });
 const watched = await waitForFinishedBuild(watcher, "tab 2");
 const eventCount = await page.evaluate(() => window.builderDashboard.eventCount);

@@ -252,19 +252,27 @@ public sealed class IntegrationAgent(RequirementsModel model) : SimulatedAgent(m
 
 public sealed record Connector(string Name, string Kind, string Purpose, string[] Entities);
 
+/// <summary>
+/// The deployment agent: builds the image, rolls it out and checks its health, reporting both the
+/// deployment (deployment:progress) and its own card (agent:status:update, agent:output) as the
+/// build's agents do.
+/// </summary>
 public sealed class DeploymentAgent : IDeploymentAgent
 {
+    private static readonly (string Stage, string Message, double Seconds)[] s_stages =
+    [
+        ("building", "Building Docker image...", 8),
+        ("deploying", "Rolling out to the test environment...", 6),
+        ("health-check", "Checking the app answers...", 3),
+    ];
+
     public async Task<DeploymentResult> DeployAsync(DeploymentContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var stages = new (string Stage, string Message, double Seconds)[]
+        for (var index = 0; index < s_stages.Length; index++)
         {
-            ("building", "Building Docker image...", 8),
-            ("deploying", "Rolling out to the test environment...", 6),
-            ("health-check", "Checking the app answers...", 3),
-        };
-        foreach (var (stage, message, seconds) in stages)
-        {
+            var (stage, message, seconds) = s_stages[index];
+            await context.ReportAsync("working", message, index * 100 / s_stages.Length, $"Deploy: step {index + 1} of {s_stages.Length} ({stage})");
             if (stage == "deploying")
             {
                 context.ThrowInjectedFault();
@@ -280,7 +288,10 @@ public sealed class DeploymentAgent : IDeploymentAgent
         }
 
         var slug = new string(context.ProjectId.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray());
-        return new DeploymentResult($"https://test-{slug}.aibuilder.app", "healthy");
+        var result = new DeploymentResult($"https://test-{slug}.aibuilder.app", "healthy");
+        await context.OutputAsync(new { deploymentId = context.DeploymentId, environment = context.Environment, url = result.Url, healthStatus = result.HealthStatus, stages = s_stages.Select(s => s.Stage) }, $"Deployed to {result.Url} ({result.HealthStatus})");
+        await context.ReportAsync("completed", null, 100, "Deploy done");
+        return result;
     }
 }
 
