@@ -17,6 +17,15 @@ public sealed class MessagePackPacketParser : ISocketIOParser
     /// <summary>Deepest nesting accepted in a decoded packet.</summary>
     public const int MaxDepth = 64;
 
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_json; // this thread's JSON text of the arguments being encoded
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_decodeJson; // this thread's JSON text of a packet being decoded
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_decodeWriter;
+
     /// <summary>A parser whose event arguments are serialized with <paramref name="options"/> (the web defaults when null).</summary>
     public MessagePackPacketParser(JsonSerializerOptions? options = null)
     {
@@ -37,102 +46,67 @@ public sealed class MessagePackPacketParser : ISocketIOParser
             _ => type,
         };
 
-        var buffer = new ArrayBufferWriter<byte>(256);
-        var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(2 + (data is null ? 0 : 1) + (id is null ? 0 : 1));
-        writer.Write("type");
-        writer.Write((int)type);
-        writer.Write("nsp");
-        writer.Write(nsp);
-        if (data is not null)
+        var writer = MessagePackPacketWriter.Rent();
+        try
         {
-            // binary values become placeholders while serializing, then bin in place
-            var attachments = new List<ReadOnlyMemory<byte>>();
-            BinaryScope.Writing = attachments;
-            JsonDocument json;
-            try
-            {
-                json = JsonSerializer.SerializeToDocument(data, data.GetType(), SerializerOptions);
-            }
-            finally
-            {
-                BinaryScope.Writing = null;
-            }
-
-            using (json)
+            writer.WriteMapHeader(2 + (data is null ? 0 : 1) + (id is null ? 0 : 1));
+            writer.Write("type");
+            writer.Write((long)type);
+            writer.Write("nsp");
+            writer.Write(nsp);
+            if (data is not null)
             {
                 writer.Write("data");
-                WriteValue(ref writer, json.RootElement, attachments);
+                WriteData(writer, data);
             }
-        }
 
-        if (id is { } ackId)
+            if (id is { } ackId)
+            {
+                writer.Write("id");
+                writer.Write(ackId);
+            }
+
+            return new EncodedPacket([EngineMessage.Binary(writer.ToArray(), isVolatile)]);
+        }
+        finally
         {
-            writer.Write("id");
-            writer.Write(ackId);
+            MessagePackPacketWriter.Return(writer);
         }
-
-        writer.Flush();
-        return new EncodedPacket([EngineMessage.Binary(buffer.WrittenSpan.ToArray(), isVolatile)]);
     }
 
     /// <inheritdoc/>
     public IPacketDecoder CreateDecoder() => Decoder.Instance;
 
-    private static void WriteValue(ref MessagePackWriter writer, JsonElement element, List<ReadOnlyMemory<byte>> attachments)
+    /// <summary>The arguments serialized to JSON (binary values as placeholders), then transcoded to MessagePack with the binary values in place.</summary>
+    private void WriteData(MessagePackPacketWriter writer, object data)
     {
-        switch (element.ValueKind)
+        var json = t_json ?? new ArrayBufferWriter<byte>(1024);
+        t_json = null;
+        var attachments = new List<ReadOnlyMemory<byte>>();
+        try
         {
-            case JsonValueKind.Object:
-                if (attachments.Count > 0 && BinaryScope.TryGetPlaceholder(element, out var num) && num < attachments.Count)
+            json.ResetWrittenCount();
+            using (var jsonWriter = new Utf8JsonWriter(json, new JsonWriterOptions { Encoder = SerializerOptions.Encoder, MaxDepth = SerializerOptions.MaxDepth }))
+            {
+                BinaryScope.Writing = attachments;
+                try
                 {
-                    writer.Write(attachments[num].Span);
-                    return;
+                    JsonSerializer.Serialize(jsonWriter, data, data.GetType(), SerializerOptions);
                 }
+                finally
+                {
+                    BinaryScope.Writing = null;
+                }
+            }
 
-                writer.WriteMapHeader(element.GetPropertyCount());
-                foreach (var property in element.EnumerateObject())
-                {
-                    writer.Write(property.Name);
-                    WriteValue(ref writer, property.Value, attachments);
-                }
-
-                return;
-            case JsonValueKind.Array:
-                writer.WriteArrayHeader(element.GetArrayLength());
-                foreach (var item in element.EnumerateArray())
-                {
-                    WriteValue(ref writer, item, attachments);
-                }
-
-                return;
-            case JsonValueKind.String:
-                writer.Write(element.GetString());
-                return;
-            case JsonValueKind.Number:
-                if (element.TryGetInt64(out var l))
-                {
-                    writer.Write(l);
-                }
-                else if (element.TryGetUInt64(out var u))
-                {
-                    writer.Write(u);
-                }
-                else
-                {
-                    writer.Write(element.GetDouble());
-                }
-
-                return;
-            case JsonValueKind.True:
-                writer.Write(true);
-                return;
-            case JsonValueKind.False:
-                writer.Write(false);
-                return;
-            default:
-                writer.WriteNil();
-                return;
+            writer.WriteJson(json.WrittenSpan, attachments, Math.Max(SerializerOptions.MaxDepth, MaxDepth) + 1);
+        }
+        finally
+        {
+            if (json.Capacity <= 64 * 1024)
+            {
+                t_json = json;
+            }
         }
     }
 
@@ -161,9 +135,14 @@ public sealed class MessagePackPacketParser : ISocketIOParser
             {
                 error = "truncated MessagePack";
             }
-            catch (InvalidOperationException)
+            catch (OverflowException)
             {
-                // an event name that is not valid text
+                // a packet type or ack id past the 64-bit signed range
+                error = "invalid packet: number out of range";
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+            {
+                // a string that is not valid UTF-8 text
                 error = "invalid payload";
             }
 
@@ -228,13 +207,7 @@ public sealed class MessagePackPacketParser : ISocketIOParser
                         reader.ReadNil(); // undefined
                         break;
                     case "data":
-                        var json = new ArrayBufferWriter<byte>(256);
-                        using (var writer = new Utf8JsonWriter(json))
-                        {
-                            ReadValue(ref reader, writer, attachments, 0);
-                        }
-
-                        data = JsonSerializer.Deserialize<JsonElement>(json.WrittenSpan);
+                        data = ReadData(ref reader, attachments);
                         break;
                     default:
                         reader.Skip();
@@ -287,6 +260,41 @@ public sealed class MessagePackPacketParser : ISocketIOParser
             return new SocketPacket { Type = packetType, Namespace = nsp, Id = id, Data = data, Attachments = attachments };
         }
 
+        /// <summary>The packet's data as a <see cref="JsonElement"/>, written as JSON by this thread's reused writer, then parsed into an element of its own.</summary>
+        private static JsonElement ReadData(ref MessagePackReader reader, List<ReadOnlyMemory<byte>> attachments)
+        {
+            var json = t_decodeJson ?? new ArrayBufferWriter<byte>(1024);
+            var writer = t_decodeWriter;
+            t_decodeJson = null;
+            t_decodeWriter = null;
+            try
+            {
+                json.ResetWrittenCount();
+                if (writer is null)
+                {
+                    writer = new Utf8JsonWriter(json);
+                }
+                else
+                {
+                    writer.Reset(json);
+                }
+
+                ReadValue(ref reader, writer, attachments, 0);
+                writer.Flush();
+                var text = new Utf8JsonReader(json.WrittenSpan);
+                return JsonElement.ParseValue(ref text);
+            }
+            finally
+            {
+                if (json.Capacity <= 64 * 1024)
+                {
+                    writer!.Reset();
+                    t_decodeJson = json;
+                    t_decodeWriter = writer;
+                }
+            }
+        }
+
         private static void ReadValue(ref MessagePackReader reader, Utf8JsonWriter writer, List<ReadOnlyMemory<byte>> attachments, int depth)
         {
             if (depth > MaxDepth)
@@ -334,7 +342,15 @@ public sealed class MessagePackPacketParser : ISocketIOParser
 
                     break;
                 case MessagePackType.String:
-                    writer.WriteStringValue(reader.ReadString());
+                    if (reader.TryReadStringSpan(out var utf8))
+                    {
+                        writer.WriteStringValue(utf8);
+                    }
+                    else
+                    {
+                        writer.WriteStringValue(reader.ReadString());
+                    }
+
                     break;
                 case MessagePackType.Binary:
                     var bin = reader.ReadBytes() ?? default;
@@ -360,8 +376,19 @@ public sealed class MessagePackPacketParser : ISocketIOParser
                     for (var i = 0; i < count; i++)
                     {
                         // notepack writes string keys; another key is written as its text
-                        var key = reader.NextMessagePackType == MessagePackType.String ? reader.ReadString() : KeyText(ref reader);
-                        writer.WritePropertyName(key ?? "null");
+                        if (reader.NextMessagePackType != MessagePackType.String)
+                        {
+                            writer.WritePropertyName(KeyText(ref reader));
+                        }
+                        else if (reader.TryReadStringSpan(out var name))
+                        {
+                            writer.WritePropertyName(name);
+                        }
+                        else
+                        {
+                            writer.WritePropertyName(reader.ReadString() ?? "null");
+                        }
+
                         ReadValue(ref reader, writer, attachments, depth + 1);
                     }
 

@@ -35,6 +35,19 @@ public sealed class MessagePackPacketParserTests
     }
 
     [Fact]
+    public void Refuses_a_type_or_ack_id_past_the_signed_64_bit_range()
+    {
+        // {type: 2^64-1, nsp: "/"} and {type: 2, nsp: "/", data: ["e"], id: 2^64-1} (uint64)
+        byte[] type = [0x82, .. Str("type"), 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, .. Str("nsp"), .. Str("/")];
+        Assert.Equal(DecodeStatus.Error, Decode(type, out var packet, out var error));
+        Assert.Null(packet);
+        Assert.Equal("invalid packet: number out of range", error);
+        byte[] id = [0x84, .. Str("type"), 0x02, .. Str("nsp"), .. Str("/"), .. Str("data"), 0x91, .. Str("e"), .. Str("id"), 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        Assert.Equal(DecodeStatus.Error, Decode(id, out packet, out error));
+        Assert.Equal("invalid packet: number out of range", error);
+    }
+
+    [Fact]
     public void Reads_notepacks_undefined_as_an_absent_field_or_null()
     {
         // {type: 0, nsp: "/", data: undefined}, as socket.io-client sends a CONNECT without auth
@@ -148,5 +161,196 @@ public sealed class MessagePackPacketParserTests
     {
         Assert.Equal(DecodeStatus.Error, Parser.CreateDecoder().Decode(EngineMessage.Text("0"), out _, out var error));
         Assert.Equal("expected a binary MessagePack packet", error);
+    }
+}
+
+/// <summary>
+/// The encoder transcodes the arguments' JSON to MessagePack token by token; its bytes must be
+/// those of MessagePack-CSharp's writer given the same values with their sizes known (the
+/// reference below walks a <see cref="JsonDocument"/>, as the encoder did before).
+/// </summary>
+public sealed class MessagePackEncoderEquivalenceTests
+{
+    private static readonly MessagePackPacketParser Parser = new();
+
+    private static byte[] Reference(string nsp, long? id, object?[] args, IReadOnlyList<byte[]> binaries)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        writer.WriteMapHeader(3 + (id is null ? 0 : 1));
+        writer.Write("type");
+        writer.Write((int)SocketPacketType.Event);
+        writer.Write("nsp");
+        writer.Write(nsp);
+        writer.Write("data");
+        using (var doc = JsonSerializer.SerializeToDocument(args, Parser.SerializerOptions))
+        {
+            WriteValue(ref writer, doc.RootElement, binaries);
+        }
+
+        if (id is { } ackId)
+        {
+            writer.Write("id");
+            writer.Write(ackId);
+        }
+
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteValue(ref MessagePack.MessagePackWriter writer, JsonElement element, IReadOnlyList<byte[]> binaries)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                writer.WriteMapHeader(element.GetPropertyCount());
+                foreach (var property in element.EnumerateObject())
+                {
+                    writer.Write(property.Name);
+                    WriteValue(ref writer, property.Value, binaries);
+                }
+
+                return;
+            case JsonValueKind.Array:
+                writer.WriteArrayHeader(element.GetArrayLength());
+                foreach (var item in element.EnumerateArray())
+                {
+                    WriteValue(ref writer, item, binaries);
+                }
+
+                return;
+            case JsonValueKind.String when element.GetString() is { } s && s.StartsWith("\u0001bin:", StringComparison.Ordinal):
+                writer.Write(binaries[int.Parse(s[5..], System.Globalization.CultureInfo.InvariantCulture)]);
+                return;
+            case JsonValueKind.String:
+                writer.Write(element.GetString());
+                return;
+            case JsonValueKind.Number when element.TryGetInt64(out var l):
+                writer.Write(l);
+                return;
+            case JsonValueKind.Number when element.TryGetUInt64(out var u):
+                writer.Write(u);
+                return;
+            case JsonValueKind.Number:
+                writer.Write(element.GetDouble());
+                return;
+            case JsonValueKind.True or JsonValueKind.False:
+                writer.Write(element.GetBoolean());
+                return;
+            default:
+                writer.WriteNil();
+                return;
+        }
+    }
+
+    /// <summary>A random argument tree; a binary value stands in the reference tree as a marker string naming it.</summary>
+    private static (object? Value, object? Marked) Value(Random random, int depth, List<byte[]> binaries)
+    {
+        switch (random.Next(depth > 4 ? 7 : 10))
+        {
+            case 0:
+                return (null, null);
+            case 1:
+                var b = random.Next(2) == 0;
+                return (b, b);
+            case 2:
+                long[] edges = [0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, uint.MaxValue, (long)uint.MaxValue + 1, long.MaxValue, -1, -32, -33, -128, -129, -32768, -32769, int.MinValue, (long)int.MinValue - 1, long.MinValue];
+                var n = random.Next(3) == 0 ? random.NextInt64(long.MinValue, long.MaxValue) : edges[random.Next(edges.Length)];
+                return (n, n);
+            case 3:
+                var d = random.Next(4) switch { 0 => 0.5, 1 => -1e300, 2 => random.NextDouble() * 1e6, _ => double.Epsilon };
+                return (d, d);
+            case 4:
+                ulong big = ulong.MaxValue - (ulong)random.Next(1000);
+                return (big, big);
+            case 5:
+                string[] texts = ["", "a", "quote \" and \\ backslash", "tab\tnew\nline\u0001", "é ü 漢字 😀", "</script>&'", new string('x', 31), new string('y', 32), new string('z', 255), new string('w', 256), new string('v', 70_000)];
+                var t = texts[random.Next(texts.Length)];
+                return (t, t);
+            case 6:
+                var bytes = new byte[random.Next(3) switch { 0 => 3, 1 => 300, _ => 70_000 }];
+                random.NextBytes(bytes);
+                binaries.Add(bytes);
+                return (bytes, "\u0001bin:" + (binaries.Count - 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            case 7 or 8:
+                var count = random.Next(4) == 0 ? random.Next(14, 40) : random.Next(0, 5);
+                var list = new List<object?>();
+                var marked = new List<object?>();
+                for (var i = 0; i < count; i++)
+                {
+                    var (v, m) = Value(random, depth + 1, binaries);
+                    list.Add(v);
+                    marked.Add(m);
+                }
+
+                return (list, marked);
+            default:
+                var fields = random.Next(4) == 0 ? random.Next(14, 40) : random.Next(0, 5);
+                var map = new Dictionary<string, object?>();
+                var markedMap = new Dictionary<string, object?>();
+                for (var i = 0; i < fields; i++)
+                {
+                    var key = i % 7 == 3 ? "kéy \"" + i : "k" + i;
+                    var (v, m) = Value(random, depth + 1, binaries);
+                    map[key] = v;
+                    markedMap[key] = m;
+                }
+
+                return (map, markedMap);
+        }
+    }
+
+    [Fact]
+    public void Random_argument_trees_encode_to_the_bytes_of_a_writer_that_knew_the_sizes()
+    {
+        var random = new Random(20261207);
+        for (var round = 0; round < 300; round++)
+        {
+            var binaries = new List<byte[]>();
+            var (value, marked) = Value(random, 0, binaries);
+            var id = round % 3 == 0 ? (long?)round : null;
+            var encoded = Parser.Encode(SocketPacketType.Event, "/builder", id, new object?[] { "e", value });
+            var expected = Reference("/builder", id, ["e", marked], binaries);
+            var actual = Assert.Single(encoded.Messages).Data.ToArray();
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"round {round}: {Convert.ToHexString(actual.AsSpan(0, Math.Min(64, actual.Length)))} != {Convert.ToHexString(expected.AsSpan(0, Math.Min(64, expected.Length)))}");
+        }
+    }
+
+    [Fact]
+    public void Containers_past_65535_entries_get_32_bit_headers()
+    {
+        var large = Enumerable.Range(0, 70_000).ToArray();
+        var encoded = Assert.Single(Parser.Encode(SocketPacketType.Event, "/", null, new object?[] { "e", large }).Messages).Data.ToArray();
+        Assert.Equal(Reference("/", null, ["e", large], []), encoded);
+        Assert.Equal(DecodeStatus.Complete, Parser.CreateDecoder().Decode(EngineMessage.Binary(encoded), out var packet, out _));
+        Assert.Equal(69_999, packet!.Data!.Value[1][69_999].GetInt32());
+    }
+
+    [Fact]
+    public void Mutated_packets_decode_or_are_refused_and_never_throw()
+    {
+        var random = new Random(7);
+        var decoder = Parser.CreateDecoder();
+        var binaries = new List<byte[]>();
+        byte[][] seeds =
+        [
+            .. Enumerable.Range(0, 20).Select(_ => Assert.Single(Parser.Encode(SocketPacketType.Event, "/builder", 3, new object?[] { "e", Value(random, 2, binaries).Value }).Messages).Data.ToArray()),
+        ];
+        var decoded = 0;
+        for (var round = 0; round < 20_000; round++)
+        {
+            var bytes = (byte[])seeds[random.Next(seeds.Length)].Clone();
+            var cut = random.Next(4) == 0 ? random.Next(1, bytes.Length + 1) : bytes.Length;
+            for (var flips = random.Next(1, 4); flips > 0; flips--)
+            {
+                bytes[random.Next(cut)] = (byte)random.Next(256);
+            }
+
+            var status = decoder.Decode(EngineMessage.Binary(bytes.AsMemory(0, cut)), out var packet, out var error);
+            Assert.True(status == DecodeStatus.Complete ? packet is not null && error is null : packet is null && error is not null, $"round {round}: {status} {error}");
+            decoded += status == DecodeStatus.Complete ? 1 : 0;
+        }
+
+        Assert.InRange(decoded, 1, 19_999); // both outcomes were exercised
     }
 }
