@@ -318,7 +318,7 @@ public sealed class WebSocketFastPathTests
     // ---- 5. AllowRequest ----
 
     [Fact]
-    public async Task AllowRequest_RefusesWith403AndEndsTheConnection_AllowsWithAWorkingSession()
+    public async Task AllowRequest_RefusesWith400AsTheReferenceAndEndsTheConnection_AllowsWithAWorkingSession()
     {
         var seen = new ConcurrentQueue<string>();
         await using var host = await Host.StartAsync(configure: o => o.Engine.AllowRequest = context =>
@@ -333,8 +333,8 @@ public sealed class WebSocketFastPathTests
         {
             await refused.SendAsync(HandshakeHead(host.Port, OpenQuery + "&foo=1", NewKey(), "Origin: http://evil.test\r\nx-test: a\r\n"));
             var response = await refused.ReadResponseAsync();
-            Assert.Equal(403, response.Status);
-            Assert.StartsWith("HTTP/1.1 403", response.StatusLine, StringComparison.Ordinal);
+            Assert.Equal(400, response.Status);
+            Assert.StartsWith("HTTP/1.1 400", response.StatusLine, StringComparison.Ordinal);
             Assert.Equal("application/json", response.Headers["Content-Type"]);
             Assert.Equal("{\"code\":4,\"message\":\"Origin not allowed\"}", response.Body);
             await refused.ReadEndAsync();
