@@ -98,7 +98,7 @@ public sealed class EngineIOServer
     {
         foreach (var session in _sessions.Values)
         {
-            session.Abort(EngineCloseReason.ServerShuttingDown);
+            session.Abort(EngineCloseReasonKind.ServerShuttingDown);
         }
     }
 
@@ -126,7 +126,7 @@ public sealed class EngineIOServer
         switch (verdict.Kind)
         {
             case EngineRequestKind.Error:
-                await WriteErrorAsync(context, verdict.Error!);
+                await WriteErrorAsync(Log, context, verdict.Error!);
                 return;
             case EngineRequestKind.Poll:
                 await verdict.Session!.HandlePollAsync(context);
@@ -142,6 +142,7 @@ public sealed class EngineIOServer
 
                 return;
             case EngineRequestKind.AcceptAndClose:
+                EngineLog.WebSocketAcceptedAndClosed(Log, request.Path.ToString(), request.QueryString.ToString());
                 await AcceptAndCloseAsync(context);
                 return;
         }
@@ -149,7 +150,7 @@ public sealed class EngineIOServer
         var address = context.Connection.RemoteIpAddress;
         if (_limiter?.TryAdmit(address) is { } limited)
         {
-            await WriteErrorAsync(context, limited);
+            await WriteErrorAsync(Log, context, limited);
             return;
         }
 
@@ -161,7 +162,7 @@ public sealed class EngineIOServer
                 var refusal = await allow(context);
                 if (refusal is not null)
                 {
-                    await WriteErrorAsync(context, EngineError.Forbidden with { Message = refusal });
+                    await WriteErrorAsync(Log, context, EngineError.Forbidden with { Message = refusal });
                     return;
                 }
             }
@@ -169,6 +170,7 @@ public sealed class EngineIOServer
             if (isWebSocket && transport != EngineIOOptions.WebSocket)
             {
                 // the polling transport does not run over a WebSocket: accepted, then closed (as the reference)
+                EngineLog.WebSocketAcceptedAndClosed(Log, request.Path.ToString(), request.QueryString.ToString());
                 await AcceptAndCloseAsync(context);
                 return;
             }
@@ -176,7 +178,7 @@ public sealed class EngineIOServer
             // the reference server checks the version last, in its handshake
             if (EngineRequestValidator.CheckVersion(request.Query["EIO"]) is { } unsupported)
             {
-                await WriteErrorAsync(context, unsupported);
+                await WriteErrorAsync(Log, context, unsupported);
                 return;
             }
 
@@ -267,6 +269,7 @@ public sealed class EngineIOServer
         var sidJson = JsonSerializer.Serialize(session.Id, EngineJsonContext.Default.String);
         var open = EngineMessage.Control(
             $"0{{\"sid\":{sidJson},\"upgrades\":{upgrades},\"pingInterval\":{(long)_options.PingInterval.TotalMilliseconds},\"pingTimeout\":{(long)_options.PingTimeout.TotalMilliseconds},\"maxPayload\":{_options.MaxPayload}}}");
+        EngineLog.SessionOpened(Log, session.Id, transport);
         session.Start(open);
         Handler.OnOpen(session);
         return session;
@@ -316,11 +319,16 @@ public sealed class EngineIOServer
         return true;
     }
 
-    internal static async Task WriteErrorAsync(HttpContext context, EngineError error)
+    internal static async Task WriteErrorAsync(ILogger log, HttpContext context, EngineError error)
     {
         if (context.Response.HasStarted)
         {
             return;
+        }
+
+        if (log.IsEnabled(LogLevel.Debug))
+        {
+            EngineLog.RequestRefused(log, context.Request.Method, context.Request.Path.ToString(), context.Request.QueryString.ToString(), error.Status, error.Code, error.Message);
         }
 
         // a refused WebSocket request gets 400 whatever the reason, as from the reference server

@@ -55,7 +55,7 @@ internal static class EngineRequestValidator
         {
             // a GET is the client waiting for data: if the ping timeout has passed (its timer may run
             // late on a loaded machine) the session is over; a POST may carry the late pong itself
-            if (!server.TryGetSession(sid, out var session) || (!isWebSocket && HttpMethods.IsGet(method) && session.HeartbeatExpired()))
+            if (!server.TryGetSession(sid, out var session) || (HttpMethods.IsGet(method) && session.HeartbeatExpired()))
             {
                 return EngineRequestVerdict.Refuse(EngineError.UnknownSid);
             }

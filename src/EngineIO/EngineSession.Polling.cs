@@ -12,8 +12,8 @@ public sealed partial class EngineSession
         if (Interlocked.CompareExchange(ref _pollWaiter, waiter, null) is not null)
         {
             // a second GET while one is pending: the spec closes the session
-            Abort(EngineCloseReason.TransportError);
-            await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
+            Abort(EngineCloseReasonKind.TransportError);
+            await EngineIOServer.WriteErrorAsync(_server.Log, context, EngineError.BadRequest);
             return;
         }
 
@@ -73,7 +73,7 @@ public sealed partial class EngineSession
             await context.Response.Body.WriteAsync(writer.WrittenMemory, context.RequestAborted);
             if (closeAfter)
             {
-                Abort(EngineCloseReason.ForcedClose);
+                Abort(EngineCloseReasonKind.ForcedClose);
             }
         }
         finally
@@ -85,15 +85,15 @@ public sealed partial class EngineSession
     private void OnPollAborted()
     {
         // the client went away while its GET was pending: the session is lost
-        Abort(EngineCloseReason.TransportClose);
+        Abort(EngineCloseReasonKind.TransportClose);
     }
 
     internal async Task HandlePostAsync(HttpContext context)
     {
         if (Interlocked.Exchange(ref _postInProgress, 1) != 0)
         {
-            Abort(EngineCloseReason.TransportError);
-            await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
+            Abort(EngineCloseReasonKind.TransportError);
+            await EngineIOServer.WriteErrorAsync(_server.Log, context, EngineError.BadRequest);
             return;
         }
 
@@ -101,22 +101,22 @@ public sealed partial class EngineSession
         {
             if (context.Request.ContentType == "application/octet-stream")
             {
-                Abort(EngineCloseReason.TransportError);
-                await EngineIOServer.WriteErrorAsync(context, EngineError.BinaryContentType);
+                Abort(EngineCloseReasonKind.TransportError);
+                await EngineIOServer.WriteErrorAsync(_server.Log, context, EngineError.BinaryContentType);
                 return;
             }
 
             var declared = context.Request.ContentLength;
             if (declared > _options.MaxPayload)
             {
-                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadTooLarge(_options.MaxPayload));
+                await EngineIOServer.WriteErrorAsync(_server.Log, context, EngineError.PayloadTooLarge(_options.MaxPayload));
                 return;
             }
 
             var body = await ReadBodyAsync(context.Request.Body, _options.MaxPayload, context.RequestAborted);
             if (body is null)
             {
-                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadTooLarge(_options.MaxPayload));
+                await EngineIOServer.WriteErrorAsync(_server.Log, context, EngineError.PayloadTooLarge(_options.MaxPayload));
                 return;
             }
 
@@ -124,16 +124,16 @@ public sealed partial class EngineSession
             {
                 // what a WebSocket text message that is not UTF-8 gets (1007), as an HTTP answer:
                 // nothing invalid reaches the handler, whichever the transport
-                Abort(EngineCloseReason.ParseError);
-                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadNotUtf8);
+                Abort(EngineCloseReasonKind.ParseError);
+                await EngineIOServer.WriteErrorAsync(_server.Log, context, EngineError.PayloadNotUtf8);
                 return;
             }
 
             var packets = new List<EngineMessage>();
             if (!PollingPayload.TryDecode(body.Value, packets))
             {
-                Abort(EngineCloseReason.ParseError);
-                await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
+                Abort(EngineCloseReasonKind.ParseError);
+                await EngineIOServer.WriteErrorAsync(_server.Log, context, EngineError.BadRequest);
                 return;
             }
 
@@ -149,7 +149,7 @@ public sealed partial class EngineSession
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
         {
-            Abort(EngineCloseReason.TransportError);
+            Abort(EngineCloseReasonKind.TransportError);
         }
         finally
         {

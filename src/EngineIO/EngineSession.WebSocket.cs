@@ -54,6 +54,8 @@ public sealed partial class EngineSession
                         Transport = EngineIOOptions.WebSocket;
                     }
 
+                    EngineLog.SessionUpgraded(_server.Log, Id);
+
                     Volatile.Read(ref _pollWaiter)?.TrySetResult();
                     await RunWebSocketAsync(transport);
                     return;
@@ -235,7 +237,7 @@ public sealed partial class EngineSession
             }
             catch (Exception ex) when (IsTransportFailure(ex))
             {
-                Abort(EngineCloseReason.TransportError);
+                Abort(EngineCloseReasonKind.TransportError);
                 return;
             }
 
@@ -258,7 +260,7 @@ public sealed partial class EngineSession
             }
             catch (Exception ex) when (IsTransportFailure(ex))
             {
-                Abort(EngineCloseReason.TransportError);
+                Abort(EngineCloseReasonKind.TransportError);
                 return;
             }
             finally
@@ -309,7 +311,7 @@ public sealed partial class EngineSession
         }
         catch (Exception ex) when (IsTransportFailure(ex))
         {
-            Abort(EngineCloseReason.TransportError);
+            Abort(EngineCloseReasonKind.TransportError);
             return;
         }
 
@@ -390,7 +392,7 @@ public sealed partial class EngineSession
             // the read loop saw the client's close frame
         }
 
-        Abort(EngineCloseReason.ForcedClose);
+        Abort(EngineCloseReasonKind.ForcedClose);
     }
 
     private static bool IsTransportFailure(Exception ex) =>

@@ -1,6 +1,5 @@
 using System.Net.WebSockets;
 using System.Text.Unicode;
-using Microsoft.Extensions.Logging;
 
 namespace EngineIO;
 
@@ -109,8 +108,8 @@ public sealed partial class EngineSession
         {
             if (IsOpen && !message.IsVolatile)
             {
-                _server.Log.LogWarning("Session {Sid}: send queue full ({Count} packets, {Bytes} bytes), closing slow consumer", Id, _queue.Count, _queue.Bytes);
-                Abort(EngineCloseReason.TransportError);
+                EngineLog.SendQueueFull(_server.Log, Id, _queue.Count, _queue.Bytes);
+                Abort(EngineCloseReasonKind.TransportError);
             }
 
             return false;
@@ -177,9 +176,12 @@ public sealed partial class EngineSession
 
         if (!TryEnqueue(EngineMessage.ClosePacket))
         {
-            Abort(EngineCloseReason.ForcedClose);
+            Abort(EngineCloseReasonKind.ForcedClose);
         }
     }
+
+    /// <summary>Closes the session at once with the given reason; queued packets are discarded.</summary>
+    public void Abort(EngineCloseReasonKind reason) => Abort(reason.ToWireString());
 
     /// <summary>Closes the session at once with the given reason; queued packets are discarded.</summary>
     public void Abort(string reason)
@@ -221,6 +223,7 @@ public sealed partial class EngineSession
         Volatile.Read(ref _closed)?.Cancel();
         Volatile.Read(ref _ws)?.CancelReceive();
         _server.Remove(this);
+        EngineLog.SessionClosed(_server.Log, Id, reason);
         try
         {
             _server.Handler.OnClose(this, reason);
@@ -229,7 +232,7 @@ public sealed partial class EngineSession
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            _server.Log.LogError(ex, "Session {Sid}: close handler failed", Id);
+            EngineLog.CloseHandlerFailed(_server.Log, ex, Id);
         }
     }
 
@@ -272,7 +275,7 @@ public sealed partial class EngineSession
             return false;
         }
 
-        Abort(EngineCloseReason.PingTimeout);
+        Abort(EngineCloseReasonKind.PingTimeout);
         return true;
     }
 
@@ -312,15 +315,15 @@ public sealed partial class EngineSession
         var since = Interlocked.Read(ref _writeSince);
         if (since != 0 && _options.TimeProvider.GetElapsedTime(since) > _options.WriteTimeout)
         {
-            _server.Log.LogWarning("Session {Sid}: a write has been pending for over {Timeout}, closing slow consumer", Id, _options.WriteTimeout);
-            Abort(EngineCloseReason.TransportError);
+            EngineLog.WriteTimedOut(_server.Log, Id, _options.WriteTimeout);
+            Abort(EngineCloseReasonKind.TransportError);
             Volatile.Read(ref _ws)?.Abort();
             return;
         }
 
         if (Volatile.Read(ref _awaitingPong) != 0)
         {
-            Abort(EngineCloseReason.PingTimeout);
+            Abort(EngineCloseReasonKind.PingTimeout);
             return;
         }
 
@@ -353,8 +356,8 @@ public sealed partial class EngineSession
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    _server.Log.LogError(ex, "Session {Sid}: message handler failed", Id);
-                    Abort(EngineCloseReason.TransportError);
+                    EngineLog.MessageHandlerFailed(_server.Log, ex, Id);
+                    Abort(EngineCloseReasonKind.TransportError);
                 }
 
                 break;
@@ -365,13 +368,13 @@ public sealed partial class EngineSession
                 break;
             case EnginePacketType.Close:
                 _closeResponse = EngineMessage.Noop;
-                Abort(EngineCloseReason.TransportClose);
+                Abort(EngineCloseReasonKind.TransportClose);
                 break;
             case EnginePacketType.Noop:
                 break;
             default:
                 // ping (wrong heartbeat direction in v4), open, upgrade: not valid here
-                Abort(EngineCloseReason.ParseError);
+                Abort(EngineCloseReasonKind.ParseError);
                 break;
         }
     }

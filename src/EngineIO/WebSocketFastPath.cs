@@ -5,7 +5,6 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EngineIO;
 
@@ -109,7 +108,7 @@ internal static class WebSocketFastPath
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                server.Log.LogError(ex, "AllowRequest failed for a WebSocket handshake");
+                EngineLog.AllowRequestFailed(server.Log, ex);
                 await output.WriteAsync("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray());
                 return null;
             }
