@@ -157,14 +157,10 @@ public sealed class EngineIOServer
         var opened = false;
         try
         {
-            if (_options.AllowRequest is { } allow)
+            if (await EngineRequestValidator.CheckAllowRequestAsync(_options, context) is { } forbidden)
             {
-                var refusal = await allow(context);
-                if (refusal is not null)
-                {
-                    await WriteErrorAsync(Log, context, EngineError.Forbidden with { Message = refusal });
-                    return;
-                }
+                await WriteErrorAsync(Log, context, forbidden);
+                return;
             }
 
             if (isWebSocket && transport != EngineIOOptions.WebSocket)

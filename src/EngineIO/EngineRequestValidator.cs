@@ -94,6 +94,22 @@ internal static class EngineRequestValidator
         return new(EngineRequestKind.Handshake);
     }
 
+    /// <summary>
+    /// The application's check of a handshake (<see cref="EngineIOOptions.AllowRequest"/>), for both
+    /// paths: null to go on, else the Forbidden error (code 4) with the application's message. An
+    /// exception of the callback is the caller's (500 on either path).
+    /// </summary>
+    public static async ValueTask<EngineError?> CheckAllowRequestAsync(EngineIOOptions options, HttpContext context)
+    {
+        if (options.AllowRequest is not { } allow)
+        {
+            return null;
+        }
+
+        var refusal = await allow(context);
+        return refusal is null ? null : EngineError.Forbidden with { Message = refusal };
+    }
+
     /// <summary>The protocol version check of a handshake (after its admission, as the reference server orders them).</summary>
     public static EngineError? CheckVersion(string? eio) => eio == "4" ? null : EngineError.UnsupportedProtocolVersion;
 }

@@ -97,12 +97,12 @@ internal static class WebSocketFastPath
     private static async Task<(EngineSession Session, WebSocketTransport Transport)?> AdmittedAsync(ConnectionContext connection, EngineIOServer server, RequestHead head, EngineRequestInfo request)
     {
         var output = connection.Transport.Output;
-        if (server.Options.AllowRequest is { } allow)
+        if (server.Options.AllowRequest is not null)
         {
-            string? refusal;
+            EngineError? forbidden;
             try
             {
-                refusal = await allow(head.ToHttpContext(connection));
+                forbidden = await EngineRequestValidator.CheckAllowRequestAsync(server.Options, head.ToHttpContext(connection));
             }
 #pragma warning disable CA1031 // the application's callback failed: 500, as on the HTTP path
             catch (Exception ex)
@@ -113,10 +113,10 @@ internal static class WebSocketFastPath
                 return null;
             }
 
-            if (refusal is not null)
+            if (forbidden is not null)
             {
                 // 400 whatever the reason for a WebSocket request, as the reference server's abortUpgrade
-                var body = JsonSerializer.SerializeToUtf8Bytes(new EngineErrorBody(EngineError.Forbidden.Code, refusal), EngineJsonContext.Default.EngineErrorBody);
+                var body = JsonSerializer.SerializeToUtf8Bytes(new EngineErrorBody(forbidden.Code, forbidden.Message), EngineJsonContext.Default.EngineErrorBody);
                 await output.WriteAsync(Encoding.ASCII.GetBytes(
                     $"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n"));
                 await output.WriteAsync(body);
