@@ -259,6 +259,24 @@ public sealed class WebSocketFastPathTests
         Assert.Equal(before, host.FastPathSessions);
     }
 
+    [Theory]
+    [InlineData(EngineWebSocketMode.Framed)]
+    [InlineData(EngineWebSocketMode.Runtime)]
+    public async Task OtherWebSocketModes_TurnTheFastPathOff_AndKestrelServesTheSameHandshake(EngineWebSocketMode mode)
+    {
+        await using var host = await Host.StartAsync(configure: o => o.Engine.WebSocketMode = mode);
+        var before = host.FastPathSessions;
+
+        await using var raw = await RawConn.ConnectAsync(host.Port);
+        var key = NewKey();
+        await raw.SendAsync(HandshakeHead(host.Port, OpenQuery, key));
+        AssertSwitched(await raw.ReadResponseAsync(), key);
+        SidOf(await raw.ReadTextAsync());
+        await raw.SendTextAsync("40");
+        Assert.StartsWith("40{", await raw.ReadTextAsync(), StringComparison.Ordinal);
+        Assert.Equal(before, host.FastPathSessions);
+    }
+
     // ---- 4. errors are the HTTP path's ----
 
     [Fact]
