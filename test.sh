@@ -128,14 +128,19 @@ tests_passed=0
 tests_failed=0
 test_log="$(mktemp)"
 rerun_log="$(mktemp)"
-for project in "${test_projects[@]}"; do
-  name="$(basename "$project" .csproj)"
-  log "dotnet test $project"
-  status=passed
-  if ! dotnet test "$project" -c "$CONFIGURATION" --no-build --logger "console;verbosity=normal" | tee "$test_log"; then
+# run_suite LABEL PROJECT [FILTER]: one dotnet test run, counted and reported under LABEL
+run_suite() {
+  local name="$1" project="$2" filter_arg=()
+  if [ -n "${3:-}" ]; then
+    filter_arg=(--filter "$3")
+  fi
+  log "dotnet test $project ${3:+--filter $3} ${ENGINEIO_WEBSOCKET_MODE:+(ENGINEIO_WEBSOCKET_MODE=$ENGINEIO_WEBSOCKET_MODE)}"
+  local status=passed
+  if ! dotnet test "$project" -c "$CONFIGURATION" --no-build "${filter_arg[@]}" --logger "console;verbosity=normal" | tee "$test_log"; then
     status=failed
   fi
   # the summary block of the console logger: "Total tests: N", "     Passed: N", "     Failed: N"
+  local n_passed n_failed filter
   n_passed="$(grep -E '^ +Passed: [0-9]+$' "$test_log" | tail -n 1 | grep -Eo '[0-9]+' || true)"
   n_failed="$(grep -E '^ +Failed: [0-9]+$' "$test_log" | tail -n 1 | grep -Eo '[0-9]+' || true)"
 
@@ -162,6 +167,18 @@ for project in "${test_projects[@]}"; do
   fi
   tests_passed=$((tests_passed + ${n_passed:-0}))
   tests_failed=$((tests_failed + ${n_failed:-0}))
+}
+
+for project in "${test_projects[@]}"; do
+  run_suite "$(basename "$project" .csproj)" "$project"
+done
+
+# The WebSocket path is switchable (EngineIOOptions.WebSocketMode); the runs above use the default
+# (ConnectionPipe). The protocol suites and the interop suite run again against each other mode,
+# read by the conformance and interop hosts from ENGINEIO_WEBSOCKET_MODE.
+for mode in Framed Runtime; do
+  ENGINEIO_WEBSOCKET_MODE="$mode" run_suite "SocketIO.Tests.Protocol[$mode]" tests/SocketIO.Tests/SocketIO.Tests.csproj "FullyQualifiedName~SocketIO.Tests.Protocol"
+  ENGINEIO_WEBSOCKET_MODE="$mode" run_suite "Interop.Tests[$mode]" tests/Interop.Tests/Interop.Tests.csproj
 done
 rm -f "$rerun_log"
 rm -f "$test_log"

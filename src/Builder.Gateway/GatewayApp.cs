@@ -57,6 +57,7 @@ public static class GatewayApp
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = options.Cors.Origins, Credentials = !options.Cors.Origins.Contains("*") };
             o.Engine.MaxPayload = Math.Max(1_000_000, options.Limits.MaxEventBytes * 2);
+            o.Engine.WebSocketMode = builder.Configuration.GetValue("Builder:Engine:WebSocketMode", EngineWebSocketMode.ConnectionPipe); // Framed or Runtime turn the connection-level fast path off
             o.Engine.AllowRequest = context =>
             {
                 // browsers do not apply CORS to WebSocket: check the origin here

@@ -94,6 +94,13 @@ public sealed class EngineIOOptions
     /// </summary>
     public EngineCookieOptions? Cookie { get; set; }
 
+    /// <summary>
+    /// How WebSockets are run (<see cref="EngineWebSocketMode.ConnectionPipe"/>, the fastest the
+    /// listener allows). All modes speak the same protocol; the choice only trades speed and memory
+    /// against staying on the runtime's own WebSocket.
+    /// </summary>
+    public EngineWebSocketMode WebSocketMode { get; set; } = EngineWebSocketMode.ConnectionPipe;
+
     /// <summary>The clock behind heartbeats and timeouts; tests substitute a fake one.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
@@ -150,11 +157,41 @@ public sealed class EngineIOOptions
             throw new ArgumentException("Cookie.Name must be a cookie name (a token, e.g. \"io\").", nameof(Cookie));
         }
 
+        if (!Enum.IsDefined(WebSocketMode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(WebSocketMode), "WebSocketMode must be ConnectionPipe, Framed or Runtime.");
+        }
+
         if (Transports.Count == 0 || Transports.Any(t => t is not (Polling or WebSocket)))
         {
             throw new ArgumentException("Transports must be a non-empty subset of \"polling\" and \"websocket\".", nameof(Transports));
         }
     }
+}
+
+/// <summary>How an Engine.IO server runs its WebSockets (<see cref="EngineIOOptions.WebSocketMode"/>).</summary>
+public enum EngineWebSocketMode
+{
+    /// <summary>
+    /// New WebSocket sessions on a listener set up with <c>UseEngineIOWebSocketFastPath</c> are
+    /// upgraded at the connection level and run on a WebSocket directly over the connection's
+    /// pipes; every other WebSocket (upgrades of polling sessions, other listeners) as
+    /// <see cref="Framed"/>. The default.
+    /// </summary>
+    ConnectionPipe,
+
+    /// <summary>
+    /// Every WebSocket goes through ASP.NET Core's HTTP pipeline; the runtime's WebSocket receives,
+    /// and the session's queued packets go out as frames we lay out, one write per batch. The
+    /// connection-level fast path passes every request on.
+    /// </summary>
+    Framed,
+
+    /// <summary>
+    /// Every WebSocket is the runtime's as ASP.NET Core accepts it (<c>AcceptWebSocketAsync</c>),
+    /// one <c>SendAsync</c> per packet; the connection-level fast path passes every request on.
+    /// </summary>
+    Runtime,
 }
 
 /// <summary>The session cookie (Node's <c>cookie: {name, path, httpOnly, sameSite}</c>; its defaults are Node's).</summary>

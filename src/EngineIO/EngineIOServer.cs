@@ -19,13 +19,16 @@ public sealed record EngineError(int Code, string Message, int Status)
     public static readonly EngineError BadHandshakeMethod = new(2, "Bad handshake method", 400);
     /// <summary>Code 3: a malformed request.</summary>
     public static readonly EngineError BadRequest = new(3, "Bad request", 400);
-    /// <summary>Code 4: refused by <see cref="EngineIOOptions.AllowRequest"/>.</summary>
+    /// <summary>Code 4: refused by <see cref="EngineIOOptions.AllowRequest"/> (403; 400 for a WebSocket request, as the reference server).</summary>
     public static readonly EngineError Forbidden = new(4, "Forbidden", 403);
     /// <summary>Code 5: an EIO version other than 4.</summary>
     public static readonly EngineError UnsupportedProtocolVersion = new(5, "Unsupported protocol version", 400);
 
     /// <summary>A polling body that is not UTF-8: a bad request (code 3) that says why.</summary>
     public static readonly EngineError PayloadNotUtf8 = new(3, "Bad request: the payload is not valid UTF-8", 400);
+
+    /// <summary>A polling POST declaring <c>application/octet-stream</c>: binary bodies are Engine.IO v3's, refused and the session closed, as by the reference server.</summary>
+    public static readonly EngineError BinaryContentType = new(3, "Bad request: binary polling payloads (application/octet-stream) are not part of Engine.IO v4", 400);
 
     /// <summary>A polling body over <see cref="EngineIOOptions.MaxPayload"/>: 413 (as the reference server), with a body that names the limit.</summary>
     public static EngineError PayloadTooLarge(int maxPayload) => new(3, $"Bad request: the payload is larger than maxPayload ({maxPayload} bytes)", 413);
@@ -95,7 +98,7 @@ public sealed class EngineIOServer
     {
         foreach (var session in _sessions.Values)
         {
-            session.Abort(EngineCloseReason.ServerShuttingDown);
+            session.Abort(EngineCloseReasonKind.ServerShuttingDown);
         }
     }
 
@@ -118,102 +121,66 @@ public sealed class EngineIOServer
         }
 
         var transport = request.Query["transport"].ToString();
-        var sid = request.Query["sid"].ToString();
         var isWebSocket = context.WebSockets.IsWebSocketRequest;
-
-        if (!_options.Transports.Contains(transport))
+        var verdict = EngineRequestValidator.Check(this, request.Method, transport, request.Query["sid"].ToString(), isWebSocket);
+        switch (verdict.Kind)
         {
-            await WriteErrorAsync(context, EngineError.UnknownTransport);
-            return;
-        }
-
-        if ((transport == EngineIOOptions.WebSocket) != isWebSocket)
-        {
-            await WriteErrorAsync(context, EngineError.BadRequest);
-            return;
-        }
-
-        if (sid.Length > 0)
-        {
-            // a GET is the client waiting for data: if the ping timeout has passed (its timer may run
-            // late on a loaded machine) the session is over; a POST may carry the late pong itself
-            if (!_sessions.TryGetValue(sid, out var session) || (HttpMethods.IsGet(request.Method) && session.HeartbeatExpired()))
-            {
-                await WriteErrorAsync(context, EngineError.UnknownSid);
+            case EngineRequestKind.Error:
+                await WriteErrorAsync(Log, context, verdict.Error!);
                 return;
-            }
-
-            if (isWebSocket)
-            {
-                if (!_options.AllowUpgrades || !session.CanUpgrade)
+            case EngineRequestKind.Poll:
+                await verdict.Session!.HandlePollAsync(context);
+                return;
+            case EngineRequestKind.Post:
+                await verdict.Session!.HandlePostAsync(context);
+                return;
+            case EngineRequestKind.Upgrade:
+                using (var upgraded = await WebSocketTransport.AcceptAsync(context, _options.WebSocketMode))
                 {
-                    await WriteErrorAsync(context, EngineError.BadRequest);
-                    return;
+                    await verdict.Session!.RunUpgradeAsync(upgraded);
                 }
 
-                using var upgraded = await WebSocketTransport.AcceptAsync(context);
-                await session.RunUpgradeAsync(upgraded);
                 return;
-            }
-
-            if (session.Transport != EngineIOOptions.Polling)
-            {
-                await WriteErrorAsync(context, EngineError.BadRequest);
+            case EngineRequestKind.AcceptAndClose:
+                EngineLog.WebSocketAcceptedAndClosed(Log, request.Path.ToString(), request.QueryString.ToString());
+                await AcceptAndCloseAsync(context);
                 return;
-            }
-
-            if (HttpMethods.IsGet(request.Method))
-            {
-                await session.HandlePollAsync(context);
-            }
-            else if (HttpMethods.IsPost(request.Method))
-            {
-                await session.HandlePostAsync(context);
-            }
-            else
-            {
-                await WriteErrorAsync(context, EngineError.BadRequest);
-            }
-
-            return;
-        }
-
-        // a WebSocket handshake is a GET, or a CONNECT over HTTP/2 (RFC 8441)
-        if (!HttpMethods.IsGet(request.Method) && !(isWebSocket && HttpMethods.IsConnect(request.Method)))
-        {
-            await WriteErrorAsync(context, EngineError.BadHandshakeMethod);
-            return;
-        }
-
-        if (request.Query["EIO"] != "4")
-        {
-            await WriteErrorAsync(context, EngineError.UnsupportedProtocolVersion);
-            return;
         }
 
         var address = context.Connection.RemoteIpAddress;
         if (_limiter?.TryAdmit(address) is { } limited)
         {
-            await WriteErrorAsync(context, limited);
+            await WriteErrorAsync(Log, context, limited);
             return;
         }
 
         var opened = false;
         try
         {
-            if (_options.AllowRequest is { } allow)
+            if (await EngineRequestValidator.CheckAllowRequestAsync(_options, context) is { } forbidden)
             {
-                var refusal = await allow(context);
-                if (refusal is not null)
-                {
-                    await WriteErrorAsync(context, EngineError.Forbidden with { Message = refusal });
-                    return;
-                }
+                await WriteErrorAsync(Log, context, forbidden);
+                return;
+            }
+
+            if (isWebSocket && transport != EngineIOOptions.WebSocket)
+            {
+                // the polling transport does not run over a WebSocket: accepted, then closed (as the reference)
+                EngineLog.WebSocketAcceptedAndClosed(Log, request.Path.ToString(), request.QueryString.ToString());
+                await AcceptAndCloseAsync(context);
+                return;
+            }
+
+            // the reference server checks the version last, in its handshake
+            if (EngineRequestValidator.CheckVersion(request.Query["EIO"]) is { } unsupported)
+            {
+                await WriteErrorAsync(Log, context, unsupported);
+                return;
             }
 
             if (isWebSocket)
             {
-                using var socket = await WebSocketTransport.AcceptAsync(context);
+                using var socket = await WebSocketTransport.AcceptAsync(context, _options.WebSocketMode);
                 var session = Open(context, EngineIOOptions.WebSocket);
                 opened = true;
                 await session.RunWebSocketAsync(socket);
@@ -233,6 +200,47 @@ public sealed class EngineIOServer
             }
         }
     }
+
+    /// <summary>
+    /// Completes a WebSocket handshake and closes the socket at once, as the reference server's
+    /// <c>websocket.close()</c>: a close frame without a status code, then a moment for the client's
+    /// close frame. No WebSocket object is made for it (the runtime's cannot send a close frame
+    /// without a status), except over HTTP/2, which has no raw upgrade.
+    /// </summary>
+    private async Task AcceptAndCloseAsync(HttpContext context)
+    {
+        using var timeout = new CancellationTokenSource(_options.UpgradeTimeout, _options.TimeProvider);
+        var upgrade = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature>();
+        var key = context.Request.Headers.SecWebSocketKey.ToString();
+        try
+        {
+            if (upgrade is null || !upgrade.IsUpgradableRequest || key.Length == 0)
+            {
+                using var socket = await context.WebSockets.AcceptWebSocketAsync();
+                await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, timeout.Token);
+                return;
+            }
+
+            context.Response.Headers.Connection = "Upgrade";
+            context.Response.Headers.Upgrade = "websocket";
+            context.Response.Headers.SecWebSocketAccept = WebSocketTransport.AcceptKey(key);
+            await using var stream = await upgrade.UpgradeAsync();
+            await stream.WriteAsync(new byte[] { 0x88, 0x00 }, timeout.Token);
+            await stream.FlushAsync(timeout.Token);
+            // the client answers with its close frame and ends the connection; what it sends is not read further
+            var buffer = new byte[256];
+            while (await stream.ReadAsync(buffer, timeout.Token) > 0)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or System.Net.WebSockets.WebSocketException or IOException)
+        {
+            context.Abort();
+        }
+    }
+
+    internal bool TryGetSession(string sid, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out EngineSession? session) =>
+        _sessions.TryGetValue(sid, out session);
 
     private EngineSession Open(HttpContext context, string transport)
     {
@@ -257,6 +265,7 @@ public sealed class EngineIOServer
         var sidJson = JsonSerializer.Serialize(session.Id, EngineJsonContext.Default.String);
         var open = EngineMessage.Control(
             $"0{{\"sid\":{sidJson},\"upgrades\":{upgrades},\"pingInterval\":{(long)_options.PingInterval.TotalMilliseconds},\"pingTimeout\":{(long)_options.PingTimeout.TotalMilliseconds},\"maxPayload\":{_options.MaxPayload}}}");
+        EngineLog.SessionOpened(Log, session.Id, transport);
         session.Start(open);
         Handler.OnOpen(session);
         return session;
@@ -294,7 +303,9 @@ public sealed class EngineIOServer
             }
         }
 
-        if (preflight)
+        // without CORS, as the reference server without its cors middleware, an OPTIONS request is
+        // checked as any other (a handshake by OPTIONS: code 2)
+        if (preflight && cors is not null)
         {
             context.Response.StatusCode = StatusCodes.Status204NoContent;
             context.Response.ContentLength = 0;
@@ -304,14 +315,23 @@ public sealed class EngineIOServer
         return true;
     }
 
-    internal static async Task WriteErrorAsync(HttpContext context, EngineError error)
+    internal static async Task WriteErrorAsync(ILogger log, HttpContext context, EngineError error)
     {
         if (context.Response.HasStarted)
         {
             return;
         }
 
-        context.Response.StatusCode = error.Status;
+        if (log.IsEnabled(LogLevel.Debug))
+        {
+            EngineLog.RequestRefused(log, context.Request.Method, context.Request.Path.ToString(), context.Request.QueryString.ToString(), error.Status, error.Code, error.Message);
+        }
+
+        // a refused WebSocket request gets 400 whatever the reason, as from the reference server
+        // (its abortUpgrade); only our own per-address limit keeps its 429
+        context.Response.StatusCode = context.WebSockets.IsWebSocketRequest && error.Status != StatusCodes.Status429TooManyRequests
+            ? StatusCodes.Status400BadRequest
+            : error.Status;
         context.Response.ContentType = "application/json";
         var body = JsonSerializer.SerializeToUtf8Bytes(new EngineErrorBody(error.Code, error.Message), EngineJsonContext.Default.EngineErrorBody);
         context.Response.ContentLength = body.Length;

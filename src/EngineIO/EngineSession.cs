@@ -1,9 +1,5 @@
-using System.Buffers;
-using System.Net;
 using System.Net.WebSockets;
 using System.Text.Unicode;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 
 namespace EngineIO;
 
@@ -11,7 +7,7 @@ namespace EngineIO;
 /// One Engine.IO session: its transport (polling, then maybe WebSocket), its bounded send queue,
 /// its heartbeat. Packets are received in order and handed to the <see cref="IEngineHandler"/>.
 /// </summary>
-public sealed class EngineSession
+public sealed partial class EngineSession
 {
     private readonly EngineIOServer _server;
     private readonly EngineIOOptions _options;
@@ -112,8 +108,8 @@ public sealed class EngineSession
         {
             if (IsOpen && !message.IsVolatile)
             {
-                _server.Log.LogWarning("Session {Sid}: send queue full ({Count} packets, {Bytes} bytes), closing slow consumer", Id, _queue.Count, _queue.Bytes);
-                Abort(EngineCloseReason.TransportError);
+                EngineLog.SendQueueFull(_server.Log, Id, _queue.Count, _queue.Bytes);
+                Abort(EngineCloseReasonKind.TransportError);
             }
 
             return false;
@@ -180,9 +176,12 @@ public sealed class EngineSession
 
         if (!TryEnqueue(EngineMessage.ClosePacket))
         {
-            Abort(EngineCloseReason.ForcedClose);
+            Abort(EngineCloseReasonKind.ForcedClose);
         }
     }
+
+    /// <summary>Closes the session at once with the given reason; queued packets are discarded.</summary>
+    public void Abort(EngineCloseReasonKind reason) => Abort(reason.ToWireString());
 
     /// <summary>Closes the session at once with the given reason; queued packets are discarded.</summary>
     public void Abort(string reason)
@@ -224,6 +223,7 @@ public sealed class EngineSession
         Volatile.Read(ref _closed)?.Cancel();
         Volatile.Read(ref _ws)?.CancelReceive();
         _server.Remove(this);
+        EngineLog.SessionClosed(_server.Log, Id, reason);
         try
         {
             _server.Handler.OnClose(this, reason);
@@ -232,7 +232,7 @@ public sealed class EngineSession
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            _server.Log.LogError(ex, "Session {Sid}: close handler failed", Id);
+            EngineLog.CloseHandlerFailed(_server.Log, ex, Id);
         }
     }
 
@@ -275,7 +275,7 @@ public sealed class EngineSession
             return false;
         }
 
-        Abort(EngineCloseReason.PingTimeout);
+        Abort(EngineCloseReasonKind.PingTimeout);
         return true;
     }
 
@@ -315,15 +315,15 @@ public sealed class EngineSession
         var since = Interlocked.Read(ref _writeSince);
         if (since != 0 && _options.TimeProvider.GetElapsedTime(since) > _options.WriteTimeout)
         {
-            _server.Log.LogWarning("Session {Sid}: a write has been pending for over {Timeout}, closing slow consumer", Id, _options.WriteTimeout);
-            Abort(EngineCloseReason.TransportError);
+            EngineLog.WriteTimedOut(_server.Log, Id, _options.WriteTimeout);
+            Abort(EngineCloseReasonKind.TransportError);
             Volatile.Read(ref _ws)?.Abort();
             return;
         }
 
         if (Volatile.Read(ref _awaitingPong) != 0)
         {
-            Abort(EngineCloseReason.PingTimeout);
+            Abort(EngineCloseReasonKind.PingTimeout);
             return;
         }
 
@@ -356,8 +356,8 @@ public sealed class EngineSession
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    _server.Log.LogError(ex, "Session {Sid}: message handler failed", Id);
-                    Abort(EngineCloseReason.TransportError);
+                    EngineLog.MessageHandlerFailed(_server.Log, ex, Id);
+                    Abort(EngineCloseReasonKind.TransportError);
                 }
 
                 break;
@@ -368,651 +368,14 @@ public sealed class EngineSession
                 break;
             case EnginePacketType.Close:
                 _closeResponse = EngineMessage.Noop;
-                Abort(EngineCloseReason.TransportClose);
+                Abort(EngineCloseReasonKind.TransportClose);
                 break;
             case EnginePacketType.Noop:
                 break;
             default:
                 // ping (wrong heartbeat direction in v4), open, upgrade: not valid here
-                Abort(EngineCloseReason.ParseError);
+                Abort(EngineCloseReasonKind.ParseError);
                 break;
         }
-    }
-
-    // ---- HTTP long-polling ----
-
-    internal async Task HandlePollAsync(HttpContext context)
-    {
-        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (Interlocked.CompareExchange(ref _pollWaiter, waiter, null) is not null)
-        {
-            // a second GET while one is pending: the spec closes the session
-            Abort(EngineCloseReason.TransportError);
-            await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
-            return;
-        }
-
-        try
-        {
-            if (!_queue.IsEmpty || !IsOpen || _upgrading)
-            {
-                waiter.TrySetResult();
-            }
-
-            using (context.RequestAborted.Register(static s => ((EngineSession)s!).OnPollAborted(), this))
-            {
-                await waiter.Task;
-            }
-
-            if (context.RequestAborted.IsCancellationRequested)
-            {
-                return;
-            }
-
-            var packets = new List<EngineMessage>();
-            var closeAfter = false;
-            if (!IsOpen)
-            {
-                packets.Add(_closeResponse);
-            }
-            else if (_upgrading || _upgraded)
-            {
-                packets.Add(EngineMessage.Noop);
-            }
-            else
-            {
-                var size = 0;
-                while (size < _options.MaxPayload && TryDequeue(out var packet))
-                {
-                    packets.Add(packet);
-                    size += packet.Frame.Length;
-                    if (ReferenceEquals(packet, EngineMessage.ClosePacket))
-                    {
-                        closeAfter = true;
-                        break;
-                    }
-                }
-
-                if (packets.Count == 0)
-                {
-                    packets.Add(EngineMessage.Noop);
-                }
-            }
-
-            var writer = new ArrayBufferWriter<byte>(256);
-            PollingPayload.Encode(packets, writer);
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            context.Response.ContentType = "text/plain; charset=UTF-8";
-            context.Response.ContentLength = writer.WrittenCount;
-            EngineIOServer.CountSent(writer.WrittenCount);
-            await context.Response.Body.WriteAsync(writer.WrittenMemory, context.RequestAborted);
-            if (closeAfter)
-            {
-                Abort(EngineCloseReason.ForcedClose);
-            }
-        }
-        finally
-        {
-            Interlocked.CompareExchange(ref _pollWaiter, null, waiter);
-        }
-    }
-
-    private void OnPollAborted()
-    {
-        // the client went away while its GET was pending: the session is lost
-        Abort(EngineCloseReason.TransportClose);
-    }
-
-    internal async Task HandlePostAsync(HttpContext context)
-    {
-        if (Interlocked.Exchange(ref _postInProgress, 1) != 0)
-        {
-            Abort(EngineCloseReason.TransportError);
-            await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
-            return;
-        }
-
-        try
-        {
-            var declared = context.Request.ContentLength;
-            if (declared > _options.MaxPayload)
-            {
-                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadTooLarge(_options.MaxPayload));
-                return;
-            }
-
-            var body = await ReadBodyAsync(context.Request.Body, _options.MaxPayload, context.RequestAborted);
-            if (body is null)
-            {
-                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadTooLarge(_options.MaxPayload));
-                return;
-            }
-
-            if (!IsValidText(body.Value.Span))
-            {
-                // what a WebSocket text message that is not UTF-8 gets (1007), as an HTTP answer:
-                // nothing invalid reaches the handler, whichever the transport
-                Abort(EngineCloseReason.ParseError);
-                await EngineIOServer.WriteErrorAsync(context, EngineError.PayloadNotUtf8);
-                return;
-            }
-
-            var packets = new List<EngineMessage>();
-            if (!PollingPayload.TryDecode(body.Value, packets))
-            {
-                Abort(EngineCloseReason.ParseError);
-                await EngineIOServer.WriteErrorAsync(context, EngineError.BadRequest);
-                return;
-            }
-
-            foreach (var packet in packets)
-            {
-                OnPacket(packet);
-            }
-
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            context.Response.ContentType = "text/html";
-            context.Response.ContentLength = 2;
-            await context.Response.Body.WriteAsync("ok"u8.ToArray(), context.RequestAborted);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
-        {
-            Abort(EngineCloseReason.TransportError);
-        }
-        finally
-        {
-            Volatile.Write(ref _postInProgress, 0);
-        }
-    }
-
-    private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(Stream body, int max, CancellationToken ct)
-    {
-        var buffer = new byte[Math.Min(max + 1, 4096)];
-        var length = 0;
-        while (true)
-        {
-            if (length == buffer.Length)
-            {
-                if (buffer.Length > max)
-                {
-                    return null;
-                }
-
-                Array.Resize(ref buffer, Math.Min(buffer.Length * 2, max + 1));
-            }
-
-            var read = await body.ReadAsync(buffer.AsMemory(length), ct);
-            if (read == 0)
-            {
-                return buffer.AsMemory(0, length);
-            }
-
-            length += read;
-            if (length > max)
-            {
-                return null;
-            }
-        }
-    }
-
-    // ---- WebSocket ----
-
-    /// <summary>Runs the session over <paramref name="transport"/> until it ends and its last write is done.</summary>
-    internal Task RunWebSocketAsync(WebSocketTransport transport)
-    {
-        Volatile.Write(ref _ws, transport);
-        if (transport.Socket is PipeWebSocket pipe)
-        {
-            pipe.MaxMessageLength = _options.MaxPayload; // a frame that says it is longer gets 1009 at its header
-        }
-
-        Drain(transport); // what was queued before (the open packet, or packets queued while polling)
-        return ReadLoopAsync(transport.Socket); // one state machine per connection, not two
-    }
-
-    internal async Task RunUpgradeAsync(WebSocketTransport transport)
-    {
-        var socket = transport.Socket;
-        using var timeout = new CancellationTokenSource(_options.UpgradeTimeout, _options.TimeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, Closed);
-        var buffer = new byte[64];
-        try
-        {
-            while (true)
-            {
-                var result = await socket.ReceiveAsync(buffer, linked.Token);
-                if (result.MessageType != WebSocketMessageType.Text || !result.EndOfMessage)
-                {
-                    break;
-                }
-
-                var text = buffer.AsSpan(0, result.Count);
-                if (text.SequenceEqual("2probe"u8))
-                {
-                    await socket.SendAsync(EngineMessage.PongProbe.Frame, WebSocketMessageType.Text, true, linked.Token);
-                    lock (_gate)
-                    {
-                        _upgrading = true;
-                    }
-
-                    Volatile.Read(ref _pollWaiter)?.TrySetResult();
-                    continue;
-                }
-
-                if (text.SequenceEqual("5"u8) && _upgrading)
-                {
-                    lock (_gate)
-                    {
-                        _upgrading = false;
-                        _upgraded = true;
-                        Transport = EngineIOOptions.WebSocket;
-                    }
-
-                    Volatile.Read(ref _pollWaiter)?.TrySetResult();
-                    await RunWebSocketAsync(transport);
-                    return;
-                }
-
-                break;
-            }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException)
-        {
-        }
-
-        // the probe failed: the session goes on over polling
-        lock (_gate)
-        {
-            _upgrading = false;
-        }
-
-        socket.Abort();
-    }
-
-    private async Task ReadLoopAsync(WebSocket socket)
-    {
-        var reason = EngineCloseReason.TransportClose;
-        try
-        {
-            while (IsOpen)
-            {
-                // wait for the next message without holding a buffer: idle sessions cost no memory here
-                if (socket is PipeWebSocket pipe)
-                {
-                    pipe.EndWait(await pipe.WaitReadableAsync());
-                }
-
-                var peek = await socket.ReceiveAsync(Memory<byte>.Empty, ReceiveToken(socket));
-                if (peek.MessageType == WebSocketMessageType.Close)
-                {
-                    reason = _forcedClosing ? EngineCloseReason.ForcedClose : EngineCloseReason.TransportClose;
-                    break;
-                }
-
-                var (status, message) = peek.EndOfMessage
-                    ? (ReadStatus.Complete, peek.MessageType == WebSocketMessageType.Binary ? EngineMessage.Binary(Array.Empty<byte>()) : null)
-                    : await ReadMessageAsync(socket, peek.MessageType);
-                if (status == ReadStatus.Closed)
-                {
-                    reason = _forcedClosing ? EngineCloseReason.ForcedClose : EngineCloseReason.TransportClose;
-                    break;
-                }
-
-                if (status == ReadStatus.NotUtf8)
-                {
-                    // what the runtime WebSocket does for text that is not UTF-8 (RFC 6455 8.1)
-                    reason = EngineCloseReason.TransportError;
-                    await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.InvalidPayloadData, null);
-                    break;
-                }
-
-                if (status == ReadStatus.TooBig)
-                {
-                    reason = EngineCloseReason.TransportError;
-                    await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, "Max payload size exceeded");
-                    break;
-                }
-
-                if (message is null)
-                {
-                    reason = EngineCloseReason.ParseError;
-                    break;
-                }
-
-                OnPacket(message);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (Exception ex) when (ex is WebSocketException or IOException)
-        {
-            // the connection failed (a reset comes from the pipe WebSocket's idle wait as the
-            // transport's IOException)
-            reason = EngineCloseReason.TransportError;
-        }
-
-        Abort(reason);
-
-        // a client's close frame is answered with ours (RFC 6455 5.5.1), echoing its status; a
-        // close frame we sent (e.g. 1009 for a message over MaxPayload) must reach the client:
-        // aborting would reset the connection before Kestrel flushes it, so only an open socket is cut
-        if (socket.State == WebSocketState.CloseReceived)
-        {
-            await CloseSocketQuietlyAsync(socket, socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, null);
-        }
-        else if (socket.State == WebSocketState.Open)
-        {
-            Volatile.Read(ref _ws)?.Abort(); // the connection too: a write the client holds up ends
-        }
-
-        await Volatile.Read(ref _writeTail);
-        _heartbeat.Dispose();
-    }
-
-    /// <summary>The pipe WebSocket's receives are ended by CancelReceive (see Abort); the runtime's by this token.</summary>
-    private CancellationToken ReceiveToken(WebSocket socket) => socket is PipeWebSocket ? CancellationToken.None : Closed;
-
-    private enum ReadStatus
-    {
-        Complete,
-        Closed,
-        TooBig,
-        NotUtf8,
-    }
-
-    /// <summary>Reads one whole message into a pooled buffer and copies it out; null message when malformed.</summary>
-    private async Task<(ReadStatus, EngineMessage?)> ReadMessageAsync(WebSocket socket, WebSocketMessageType type)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(4096);
-        var length = 0;
-        try
-        {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, _options.MaxPayload + 1));
-                    buffer.AsSpan(0, length).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = bigger;
-                }
-
-                var result = await socket.ReceiveAsync(buffer.AsMemory(length), ReceiveToken(socket));
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return (ReadStatus.Closed, null);
-                }
-
-                length += result.Count;
-                if (length > _options.MaxPayload)
-                {
-                    return (ReadStatus.TooBig, null);
-                }
-
-                if (result.EndOfMessage)
-                {
-                    break;
-                }
-            }
-
-            var data = buffer.AsSpan(0, length).ToArray();
-            if (type == WebSocketMessageType.Binary)
-            {
-                return (ReadStatus.Complete, EngineMessage.Binary(data));
-            }
-
-            if (!IsValidText(data))
-            {
-                return (ReadStatus.NotUtf8, null);
-            }
-
-            return (ReadStatus.Complete, data.Length > 0 && IsValidTextPacketType(data[0]) ? EngineMessage.FromTextFrame(data) : null);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>
-    /// Writes the queue out on the calling thread (the flusher's round), batch by batch, each
-    /// batch one write and one flush. Only one thread drains at a time: one that finds the flag
-    /// taken leaves the packets to the drainer, which looks again before it lets go. A write that
-    /// cannot complete at once (the client reads slowly) is finished asynchronously, and the
-    /// drain goes on from there; the flusher never waits for one connection.
-    /// </summary>
-    private void Drain(WebSocketTransport ws)
-    {
-        while (IsOpen && !_queue.IsEmpty && Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
-        {
-            ValueTask pending;
-            byte[]? buffer;
-            try
-            {
-                (pending, buffer) = WriteBatch(ws);
-            }
-            catch (Exception ex) when (IsTransportFailure(ex))
-            {
-                Abort(EngineCloseReason.TransportError);
-                return;
-            }
-
-            if (buffer is null)
-            {
-                // the close packet is next: the drain ends with the closing handshake
-                Volatile.Write(ref _writeTail, CloseAfterFlushAsync(ws));
-                return;
-            }
-
-            if (!pending.IsCompleted)
-            {
-                Volatile.Write(ref _writeTail, DrainAsync(ws, pending, buffer));
-                return;
-            }
-
-            try
-            {
-                pending.GetAwaiter().GetResult();
-            }
-            catch (Exception ex) when (IsTransportFailure(ex))
-            {
-                Abort(EngineCloseReason.TransportError);
-                return;
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-
-            Volatile.Write(ref _draining, 0);
-        }
-    }
-
-    /// <summary>Finishes a write that went asynchronous, then drains the rest the same way.</summary>
-    private async Task DrainAsync(WebSocketTransport ws, ValueTask pending, byte[] buffer)
-    {
-        try
-        {
-            while (true)
-            {
-                try
-                {
-                    if (!pending.IsCompleted)
-                    {
-                        Interlocked.Exchange(ref _writeSince, Math.Max(1, _options.TimeProvider.GetTimestamp()));
-                    }
-
-                    await pending;
-                }
-                finally
-                {
-                    Interlocked.Exchange(ref _writeSince, 0);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-
-                if (!IsOpen || _queue.IsEmpty)
-                {
-                    break;
-                }
-
-                (pending, var next) = WriteBatch(ws);
-                if (next is null)
-                {
-                    await CloseAfterFlushAsync(ws);
-                    return;
-                }
-
-                buffer = next;
-            }
-        }
-        catch (Exception ex) when (IsTransportFailure(ex))
-        {
-            Abort(EngineCloseReason.TransportError);
-            return;
-        }
-
-        Volatile.Write(ref _draining, 0);
-        Drain(ws); // anything queued while the flag was held
-    }
-
-    /// <summary>
-    /// Lays out the queued packets that fit in one batch (at least one) as WebSocket frames in a
-    /// pooled buffer and starts writing them. Returns a null buffer, having taken it off the
-    /// queue, when the next packet is the close packet. The caller returns the buffer to the pool
-    /// once the write has completed.
-    /// </summary>
-    private (ValueTask Pending, byte[]? Buffer) WriteBatch(WebSocketTransport ws)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(4096);
-        var length = 0;
-        lock (_gate)
-        {
-            while (_queue.TryPeek(out var packet))
-            {
-                if (ReferenceEquals(packet, EngineMessage.ClosePacket))
-                {
-                    // what was queued before the close goes first
-                    if (length == 0)
-                    {
-                        _queue.TryDequeue(out _);
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        return (default, null);
-                    }
-
-                    break;
-                }
-
-                var need = WebSocketTransport.FrameLength(packet.Frame.Length);
-                if (length + need > buffer.Length)
-                {
-                    if (length > 0 && length + need > WebSocketTransport.MaxBatchBytes)
-                    {
-                        break;
-                    }
-
-                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(length + need, Math.Min(buffer.Length * 2, WebSocketTransport.MaxBatchBytes)));
-                    buffer.AsSpan(0, length).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = bigger;
-                }
-
-                _queue.TryDequeue(out _);
-                length += WebSocketTransport.WriteFrame(buffer.AsSpan(length), packet.Frame.Span, packet.IsBinary);
-            }
-        }
-
-        try
-        {
-            EngineIOServer.CountSent(length);
-            return (ws.SendFramesAsync(buffer.AsMemory(0, length)), buffer);
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
-        }
-    }
-
-    /// <summary>A forced close: the close frame after everything queued before it, then the end.</summary>
-    private async Task CloseAfterFlushAsync(WebSocketTransport ws)
-    {
-        // complete the closing handshake, so the frames sent before reach the client
-        _forcedClosing = true;
-        await CloseSocketQuietlyAsync(ws.Socket, WebSocketCloseStatus.NormalClosure, null);
-        try
-        {
-            await Task.Delay(TimeSpan.FromSeconds(1), _options.TimeProvider, Closed);
-        }
-        catch (OperationCanceledException)
-        {
-            // the read loop saw the client's close frame
-        }
-
-        Abort(EngineCloseReason.ForcedClose);
-    }
-
-    private static bool IsTransportFailure(Exception ex) =>
-        ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException;
-
-    private static async Task CloseSocketQuietlyAsync(WebSocket socket, WebSocketCloseStatus status, string? description)
-    {
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
-            await socket.CloseOutputAsync(status, description, cts.Token);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException or InvalidOperationException)
-        {
-        }
-    }
-}
-
-/// <summary>What the handshake request of a session carried, kept after the request ends.</summary>
-public sealed class EngineRequestInfo
-{
-    private readonly string[] _pairs; // the headers' names and values, then the query's
-    private readonly int _queryStart;
-
-    /// <summary>The request's headers (names distinct, case-insensitively) and query (names distinct).</summary>
-    internal EngineRequestInfo(IReadOnlyCollection<KeyValuePair<string, string>> headers, IReadOnlyCollection<KeyValuePair<string, string>> query, IPAddress? remoteAddress, string url, bool secure)
-    {
-        (_pairs, _queryStart) = CompactStringMap.Flatten(headers, query);
-        RemoteAddress = remoteAddress;
-        Url = url;
-        Secure = secure;
-    }
-
-    /// <summary>The handshake's headers, names case-insensitive (repeated fields joined with ",").</summary>
-    public IReadOnlyDictionary<string, string> Headers => new CompactStringMap(_pairs, 0, _queryStart, StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>The handshake's query parameters.</summary>
-    public IReadOnlyDictionary<string, string> Query => new CompactStringMap(_pairs, _queryStart, _pairs.Length, StringComparison.Ordinal);
-
-    /// <summary>The client's address, when the transport knows it.</summary>
-    public IPAddress? RemoteAddress { get; }
-
-    /// <summary>The handshake request's path and query.</summary>
-    public string Url { get; }
-
-    /// <summary>Whether the handshake came over HTTPS.</summary>
-    public bool Secure { get; }
-
-    internal static EngineRequestInfo From(HttpContext context)
-    {
-        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        foreach (var header in context.Request.Headers)
-        {
-            headers[header.Key] = header.Value.ToString();
-        }
-
-        var query = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var item in context.Request.Query)
-        {
-            query[item.Key] = item.Value.ToString();
-        }
-
-        var url = context.Request.PathBase + context.Request.Path + context.Request.QueryString;
-        return new EngineRequestInfo(headers, query, context.Connection.RemoteIpAddress, url, context.Request.IsHttps);
     }
 }

@@ -28,4 +28,52 @@ public static class EngineCloseReason
     public const string ForcedClose = "forced close";
     /// <summary>The server is stopping.</summary>
     public const string ServerShuttingDown = "server shutting down";
+
+    /// <summary>The reference server's string for <paramref name="reason"/> (what <see cref="IEngineHandler.OnClose"/> receives).</summary>
+    public static string ToWireString(this EngineCloseReasonKind reason) => reason switch
+    {
+        EngineCloseReasonKind.TransportClose => TransportClose,
+        EngineCloseReasonKind.TransportError => TransportError,
+        EngineCloseReasonKind.PingTimeout => PingTimeout,
+        EngineCloseReasonKind.ParseError => ParseError,
+        EngineCloseReasonKind.ForcedClose => ForcedClose,
+        EngineCloseReasonKind.ServerShuttingDown => ServerShuttingDown,
+        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "Not an Engine.IO close reason."),
+    };
+
+    /// <summary>The close reason whose reference string is <paramref name="reason"/>; false for any other string.</summary>
+    public static bool TryParse(string? reason, out EngineCloseReasonKind kind)
+    {
+        (var known, kind) = reason switch
+        {
+            TransportClose => (true, EngineCloseReasonKind.TransportClose),
+            TransportError => (true, EngineCloseReasonKind.TransportError),
+            PingTimeout => (true, EngineCloseReasonKind.PingTimeout),
+            ParseError => (true, EngineCloseReasonKind.ParseError),
+            ForcedClose => (true, EngineCloseReasonKind.ForcedClose),
+            ServerShuttingDown => (true, EngineCloseReasonKind.ServerShuttingDown),
+            _ => (false, default(EngineCloseReasonKind)),
+        };
+        return known;
+    }
+}
+
+/// <summary>
+/// Engine.IO close reasons as values; <see cref="EngineCloseReason.ToWireString"/> gives the
+/// reference server's string, which is what travels and what <see cref="IEngineHandler.OnClose"/> receives.
+/// </summary>
+public enum EngineCloseReasonKind
+{
+    /// <summary>"transport close": the client closed the connection.</summary>
+    TransportClose,
+    /// <summary>"transport error": the transport failed (or a slow consumer overflowed its buffer).</summary>
+    TransportError,
+    /// <summary>"ping timeout": no pong arrived within the ping timeout.</summary>
+    PingTimeout,
+    /// <summary>"parse error": the client sent a packet that cannot be decoded.</summary>
+    ParseError,
+    /// <summary>"forced close": the server closed the session.</summary>
+    ForcedClose,
+    /// <summary>"server shutting down": the server is stopping.</summary>
+    ServerShuttingDown,
 }

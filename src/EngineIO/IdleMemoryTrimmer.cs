@@ -206,7 +206,7 @@ public sealed class IdleMemoryTrimmer : IHostedService, IDisposable
             _lastSent = _target.SentBytes;
             _lastCheck = _time.GetTimestamp();
             _trims++;
-            _log.LogInformation("Idle memory trim: working set {Before} MB -> {After} MB, {Pause} ms pause", workingSet >> 20, after >> 20, (int)pause.TotalMilliseconds);
+            EngineLog.IdleMemoryTrimmed(_log, workingSet >> 20, after >> 20, (int)pause.TotalMilliseconds);
         }
         finally
         {

@@ -64,8 +64,8 @@ internal sealed class WebSocketFlusher(EngineIOOptions options, ILogger log) : I
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    log.LogError(ex, "Session {Sid}: write failed", session.Id);
-                    session.Abort(EngineCloseReason.TransportError);
+                    EngineLog.WriteFailed(log, ex, session.Id);
+                    session.Abort(EngineCloseReasonKind.TransportError);
                 }
             }
 

@@ -1,10 +1,8 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Timeouts;
@@ -12,44 +10,33 @@ using Microsoft.AspNetCore.Http.Timeouts;
 namespace EngineIO;
 
 /// <summary>
-/// A server WebSocket whose outgoing data frames we frame ourselves, so that all the packets a
-/// session has queued go out in ONE write and one flush (one send system call), where
-/// <see cref="WebSocket.SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, bool, CancellationToken)"/>
-/// writes and flushes each frame on its own. Receiving, control frames (ping/pong/close) and the
-/// closing handshake stay with the runtime's <see cref="WebSocket"/>, created over a stream that
-/// serialises its writes with ours, so frames never interleave.
+/// A session's WebSocket, whichever <see cref="EngineWebSocketMode"/> made it: the session
+/// receives through <see cref="Socket"/> and sends batches of frames laid out by
+/// <see cref="WriteFrame(Span{byte}, ReadOnlySpan{byte}, bool)"/> through <see cref="SendFramesAsync"/>;
+/// what differs between the modes stays behind these members.
 /// </summary>
-internal sealed class WebSocketTransport : IDisposable
+internal abstract class WebSocketTransport : IDisposable
 {
     private const string AcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
     /// <summary>How many bytes of queued frames one write carries at most.</summary>
     internal const int MaxBatchBytes = 32 * 1024;
 
-    private readonly SerializedStream? _stream;
-    private readonly object? _connection; // the HttpContext or the ConnectionContext under the socket, for Abort
-
-    private WebSocketTransport(WebSocket socket, SerializedStream? stream, object? connection)
-    {
-        Socket = socket;
-        _stream = stream;
-        _connection = connection;
-    }
-
-    /// <summary>The runtime WebSocket: receive, close, abort.</summary>
-    public WebSocket Socket { get; }
+    /// <summary>The WebSocket: receive, close, abort.</summary>
+    public abstract WebSocket Socket { get; }
 
     /// <summary>
-    /// Completes the handshake of a WebSocket request. HTTP/1.1 upgrades (every Engine.IO client)
-    /// get our batched framing; anything else (HTTP/2 extended CONNECT) the runtime WebSocket as is.
+    /// Completes the handshake of a WebSocket request on the HTTP path. <see cref="EngineWebSocketMode.Runtime"/>,
+    /// and any request that is not an HTTP/1.1 upgrade (HTTP/2 extended CONNECT), get the runtime
+    /// WebSocket as is; otherwise our batched framing over the upgraded stream.
     /// </summary>
-    public static async Task<WebSocketTransport> AcceptAsync(HttpContext context)
+    public static async Task<WebSocketTransport> AcceptAsync(HttpContext context, EngineWebSocketMode mode)
     {
         var upgrade = context.Features.Get<IHttpUpgradeFeature>();
         var key = context.Request.Headers.SecWebSocketKey.ToString();
-        if (upgrade is null || !upgrade.IsUpgradableRequest || key.Length == 0)
+        if (mode == EngineWebSocketMode.Runtime || upgrade is null || !upgrade.IsUpgradableRequest || key.Length == 0)
         {
-            return new WebSocketTransport(await context.WebSockets.AcceptWebSocketAsync(), null, context);
+            return new RuntimeWebSocketTransport(await context.WebSockets.AcceptWebSocketAsync(), context);
         }
 
         var headers = context.Response.Headers;
@@ -58,48 +45,51 @@ internal sealed class WebSocketTransport : IDisposable
         headers.SecWebSocketAccept = AcceptKey(key);
         context.Features.Get<IHttpRequestTimeoutFeature>()?.DisableTimeout();
         // Engine.IO has its own heartbeat: no keep-alive timer per connection
-        return Create(await upgrade.UpgradeAsync(), context);
+        return new FramedWebSocketTransport(await upgrade.UpgradeAsync(), context);
     }
 
-    /// <summary>A server WebSocket over an upgraded connection the caller has answered with 101.</summary>
-    internal static WebSocketTransport Create(Stream upgraded, HttpContext? context = null)
-    {
-        var stream = new SerializedStream(upgraded);
-        var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
-        {
-            IsServer = true,
-            KeepAliveInterval = TimeSpan.Zero,
-        });
-        return new WebSocketTransport(socket, stream, context);
-    }
-
-    /// <summary>A server WebSocket directly over the pipes of a connection the caller has answered with 101.</summary>
-    internal static WebSocketTransport Create(ConnectionContext connection) => new(new PipeWebSocket(connection.Transport), null, connection);
+    /// <summary>
+    /// Sends whole frames already laid out by <c>WriteFrame</c>. Throws
+    /// <see cref="WebSocketException"/> once a close frame has gone out (no data may follow it).
+    /// </summary>
+    public abstract ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames);
 
     /// <summary>
     /// Cuts the connection: the socket is aborted and so is the connection under it, which ends a
     /// write the client holds up by not reading (aborting the socket alone leaves that write, and
     /// the connection with the bytes it holds, to the client's goodwill).
     /// </summary>
-    public void Abort()
-    {
-        Socket.Abort();
-        switch (_connection)
-        {
-            case ConnectionContext connection:
-                connection.Abort(new ConnectionAbortedException("The WebSocket session was aborted."));
-                break;
-            case HttpContext context:
-                context.Abort();
-                break;
-        }
-    }
+    public abstract void Abort();
 
     /// <summary>
     /// Ends a pending receive with <see cref="OperationCanceledException"/> where the token given to
-    /// the receive does not (the pipe WebSocket); the runtime WebSocket is ended by that token.
+    /// the receive does not (see <see cref="ReceiveToken"/>).
     /// </summary>
-    public void CancelReceive() => (Socket as PipeWebSocket)?.CancelReceive();
+    public virtual void CancelReceive()
+    {
+    }
+
+    /// <summary>The token to give each receive: the session's <paramref name="closed"/> token, or none when <see cref="CancelReceive"/> ends receives.</summary>
+    public virtual CancellationToken ReceiveToken(CancellationToken closed) => closed;
+
+    /// <summary>
+    /// A message whose frame header announces more than this many bytes is refused at its header
+    /// (1009) where the WebSocket can tell; otherwise the session counts the bytes as they come.
+    /// </summary>
+    public virtual void LimitMessageLength(int maxPayload)
+    {
+    }
+
+    /// <summary>
+    /// Waits until bytes arrive, holding no buffer, where the WebSocket can (an idle session then
+    /// holds no receive state); completes at once otherwise. Pass the result to <see cref="EndWait"/>.
+    /// </summary>
+    public virtual ValueTask<ReadResult> WaitReadableAsync() => default;
+
+    /// <summary>Ends a wait of <see cref="WaitReadableAsync"/>; throws if it was cancelled.</summary>
+    public virtual void EndWait(in ReadResult result)
+    {
+    }
 
     internal static string AcceptKey(string key)
     {
@@ -142,101 +132,5 @@ internal sealed class WebSocketTransport : IDisposable
         return header + payload.Length;
     }
 
-    /// <summary>
-    /// Sends whole frames already laid out by <c>WriteFrame</c>, in one write. Throws
-    /// <see cref="WebSocketException"/> once a close frame has gone out (no data may follow it).
-    /// </summary>
-    public ValueTask SendFramesAsync(ReadOnlyMemory<byte> frames) =>
-        Socket is PipeWebSocket pipe ? pipe.SendFramesAsync(frames)
-        : _stream is null ? SendOneByOneAsync(frames) : _stream.WriteDataAsync(frames);
-
-    // the runtime WebSocket only sends a frame at a time: unpack the batch
-    private async ValueTask SendOneByOneAsync(ReadOnlyMemory<byte> frames)
-    {
-        while (frames.Length > 0)
-        {
-            var span = frames.Span;
-            var binary = (span[0] & 0x0F) == 0x2;
-            var (header, length) = (span[1] & 0x7F) switch
-            {
-                126 => (4, (int)BinaryPrimitives.ReadUInt16BigEndian(span[2..])),
-                127 => (10, (int)BinaryPrimitives.ReadUInt64BigEndian(span[2..])),
-                var n => (2, (int)n),
-            };
-            await Socket.SendAsync(frames.Slice(header, length), binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, CancellationToken.None);
-            frames = frames[(header + length)..];
-        }
-    }
-
-    public void Dispose() => Socket.Dispose();
-
-    /// <summary>
-    /// The upgraded connection as the runtime WebSocket sees it: reads pass through; its writes
-    /// (control frames) and our data batches take turns, and data stops after a close frame.
-    /// </summary>
-    private sealed class SerializedStream(Stream inner) : AsyncDuplexStream
-    {
-        private readonly SemaphoreSlim _writeLock = new(1, 1);
-        private volatile bool _closeSent;
-
-        public async ValueTask WriteDataAsync(ReadOnlyMemory<byte> frames)
-        {
-            await _writeLock.WaitAsync();
-            try
-            {
-                if (_closeSent)
-                {
-                    throw new WebSocketException(WebSocketError.InvalidState, "The WebSocket close frame has been sent.");
-                }
-
-                await inner.WriteAsync(frames);
-            }
-            finally
-            {
-                _writeLock.Release();
-            }
-        }
-
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            await _writeLock.WaitAsync(cancellationToken);
-            try
-            {
-                // the runtime writes each frame whole: a close frame is opcode 8
-                if (buffer.Length > 0 && (buffer.Span[0] & 0x0F) == 0x8)
-                {
-                    _closeSent = true;
-                }
-
-                await inner.WriteAsync(buffer, cancellationToken);
-            }
-            finally
-            {
-                _writeLock.Release();
-            }
-        }
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            inner.ReadAsync(buffer, cancellationToken);
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-        public override void Flush() => inner.Flush();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-
-        public override async ValueTask DisposeAsync()
-        {
-            await inner.DisposeAsync();
-            await base.DisposeAsync();
-        }
-    }
+    public virtual void Dispose() => Socket.Dispose();
 }

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using EngineIO;
-using Microsoft.Extensions.Logging;
 using SocketIO.Parser;
 
 namespace SocketIO;
@@ -137,8 +136,8 @@ internal sealed class Client
 
         if (status == DecodeStatus.Error || packet is null)
         {
-            Server.Log.LogDebug("Session {Sid}: invalid packet ({Error}), closing", Session.Id, error);
-            Session.Abort(EngineCloseReason.ParseError);
+            SocketIOLog.InvalidPacket(Server.Log, Session.Id, error);
+            Session.Abort(EngineCloseReasonKind.ParseError);
             return;
         }
 
@@ -166,7 +165,7 @@ internal sealed class Client
         }
         else
         {
-            Server.Log.LogDebug("Session {Sid}: packet {Type} in invalid state for {Nsp}, closing", Session.Id, packet.Type, packet.Namespace);
+            SocketIOLog.PacketInInvalidState(Server.Log, Session.Id, packet.Type, packet.Namespace);
             Close();
         }
     }
@@ -203,7 +202,7 @@ internal sealed class Client
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Server.Log.LogError(ex, "Session {Sid}: connecting to {Nsp} failed", Session.Id, Echoed(name));
+            SocketIOLog.ConnectFailed(Server.Log, ex, Session.Id, Echoed(name));
             Send(Server.Parser.Encode(SocketPacketType.ConnectError, Echoed(name), null, new Dictionary<string, string> { ["message"] = "Internal server error" }));
         }
         finally
@@ -247,7 +246,7 @@ internal sealed class Client
 
         if (none && Session.IsOpen)
         {
-            Server.Log.LogDebug("Session {Sid}: no namespace joined within the connect timeout, closing", Session.Id);
+            SocketIOLog.ConnectTimeout(Server.Log, Session.Id);
             Close();
         }
     }

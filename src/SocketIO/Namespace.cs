@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using Microsoft.Extensions.Logging;
 using SocketIO.Adapters;
 using SocketIO.Parser;
 
@@ -164,7 +163,7 @@ public sealed class Namespace
             // would overflow it at once, so such a client starts a fresh session (recovered false)
             if (restored is not null && (restored.MissedPackets.Count + 1 > Server.Options.Engine.MaxBufferedPackets || !ReplayFits(restored)))
             {
-                Server.Log.LogInformation("Not recovering session {Pid}: {Count} missed packets exceed the send queue", restored.Session.Pid, restored.MissedPackets.Count);
+                SocketIOLog.RecoveryDeclined(Server.Log, restored.Session.Pid, restored.MissedPackets.Count);
                 restored = null;
             }
         }
@@ -202,7 +201,7 @@ public sealed class Namespace
                         return null;
                     }
 
-                    Server.Log.LogDebug(ex, "Middleware of {Nsp} refused a connection", Name);
+                    SocketIOLog.MiddlewareRefused(Server.Log, ex, Name);
                     Reject(client, ex.Message, null);
                     return null;
                 }
@@ -285,7 +284,7 @@ public sealed class Namespace
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                Server.Log.LogError(ex, "Connection handler of {Nsp} failed", Name);
+                SocketIOLog.ConnectionHandlerFailed(Server.Log, ex, Name);
             }
         }
     }
@@ -300,7 +299,7 @@ public sealed class Namespace
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Server.Log.LogError(ex, "Connection handler of {Nsp} failed", Name);
+            SocketIOLog.ConnectionHandlerFailed(Server.Log, ex, Name);
         }
     }
 

@@ -28,7 +28,64 @@ public static class DisconnectReason
     public const string ServerShuttingDown = EngineCloseReason.ServerShuttingDown;
 
     internal static bool IsRecoverable(string reason) =>
-        reason is TransportClose or TransportError or PingTimeout or ForcedClose or ServerShuttingDown;
+        TryParse(reason, out var kind) && kind is DisconnectReasonKind.TransportClose or DisconnectReasonKind.TransportError
+            or DisconnectReasonKind.PingTimeout or DisconnectReasonKind.ForcedClose or DisconnectReasonKind.ServerShuttingDown;
+
+    /// <summary>The reference server's string for <paramref name="reason"/> (what the disconnect handlers receive).</summary>
+    public static string ToWireString(this DisconnectReasonKind reason) => reason switch
+    {
+        DisconnectReasonKind.ServerNamespaceDisconnect => ServerNamespaceDisconnect,
+        DisconnectReasonKind.ClientNamespaceDisconnect => ClientNamespaceDisconnect,
+        DisconnectReasonKind.TransportClose => TransportClose,
+        DisconnectReasonKind.TransportError => TransportError,
+        DisconnectReasonKind.PingTimeout => PingTimeout,
+        DisconnectReasonKind.ParseError => ParseError,
+        DisconnectReasonKind.ForcedClose => ForcedClose,
+        DisconnectReasonKind.ServerShuttingDown => ServerShuttingDown,
+        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "Not a Socket.IO disconnect reason."),
+    };
+
+    /// <summary>The disconnect reason whose reference string is <paramref name="reason"/>; false for any other string.</summary>
+    public static bool TryParse(string? reason, out DisconnectReasonKind kind)
+    {
+        (var known, kind) = reason switch
+        {
+            ServerNamespaceDisconnect => (true, DisconnectReasonKind.ServerNamespaceDisconnect),
+            ClientNamespaceDisconnect => (true, DisconnectReasonKind.ClientNamespaceDisconnect),
+            TransportClose => (true, DisconnectReasonKind.TransportClose),
+            TransportError => (true, DisconnectReasonKind.TransportError),
+            PingTimeout => (true, DisconnectReasonKind.PingTimeout),
+            ParseError => (true, DisconnectReasonKind.ParseError),
+            ForcedClose => (true, DisconnectReasonKind.ForcedClose),
+            ServerShuttingDown => (true, DisconnectReasonKind.ServerShuttingDown),
+            _ => (false, default(DisconnectReasonKind)),
+        };
+        return known;
+    }
+}
+
+/// <summary>
+/// Socket.IO disconnect reasons as values; <see cref="DisconnectReason.ToWireString"/> gives the
+/// reference server's string, which is what the disconnect handlers receive.
+/// </summary>
+public enum DisconnectReasonKind
+{
+    /// <summary>"server namespace disconnect": the server disconnected the socket.</summary>
+    ServerNamespaceDisconnect,
+    /// <summary>"client namespace disconnect": the client left the namespace.</summary>
+    ClientNamespaceDisconnect,
+    /// <summary>"transport close": the client closed the connection.</summary>
+    TransportClose,
+    /// <summary>"transport error": the connection failed.</summary>
+    TransportError,
+    /// <summary>"ping timeout": the client did not answer the ping in time.</summary>
+    PingTimeout,
+    /// <summary>"parse error": the client sent a packet that cannot be decoded.</summary>
+    ParseError,
+    /// <summary>"forced close": the server closed the connection.</summary>
+    ForcedClose,
+    /// <summary>"server shutting down": the server is stopping.</summary>
+    ServerShuttingDown,
 }
 
 /// <summary>A client's connection to one namespace.</summary>
@@ -217,7 +274,7 @@ public sealed class Socket
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.LogError(ex, "Socket {SocketId}: connect-aborted handler failed", Id);
+            SocketIOLog.ConnectAbortedHandlerFailed(Log, ex, Id);
         }
     }
 
@@ -385,7 +442,7 @@ public sealed class Socket
                 var waiting = _waiting ??= new();
                 if (waiting.Count >= Namespace.Server.Options.MaxQueuedEventsPerSocket)
                 {
-                    Log.LogWarning("Socket {SocketId}: {Count} events wait for a running handler, disconnecting", Id, waiting.Count);
+                    SocketIOLog.HandlersBacklogged(Log, Id, waiting.Count);
                     waiting.Clear();
                     _ = Task.Run(() => Disconnect(close: true));
                     return;
@@ -458,7 +515,7 @@ public sealed class Socket
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.LogError(ex, "Socket {SocketId}: handler of {Event} failed", Id, context.EventName);
+            SocketIOLog.EventHandlerFailed(Log, ex, Id, context.EventName);
             return ValueTask.CompletedTask;
         }
     }
@@ -481,7 +538,7 @@ public sealed class Socket
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.LogError(ex, "Socket {SocketId}: handler of {Event} failed", Id, name);
+            SocketIOLog.EventHandlerFailed(Log, ex, Id, name);
         }
     }
 
@@ -528,7 +585,7 @@ public sealed class Socket
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                Log.LogError(ex, "Socket {SocketId}: disconnect handler failed", Id);
+                SocketIOLog.DisconnectHandlerFailed(Log, ex, Id);
             }
         }
     }

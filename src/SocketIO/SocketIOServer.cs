@@ -4,7 +4,6 @@ using System.Text.RegularExpressions;
 using EngineIO;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using SocketIO.Adapters;
 using SocketIO.Parser;
 
 namespace SocketIO;

@@ -40,6 +40,7 @@ public sealed class ConformanceServer : IAsyncDisposable
             o.Engine.PingInterval = TimeSpan.FromMilliseconds(300);
             o.Engine.PingTimeout = TimeSpan.FromMilliseconds(200);
             o.Engine.MaxPayload = 1_000_000;
+            o.Engine.WebSocketMode = WebSocketModeFromEnvironment();
             o.Engine.Cors = new EngineCorsOptions { Origins = ["*"] };
             o.ConnectTimeout = TimeSpan.FromMilliseconds(1000);
             configure?.Invoke(o);
@@ -53,6 +54,7 @@ public sealed class ConformanceServer : IAsyncDisposable
             o.PingTimeout = TimeSpan.FromMilliseconds(200);
             o.MaxPayload = 1_000_000;
             o.Cors = new EngineCorsOptions { Origins = ["*"] };
+            o.WebSocketMode = WebSocketModeFromEnvironment();
         });
 
         var io = app.Services.GetRequiredService<SocketIOServer>();
@@ -70,6 +72,15 @@ public sealed class ConformanceServer : IAsyncDisposable
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new ConformanceServer(app, new Uri(address).Port);
     }
+
+    /// <summary>
+    /// The WebSocket mode the suites run against: ENGINEIO_WEBSOCKET_MODE (ConnectionPipe, Framed
+    /// or Runtime; test.sh runs the protocol and interop suites once per mode), ConnectionPipe when unset.
+    /// </summary>
+    public static EngineWebSocketMode WebSocketModeFromEnvironment() =>
+        Environment.GetEnvironmentVariable("ENGINEIO_WEBSOCKET_MODE") is { Length: > 0 } mode
+            ? Enum.Parse<EngineWebSocketMode>(mode, ignoreCase: true)
+            : EngineWebSocketMode.ConnectionPipe;
 
     public async ValueTask DisposeAsync()
     {

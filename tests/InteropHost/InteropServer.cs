@@ -48,6 +48,7 @@ public sealed class InteropServer : IAsyncDisposable
         var socketIO = builder.Services.AddSocketIO(o =>
         {
             o.Engine.Cors = new EngineCorsOptions { Origins = ["*"] };
+            o.Engine.WebSocketMode = WebSocketModeFromEnvironment();
             o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions { MaxDisconnectionDuration = TimeSpan.FromMinutes(2) };
         });
         if (messagePack)
@@ -132,6 +133,15 @@ public sealed class InteropServer : IAsyncDisposable
 
     private static string Str(SocketEventContext ctx, int index) =>
         ctx.GetArg<string>(index) ?? throw new ArgumentException($"argument {index} of {ctx.EventName} must be a string");
+
+    /// <summary>
+    /// The WebSocket mode the suites run against: ENGINEIO_WEBSOCKET_MODE (ConnectionPipe, Framed
+    /// or Runtime; test.sh runs the protocol and interop suites once per mode), ConnectionPipe when unset.
+    /// </summary>
+    public static EngineWebSocketMode WebSocketModeFromEnvironment() =>
+        Environment.GetEnvironmentVariable("ENGINEIO_WEBSOCKET_MODE") is { Length: > 0 } mode
+            ? Enum.Parse<EngineWebSocketMode>(mode, ignoreCase: true)
+            : EngineWebSocketMode.ConnectionPipe;
 
     public async ValueTask DisposeAsync()
     {

@@ -1,5 +1,3 @@
-using System.Globalization;
-using EngineIO;
 using SocketIO.Parser;
 
 namespace SocketIO.Adapters;
@@ -11,28 +9,20 @@ namespace SocketIO.Adapters;
 /// </summary>
 public class InMemoryAdapter : IAdapter
 {
-    private readonly Dictionary<string, Room> _rooms = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, SocketRoomSet> _sids = new(StringComparer.Ordinal);
-    private readonly Lock _gate = new();
-    private readonly ConnectionStateRecoveryOptions? _recovery;
+    private readonly RoomIndex _index;
+    private readonly RecoveryStore? _recovery;
     private readonly TimeProvider _time;
-    private readonly string _offsetPrefix = SessionId.New()[..8];
-    private readonly Dictionary<string, (PersistedSession Session, DateTimeOffset DisconnectedAt)> _sessions = new(StringComparer.Ordinal);
-    private readonly Queue<StoredPacket> _packets = new();
-    private readonly ITimer? _cleanup;
-    private long _nextOffset;
-    private Socket[]? _everyone;
 
     /// <summary>The adapter of <paramref name="nsp"/>.</summary>
     public InMemoryAdapter(Namespace nsp)
     {
         ArgumentNullException.ThrowIfNull(nsp);
         Namespace = nsp;
-        _recovery = nsp.Server.Options.ConnectionStateRecovery;
         _time = nsp.Server.Options.Engine.TimeProvider;
-        if (_recovery is not null)
+        _index = new RoomIndex(nsp);
+        if (nsp.Server.Options.ConnectionStateRecovery is { } recovery)
         {
-            _cleanup = _time.CreateDetachedTimer(static s => ((InMemoryAdapter)s!).Cleanup(), this, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
+            _recovery = new RecoveryStore(recovery, _time);
         }
     }
 
@@ -40,125 +30,29 @@ public class InMemoryAdapter : IAdapter
     public Namespace Namespace { get; }
 
     /// <summary>The rooms that have at least one socket.</summary>
-    public IReadOnlyCollection<string> Rooms
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return [.. _rooms.Keys];
-            }
-        }
-    }
+    public IReadOnlyCollection<string> Rooms => _index.Rooms;
 
     /// <inheritdoc/>
     public void AddAll(string socketId, IEnumerable<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(rooms);
-        lock (_gate)
-        {
-            if (!_sids.TryGetValue(socketId, out var own))
-            {
-                own = new SocketRoomSet();
-                _sids[socketId] = own;
-                _everyone = null;
-            }
-
-            foreach (var room in rooms)
-            {
-                own.Add(room);
-                if (!_rooms.TryGetValue(room, out var members))
-                {
-                    members = new Room();
-                    _rooms[room] = members;
-                }
-
-                if (members.Add(socketId))
-                {
-                    members.Snapshot = null;
-                }
-            }
-        }
+        _index.AddAll(socketId, rooms);
     }
 
     /// <inheritdoc/>
-    public void Del(string socketId, string room)
-    {
-        lock (_gate)
-        {
-            if (_sids.TryGetValue(socketId, out var own))
-            {
-                own.Remove(room);
-            }
-
-            RemoveMember(room, socketId);
-        }
-    }
+    public void Del(string socketId, string room) => _index.Del(socketId, room);
 
     /// <inheritdoc/>
-    public void DelAll(string socketId)
-    {
-        lock (_gate)
-        {
-            if (!_sids.Remove(socketId, out var own))
-            {
-                return;
-            }
-
-            _everyone = null;
-
-            foreach (var room in own.Rooms)
-            {
-                RemoveMember(room, socketId);
-            }
-        }
-    }
-
-    private void RemoveMember(string room, string socketId)
-    {
-        if (_rooms.TryGetValue(room, out var members) && members.Remove(socketId))
-        {
-            members.Snapshot = null;
-            if (members.Count == 0)
-            {
-                _rooms.Remove(room);
-            }
-        }
-    }
+    public void DelAll(string socketId) => _index.DelAll(socketId);
 
     /// <inheritdoc/>
-    public IReadOnlySet<string> SocketRooms(string socketId)
-    {
-        lock (_gate)
-        {
-            return _sids.TryGetValue(socketId, out var own) ? new HashSet<string>(own.Rooms, StringComparer.Ordinal) : BroadcastOptions.EmptySet;
-        }
-    }
+    public IReadOnlySet<string> SocketRooms(string socketId) => _index.SocketRooms(socketId);
 
     /// <inheritdoc/>
     public IReadOnlySet<string> Sockets(IReadOnlySet<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(rooms);
-        var result = new HashSet<string>(StringComparer.Ordinal);
-        lock (_gate)
-        {
-            if (rooms.Count == 0)
-            {
-                result.UnionWith(_sids.Keys);
-            }
-            else
-            {
-                foreach (var room in rooms)
-                {
-                    if (_rooms.TryGetValue(room, out var members))
-                    {
-                        result.UnionWith(members.Ids);
-                    }
-                }
-            }
-        }
-
-        return result;
+        return _index.Sockets(rooms);
     }
 
     /// <inheritdoc/>
@@ -169,7 +63,7 @@ public class InMemoryAdapter : IAdapter
         var data = BuildEventData(message);
         if (_recovery is not null && !options.Volatile)
         {
-            data = StoreForRecovery(data, options);
+            data = _recovery.Store(data, options);
         }
 
         var encoded = Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, data, options.Volatile);
@@ -273,41 +167,7 @@ public class InMemoryAdapter : IAdapter
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(action);
-        Socket[] recipients;
-        HashSet<string>? excluded = null;
-        lock (_gate)
-        {
-            if (options.Rooms.Count > 1)
-            {
-                recipients = UnionOfRooms(options);
-            }
-            else if (options.Rooms.Count == 1)
-            {
-                if (!_rooms.TryGetValue(options.Rooms.First(), out var room))
-                {
-                    return;
-                }
-
-                recipients = room.Snapshot ??= Resolve(room.Ids);
-            }
-            else
-            {
-                recipients = _everyone ??= Resolve(_sids.Keys);
-            }
-
-            if (options.Rooms.Count <= 1 && options.Except.Count > 0)
-            {
-                excluded = new HashSet<string>(StringComparer.Ordinal);
-                foreach (var room in options.Except)
-                {
-                    if (_rooms.TryGetValue(room, out var members))
-                    {
-                        excluded.UnionWith(members.Ids);
-                    }
-                }
-            }
-        }
-
+        var (recipients, excluded) = _index.Recipients(options);
         foreach (var socket in recipients)
         {
             if (socket.Connected && (excluded is null || !excluded.Contains(socket.Id)))
@@ -315,54 +175,6 @@ public class InMemoryAdapter : IAdapter
                 action(socket, state);
             }
         }
-    }
-
-    private Socket[] Resolve(IEnumerable<string> ids)
-    {
-        var sockets = Namespace.SocketsById;
-        var result = new List<Socket>();
-        foreach (var id in ids)
-        {
-            if (sockets.TryGetValue(id, out var socket))
-            {
-                result.Add(socket);
-            }
-        }
-
-        return [.. result];
-    }
-
-    private Socket[] UnionOfRooms(BroadcastOptions options)
-    {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var room in options.Rooms)
-        {
-            if (_rooms.TryGetValue(room, out var members))
-            {
-                foreach (var id in members.Ids)
-                {
-                    if (_sids.TryGetValue(id, out var own) && !IsExcluded(own, options))
-                    {
-                        seen.Add(id);
-                    }
-                }
-            }
-        }
-
-        return Resolve(seen);
-    }
-
-    private static bool IsExcluded(SocketRoomSet own, BroadcastOptions options)
-    {
-        foreach (var room in options.Except)
-        {
-            if (own.Contains(room))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private static object?[] BuildEventData(BroadcastMessage message)
@@ -373,113 +185,17 @@ public class InMemoryAdapter : IAdapter
         return data;
     }
 
-    // ---- connection state recovery ----
-
-    private object?[] StoreForRecovery(object?[] data, BroadcastOptions options)
-    {
-        lock (_gate)
-        {
-            var offset = _offsetPrefix + "-" + (++_nextOffset).ToString("x", CultureInfo.InvariantCulture);
-            var withOffset = new object?[data.Length + 1];
-            data.CopyTo(withOffset, 0);
-            withOffset[^1] = offset;
-            _packets.Enqueue(new StoredPacket(_nextOffset, options, withOffset, _time.GetUtcNow()));
-            while (_packets.Count > _recovery!.MaxStoredPackets)
-            {
-                _packets.Dequeue();
-            }
-
-            return withOffset;
-        }
-    }
-
     /// <inheritdoc/>
     public virtual ValueTask PersistSessionAsync(PersistedSession session)
     {
         ArgumentNullException.ThrowIfNull(session);
-        if (_recovery is not null)
-        {
-            lock (_gate)
-            {
-                _sessions[session.Pid] = (session, _time.GetUtcNow());
-            }
-        }
-
+        _recovery?.Persist(session);
         return ValueTask.CompletedTask;
     }
 
     /// <inheritdoc/>
-    public virtual ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset)
-    {
-        if (_recovery is null)
-        {
-            return ValueTask.FromResult<RestoredSession?>(null);
-        }
-
-        lock (_gate)
-        {
-            if (!_sessions.Remove(pid, out var entry))
-            {
-                return ValueTask.FromResult<RestoredSession?>(null);
-            }
-
-            if (entry.DisconnectedAt + _recovery.MaxDisconnectionDuration < _time.GetUtcNow())
-            {
-                return ValueTask.FromResult<RestoredSession?>(null);
-            }
-
-            if (!TryParseOffset(offset, out var seq))
-            {
-                return ValueTask.FromResult<RestoredSession?>(null);
-            }
-
-            var missed = new List<object?[]>();
-            var found = false;
-            var rooms = new HashSet<string>(entry.Session.Rooms, StringComparer.Ordinal);
-            foreach (var packet in _packets)
-            {
-                if (packet.Seq == seq)
-                {
-                    found = true;
-                    continue;
-                }
-
-                if (packet.Seq > seq && packet.Options.Includes(rooms))
-                {
-                    missed.Add(packet.Data);
-                }
-            }
-
-            // an offset no longer in the buffer means packets may have been lost: no recovery
-            return ValueTask.FromResult(found ? new RestoredSession(entry.Session, missed) : null);
-        }
-    }
-
-    private bool TryParseOffset(string offset, out long seq)
-    {
-        seq = 0;
-        return offset.Length > _offsetPrefix.Length + 1
-            && offset.StartsWith(_offsetPrefix, StringComparison.Ordinal)
-            && offset[_offsetPrefix.Length] == '-'
-            && long.TryParse(offset.AsSpan(_offsetPrefix.Length + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out seq);
-    }
-
-    private void Cleanup()
-    {
-        var limit = _time.GetUtcNow() - _recovery!.MaxDisconnectionDuration;
-        lock (_gate)
-        {
-            while (_packets.TryPeek(out var oldest) && oldest.EmittedAt < limit)
-            {
-                _packets.Dequeue();
-            }
-
-            foreach (var pid in _sessions.Where(s => s.Value.DisconnectedAt < limit).Select(s => s.Key).ToList())
-            {
-                _sessions.Remove(pid);
-            }
-        }
-    }
+    public virtual ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset) =>
+        ValueTask.FromResult(_recovery?.Restore(pid, offset));
 
     /// <summary>Stops the recovery store's expiry timer.</summary>
     public void Dispose()
@@ -493,126 +209,7 @@ public class InMemoryAdapter : IAdapter
     {
         if (disposing)
         {
-            _cleanup?.Dispose();
+            _recovery?.Dispose();
         }
     }
-
-    /// <summary>
-    /// A room's members, and the cached array of their sockets (null once it changed). Every
-    /// socket has a room of its own with itself alone in it: a one-member room keeps its member in
-    /// a field, and a set exists from the second member on.
-    /// </summary>
-    private sealed class Room
-    {
-        private string? _one;
-        private HashSet<string>? _many;
-
-        public int Count => _many?.Count ?? (_one is null ? 0 : 1);
-
-        public IEnumerable<string> Ids => _many ?? (_one is null ? [] : [_one]);
-
-        public Socket[]? Snapshot { get; set; }
-
-        public bool Add(string id)
-        {
-            if (_many is not null)
-            {
-                return _many.Add(id);
-            }
-
-            if (_one is null)
-            {
-                _one = id;
-                return true;
-            }
-
-            if (string.Equals(_one, id, StringComparison.Ordinal))
-            {
-                return false;
-            }
-
-            _many = new HashSet<string>(StringComparer.Ordinal) { _one, id };
-            _one = null;
-            return true;
-        }
-
-        public bool Remove(string id)
-        {
-            if (_many is not null)
-            {
-                return _many.Remove(id);
-            }
-
-            if (_one is not null && string.Equals(_one, id, StringComparison.Ordinal))
-            {
-                _one = null;
-                return true;
-            }
-
-            return false;
-        }
-    }
-
-    /// <summary>
-    /// The rooms of one socket: its own id and typically one room it joined. Up to two are kept in
-    /// fields (in the order they were added), a set exists from the third on.
-    /// </summary>
-    private sealed class SocketRoomSet
-    {
-        private string? _first;
-        private string? _second; // set only while _first is
-        private HashSet<string>? _many;
-
-        public IEnumerable<string> Rooms => _many ?? (_first is null ? [] : _second is null ? [_first] : [_first, _second]);
-
-        public bool Contains(string room) => _many?.Contains(room) ?? InFields(room);
-
-        public void Add(string room)
-        {
-            if (_many is not null)
-            {
-                _many.Add(room);
-            }
-            else if (InFields(room))
-            {
-                return;
-            }
-            else if (_first is null)
-            {
-                _first = room;
-            }
-            else if (_second is null)
-            {
-                _second = room;
-            }
-            else
-            {
-                _many = new HashSet<string>(StringComparer.Ordinal) { _first, _second, room };
-                _first = null;
-                _second = null;
-            }
-        }
-
-        public void Remove(string room)
-        {
-            if (_many is not null)
-            {
-                _many.Remove(room);
-            }
-            else if (string.Equals(_first, room, StringComparison.Ordinal))
-            {
-                _first = _second;
-                _second = null;
-            }
-            else if (string.Equals(_second, room, StringComparison.Ordinal))
-            {
-                _second = null;
-            }
-        }
-
-        private bool InFields(string room) =>
-            room is not null && (string.Equals(_first, room, StringComparison.Ordinal) || string.Equals(_second, room, StringComparison.Ordinal));
-    }
-
-    private sealed record StoredPacket(long Seq, BroadcastOptions Options, object?[] Data, DateTimeOffset EmittedAt);
 }

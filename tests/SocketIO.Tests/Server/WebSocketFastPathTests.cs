@@ -259,6 +259,24 @@ public sealed class WebSocketFastPathTests
         Assert.Equal(before, host.FastPathSessions);
     }
 
+    [Theory]
+    [InlineData(EngineWebSocketMode.Framed)]
+    [InlineData(EngineWebSocketMode.Runtime)]
+    public async Task OtherWebSocketModes_TurnTheFastPathOff_AndKestrelServesTheSameHandshake(EngineWebSocketMode mode)
+    {
+        await using var host = await Host.StartAsync(configure: o => o.Engine.WebSocketMode = mode);
+        var before = host.FastPathSessions;
+
+        await using var raw = await RawConn.ConnectAsync(host.Port);
+        var key = NewKey();
+        await raw.SendAsync(HandshakeHead(host.Port, OpenQuery, key));
+        AssertSwitched(await raw.ReadResponseAsync(), key);
+        SidOf(await raw.ReadTextAsync());
+        await raw.SendTextAsync("40");
+        Assert.StartsWith("40{", await raw.ReadTextAsync(), StringComparison.Ordinal);
+        Assert.Equal(before, host.FastPathSessions);
+    }
+
     // ---- 4. errors are the HTTP path's ----
 
     [Fact]
@@ -318,7 +336,7 @@ public sealed class WebSocketFastPathTests
     // ---- 5. AllowRequest ----
 
     [Fact]
-    public async Task AllowRequest_RefusesWith403AndEndsTheConnection_AllowsWithAWorkingSession()
+    public async Task AllowRequest_RefusesWith400AsTheReferenceAndEndsTheConnection_AllowsWithAWorkingSession()
     {
         var seen = new ConcurrentQueue<string>();
         await using var host = await Host.StartAsync(configure: o => o.Engine.AllowRequest = context =>
@@ -333,8 +351,8 @@ public sealed class WebSocketFastPathTests
         {
             await refused.SendAsync(HandshakeHead(host.Port, OpenQuery + "&foo=1", NewKey(), "Origin: http://evil.test\r\nx-test: a\r\n"));
             var response = await refused.ReadResponseAsync();
-            Assert.Equal(403, response.Status);
-            Assert.StartsWith("HTTP/1.1 403", response.StatusLine, StringComparison.Ordinal);
+            Assert.Equal(400, response.Status);
+            Assert.StartsWith("HTTP/1.1 400", response.StatusLine, StringComparison.Ordinal);
             Assert.Equal("application/json", response.Headers["Content-Type"]);
             Assert.Equal("{\"code\":4,\"message\":\"Origin not allowed\"}", response.Body);
             await refused.ReadEndAsync();
