@@ -7,6 +7,10 @@
 //       seq 0..E-1 to each of its projects in order, a seed-shaped agent:status:update whose
 //       payload carries seq, burstId and sentAt (epoch ms, stamped just before the call).
 //       Answers JSON when every publication has returned (logged and handed to the room).
+//       With batch=B (default 1) each call publishes B consecutive events of one project through
+//       EventPublisher.PublishBatchAsync.
+//   POST /bench/noop/{projectId}/events
+//       the ceiling of the HTTP layer: reads the body and answers 202, nothing else.
 //   GET /bench/log?prefix=P&projects=N
 //       reads every project's log back: events kept, last seq, and projects whose seqs are not
 //       1..last without a gap.
@@ -14,6 +18,7 @@
 //        (with the gateway's configuration: Builder__Ingest__ApiKeys__0, Builder__Jwt__Secret, ...)
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using Builder.Events;
 using Builder.Gateway;
 
@@ -35,32 +40,69 @@ bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =
     var events = Math.Clamp(Num(q["events"].FirstOrDefault(), 10), 0, 1_000_000);
     var producers = Math.Clamp(Num(q["producers"].FirstOrDefault(), 32), 1, 4096);
     var burstId = Num(q["burstId"].FirstOrDefault(), 0);
+    var batch = Math.Clamp(Num(q["batch"].FirstOrDefault(), 1), 1, 1000);
     var published = 0;
     var rejected = 0;
     string? firstRejection = null;
     var watch = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, producers).Select(w => Task.Run(async () =>
     {
-        for (var seq = 0; seq < events; seq++)
+        for (var seq = 0; seq < events; seq += batch)
         {
             for (var p = w; p < projects; p += producers)
             {
-                var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq, burstId, NowMs());
-                var result = await publisher.PublishAsync(prefix + p.ToString(CultureInfo.InvariantCulture), "agent:status:update", payload);
-                if (result.Ok)
+                var projectId = prefix + p.ToString(CultureInfo.InvariantCulture);
+                var n = Math.Min(batch, events - seq);
+                IReadOnlyList<IndexedFieldError> errors;
+                if (batch == 1)
                 {
-                    Interlocked.Increment(ref published);
+                    var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq, burstId, NowMs());
+                    var result = await publisher.PublishAsync(projectId, "agent:status:update", payload);
+                    errors = result.Ok ? [] : result.Errors.Select(e => new IndexedFieldError(0, e.Field, e.Message)).ToList();
                 }
                 else
                 {
-                    Interlocked.Increment(ref rejected);
-                    Interlocked.CompareExchange(ref firstRejection, string.Join("; ", result.Errors.Select(e => $"{e.Field} {e.Message}")), null);
+                    var drafts = new EventDraft[n];
+                    var sentAt = NowMs();
+                    for (var i = 0; i < n; i++)
+                    {
+                        var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq + i, burstId, sentAt);
+                        drafts[i] = new EventDraft("agent:status:update", JsonSerializer.SerializeToElement(payload, JsonSerializerOptions.Web));
+                    }
+
+                    var result = await publisher.PublishBatchAsync(projectId, drafts);
+                    errors = result.Errors;
+                }
+
+                if (errors.Count == 0)
+                {
+                    Interlocked.Add(ref published, n);
+                }
+                else
+                {
+                    Interlocked.Add(ref rejected, n);
+                    Interlocked.CompareExchange(ref firstRejection, string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), null);
                 }
             }
         }
     }))).ConfigureAwait(false);
     var seconds = watch.Elapsed.TotalSeconds;
     return Results.Json(new { published, rejected, firstRejection, seconds, publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0 });
+});
+
+// the ceiling of the HTTP layer: the producers' POST (same credential check, same body), read
+// whole and answered 202 with a small JSON body, and nothing else
+bench.MapPost("/noop/{projectId}/events", async (string projectId, HttpRequest request) =>
+{
+    var buffer = new byte[8192];
+    long total = 0;
+    int read;
+    while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
+    {
+        total += read;
+    }
+
+    return Results.Json(new { projectId, seq = total, accepted = true }, statusCode: 202);
 });
 
 bench.MapGet("/log", async (HttpRequest request, IEventLog log) =>
