@@ -33,8 +33,9 @@ var bench = app.MapGroup("/bench").AddEndpointFilter(async (context, next) =>
         : Results.Json(new { error = new { code = check.Code, message = check.Message } }, statusCode: check.Status);
 });
 
-bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =>
+bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher, IEventLog log) =>
 {
+    var commits0 = (log as SqliteStore)?.Commits;
     var q = request.Query;
     var (prefix, projects) = Scope(q);
     var events = Math.Clamp(Num(q["events"].FirstOrDefault(), 10), 0, 1_000_000);
@@ -87,7 +88,8 @@ bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =
         }
     }))).ConfigureAwait(false);
     var seconds = watch.Elapsed.TotalSeconds;
-    return Results.Json(new { published, rejected, firstRejection, seconds, publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0 });
+    var commits = (log as SqliteStore)?.Commits - commits0;
+    return Results.Json(new { published, rejected, firstRejection, seconds, publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0, commits });
 });
 
 // the ceiling of the HTTP layer: the producers' POST (same credential check, same body), read

@@ -71,6 +71,32 @@ public sealed class GroupCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task A_file_of_the_earlier_layout_keeps_its_events_and_takes_new_ones()
+    {
+        Directory.CreateDirectory(_dir);
+        var path = Path.Combine(_dir, "earlier.db");
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                CREATE TABLE events (project_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL,
+                  timestamp INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (project_id, seq)) WITHOUT ROWID;
+                INSERT INTO events VALUES ('p1', 1, 'e1', 'agent:status:update', 5, '{"n":1}');
+                """;
+            command.ExecuteNonQuery();
+        }
+
+        await using var store = new SqliteStore(path);
+        using var payload = JsonDocument.Parse("{\"n\":2}");
+        var appended = await store.AppendAsync("p1", "agent:status:update", payload.RootElement, 6);
+        Assert.Equal(2, appended.Seq);
+        var logged = await store.ReadAsync("p1", 0, 10);
+        Assert.Equal([1L, 2L], logged.Select(e => e.Seq));
+        Assert.Equal("e1", logged[0].EventId);
+    }
+
+    [Fact]
     public async Task Many_producers_on_many_projects_and_on_one_project_every_event_once_in_seq_order()
     {
         await using var gateway = await StartSqliteGatewayAsync();

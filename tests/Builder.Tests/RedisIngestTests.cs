@@ -72,7 +72,7 @@ public sealed class RedisIngestTests
         Assert.Equal(1, metrics.Get("builder_redis_rejected_total"));
 
         // counted once the publisher has answered, which may come just after the delivery
-        await Cluster.Tests.Deadline.UntilAsync(() => metrics.Get("builder_redis_events_total") == 21, TestGateway.Wait, "21 events counted");
+        await global::Cluster.Tests.Deadline.UntilAsync(() => metrics.Get("builder_redis_events_total") == 21, TestGateway.Wait, "21 events counted");
     }
 
     [Fact]

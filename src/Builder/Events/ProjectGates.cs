@@ -73,7 +73,9 @@ public sealed class ProjectGates
 
         if (drain)
         {
-            _ = Task.Run(() => DrainAsync(projectId, gate, maxWeight, run));
+            // the caller drains (its item is the first queued): no hop to another thread; its
+            // answer comes from the first batch, while the drain goes on with what arrived since
+            _ = DrainAsync(projectId, gate, maxWeight, run);
         }
 
         return entry.Done.Task;

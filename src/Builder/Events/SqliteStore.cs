@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
 namespace Builder.Events;
@@ -21,9 +20,9 @@ public enum SqliteDurability
 /// <summary>
 /// SQLite persistence (the embedded default): the event log and the decisions, in one file.
 /// One connection, serialized by a semaphore; WAL mode. Appends are group-committed: every
-/// producer's events go into a queue that one writer loop drains, writing all that is waiting
-/// (events of any project, up to <see cref="MaxEventsPerCommit"/>) in one transaction, then
-/// answering each producer once the transaction is committed. The log assigns seq inside the
+/// producer's events go into a queue; one writer at a time (the producer that found none) writes
+/// all that is waiting (events of any project, up to <see cref="MaxEventsPerCommit"/>) in one
+/// transaction, then answers each producer once the transaction is committed. The log assigns seq inside the
 /// transaction (the project's last seq + 1), so a project's events take seq in queue order,
 /// without gap or duplicate.
 /// </summary>
@@ -34,9 +33,12 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
 
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly Channel<AppendJob> _appends = Channel.CreateUnbounded<AppendJob>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly object _queueLock = new();
     private readonly SqliteCommand _insert;
-    private readonly Task _writer;
+    private List<AppendJob> _pending = [];
+    private bool _writing; // a writer drains _pending (under _queueLock)
+    private bool _closed; // under _queueLock
+    private TaskCompletionSource? _drained; // completed when the current writer stops (under _queueLock)
     private long _commits;
     private int _disposed;
 
@@ -51,6 +53,18 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         Durability = durability;
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         _connection.Open();
+
+        // the events in a rowid table (appended at its end, so a commit writes few pages whatever
+        // the projects) with a small unique index on (project_id, seq). Files made before this
+        // layout keep theirs (the same columns, clustered on (project_id, seq)): their events
+        // need no second index.
+        bool clustered;
+        using (var layout = _connection.CreateCommand())
+        {
+            layout.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'";
+            clustered = layout.ExecuteScalar() is string existing && existing.Contains("WITHOUT ROWID", StringComparison.OrdinalIgnoreCase);
+        }
+
         Execute($"""
             PRAGMA journal_mode=WAL;
             PRAGMA synchronous={(durability == SqliteDurability.Full ? "FULL" : "NORMAL")};
@@ -60,9 +74,9 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
               event_id TEXT NOT NULL,
               type TEXT NOT NULL,
               timestamp INTEGER NOT NULL,
-              payload TEXT NOT NULL,
-              PRIMARY KEY (project_id, seq)
-            ) WITHOUT ROWID;
+              payload TEXT NOT NULL
+            );
+            {(clustered ? string.Empty : "CREATE UNIQUE INDEX IF NOT EXISTS events_project_seq ON events (project_id, seq);")}
             CREATE TABLE IF NOT EXISTS builds (
               build_id TEXT PRIMARY KEY,
               project_id TEXT NOT NULL,
@@ -89,7 +103,6 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         _insert.Parameters.Add("$ts", SqliteType.Integer);
         _insert.Parameters.Add("$payload", SqliteType.Text);
         _insert.Prepare();
-        _writer = Task.Factory.StartNew(WriteLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
     }
 
     /// <summary>The durability this store was opened with.</summary>
@@ -123,31 +136,78 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         }
 
         var job = new AppendJob(projectId, events);
-        if (!_appends.Writer.TryWrite(job))
+        bool lead;
+        lock (_queueLock)
         {
-            throw new ObjectDisposedException(nameof(SqliteStore));
+            ObjectDisposedException.ThrowIf(_closed, this);
+            _pending.Add(job);
+            lead = !_writing;
+            if (lead)
+            {
+                _writing = true;
+                _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        if (lead)
+        {
+            // the first producer to find no writer writes, on its own thread: no hop when alone
+            _ = WriteQueuedAsync();
         }
 
         return await job.Done.Task.ConfigureAwait(false);
     }
 
-    /// <summary>The one writer: drains the queue into shared transactions until the store is disposed.</summary>
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// The writer: commits everything queued (up to <see cref="MaxEventsPerCommit"/> events per
+    /// transaction) until the queue is empty. The first batch is written on the leading
+    /// producer's thread; if more has queued meanwhile the writer goes on on the pool, so that the
+    /// leading producer is answered at once. Producers that arrive while it writes join the next
+    /// transaction: group commit.
+    /// </summary>
+    private async Task WriteQueuedAsync()
     {
-        var reader = _appends.Reader;
         var batch = new List<AppendJob>();
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        var first = true;
+        while (true)
         {
-            var count = 0;
-            while (count < MaxEventsPerCommit && reader.TryRead(out var job))
+            if (!first)
             {
-                batch.Add(job);
-                count += job.Events.Count;
+                await Task.Yield();
             }
 
+            first = false;
             await _gate.WaitAsync().ConfigureAwait(false);
             try
             {
+                lock (_queueLock)
+                {
+                    var count = 0;
+                    var taken = 0;
+                    while (taken < _pending.Count && (taken == 0 || count + _pending[taken].Events.Count <= MaxEventsPerCommit))
+                    {
+                        count += _pending[taken].Events.Count;
+                        batch.Add(_pending[taken]);
+                        taken++;
+                    }
+
+                    if (taken == _pending.Count)
+                    {
+                        _pending = [];
+                    }
+                    else
+                    {
+                        _pending.RemoveRange(0, taken);
+                    }
+
+                    if (batch.Count == 0)
+                    {
+                        _writing = false;
+                        _drained!.TrySetResult();
+                        return;
+                    }
+                }
+
                 if (!TryCommit(batch, out var failure))
                 {
                     // one job's failure must not fail the others: each in its own transaction
@@ -170,9 +230,8 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
             finally
             {
                 _gate.Release();
+                batch.Clear();
             }
-
-            batch.Clear();
         }
     }
 
@@ -406,8 +465,14 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         }
 
         // the events queued so far are written before the connection closes
-        _appends.Writer.TryComplete();
-        await _writer.ConfigureAwait(false);
+        Task drained;
+        lock (_queueLock)
+        {
+            _closed = true;
+            drained = _writing ? _drained!.Task : Task.CompletedTask;
+        }
+
+        await drained.ConfigureAwait(false);
         await _gate.WaitAsync();
         await _insert.DisposeAsync();
         await _connection.DisposeAsync();
