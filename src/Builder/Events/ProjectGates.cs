@@ -85,8 +85,16 @@ public sealed class ProjectGates
     {
         var taken = new List<Combined<TItem, TResult>>();
         var items = new List<TItem>();
+        var first = true;
         while (true)
         {
+            if (!first)
+            {
+                // later batches on the pool: the caller that began the drain is answered at once
+                await Task.Yield();
+            }
+
+            first = false;
             await gate.Semaphore.WaitAsync().ConfigureAwait(false);
             var weight = 0;
             lock (_gates)
@@ -143,6 +151,23 @@ public sealed class ProjectGates
 
                 taken.Clear();
                 items.Clear();
+            }
+
+            // nothing more queued: done without another turn (and without a hop to the pool)
+            var idle = false;
+            lock (_gates)
+            {
+                if (gate.Queue!.Count == 0)
+                {
+                    gate.Draining = false;
+                    idle = true;
+                }
+            }
+
+            if (idle)
+            {
+                Leave(projectId, gate);
+                return;
             }
         }
     }

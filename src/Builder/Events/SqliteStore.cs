@@ -111,6 +111,25 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
     /// <summary>Transactions the writer loop committed so far (tests: appends share them).</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
+    /// <summary>Appends waiting for the writer now (tests).</summary>
+    internal int QueuedAppends
+    {
+        get
+        {
+            lock (_queueLock)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
+    /// <summary>Holds the connection until the returned release is called: appends queue meanwhile (tests of the group commit).</summary>
+    internal async Task<Action> HoldConnectionAsync()
+    {
+        await _gate.WaitAsync();
+        return () => _gate.Release();
+    }
+
     private void Execute(string sql)
     {
         using var command = _connection.CreateCommand();
@@ -231,6 +250,16 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
             {
                 _gate.Release();
                 batch.Clear();
+            }
+
+            lock (_queueLock)
+            {
+                if (_pending.Count == 0)
+                {
+                    _writing = false;
+                    _drained!.TrySetResult();
+                    return;
+                }
             }
         }
     }
