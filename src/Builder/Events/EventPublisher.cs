@@ -119,7 +119,7 @@ public sealed class EventPublisher
                 errors.Add(new IndexedFieldError(i, "payload.projectId", $"must be \"{projectId}\" (the project of the route) when present"));
             }
 
-            if (errors.Count == before && payload.GetRawText().Length > _maxEventBytes)
+            if (errors.Count == before && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(payload).Length > _maxEventBytes)
             {
                 errors.Add(new IndexedFieldError(i, "payload", $"is larger than {_maxEventBytes} bytes"));
             }

@@ -252,15 +252,9 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
                 batch.Clear();
             }
 
-            lock (_queueLock)
-            {
-                if (_pending.Count == 0)
-                {
-                    _writing = false;
-                    _drained!.TrySetResult();
-                    return;
-                }
-            }
+            // no early exit when the queue is empty now: the turn on the pool lets the producers
+            // running meanwhile queue, and they share the next commit (the writer stops at the
+            // top of the loop when nothing came)
         }
     }
 
