@@ -15,7 +15,8 @@
 #                           non-zero when the harness fails. No timing is asserted.
 #
 # Environment overrides: REPS, CLIENTS, FANOUT, BROADCASTS, BATCH, FIXED_RATE, FIXED_SECONDS,
-# CONCURRENCY, GW_PROJECTS, GW_PER_PROJECT, GW_EVENTS, GW_PRODUCERS, SERVERS ("node ours raw"),
+# CONCURRENCY, GW_PROJECTS, GW_PER_PROJECT, GW_EVENTS, GW_PRODUCERS, GW_BATCH_EVENTS (events per project
+# of the batched bursts), GW_DURABILITY (normal|full: the gateway's sqlite log), SERVERS ("node ours raw"),
 # SKIP_GATEWAY=1, SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1 when there are 2+ cores),
 # PORT_BASE (default 41000), BENCH_NO_BUILD=1, OURS_DLL (another build of bench/BenchHost, e.g. an
 # older commit's, to measure a change side by side), OURS_ARGS (extra BenchHost arguments, e.g.
@@ -38,16 +39,16 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 if [ "$MODE" = short ]; then
   : "${REPS:=1}" "${CLIENTS:=200}" "${FANOUT:=50,200}" "${BROADCASTS:=20}" "${FIXED_RATE:=20}" "${FIXED_SECONDS:=1}"
-  : "${CONCURRENCY:=50}" "${GW_PROJECTS:=20}" "${GW_PER_PROJECT:=5}" "${GW_EVENTS:=3}" "${GW_PRODUCERS:=4}" "${GW_REPS:=1}"
+  : "${CONCURRENCY:=50}" "${GW_PROJECTS:=20}" "${GW_PER_PROJECT:=5}" "${GW_EVENTS:=3}" "${GW_PRODUCERS:=4}" "${GW_REPS:=1}" "${GW_BATCH_EVENTS:=10}"
   : "${SETTLE:=1}" "${IDLE_TIMEOUT:=5}"
   : "${OUT_DIR:=$ROOT/bench/results/tmp/short}"
 else
   : "${REPS:=3}" "${CLIENTS:=10000}" "${FANOUT:=1000,5000,10000}" "${BROADCASTS:=200}" "${FIXED_RATE:=20}" "${FIXED_SECONDS:=10}"
-  : "${CONCURRENCY:=100}" "${GW_PROJECTS:=1000}" "${GW_PER_PROJECT:=10}" "${GW_EVENTS:=10}" "${GW_PRODUCERS:=32}" "${GW_REPS:=3}"
+  : "${CONCURRENCY:=100}" "${GW_PROJECTS:=1000}" "${GW_PER_PROJECT:=10}" "${GW_EVENTS:=10}" "${GW_PRODUCERS:=32}" "${GW_REPS:=3}" "${GW_BATCH_EVENTS:=100}"
   : "${SETTLE:=3}" "${IDLE_TIMEOUT:=10}"
   : "${OUT_DIR:=$ROOT/bench/results}"
 fi
-: "${BATCH:=1}" "${SERVERS:=node ours raw}" "${PORT_BASE:=41000}" "${SKIP_GATEWAY:=0}"
+: "${BATCH:=1}" "${SERVERS:=node ours raw}" "${PORT_BASE:=41000}" "${SKIP_GATEWAY:=0}" "${GW_DURABILITY:=normal}"
 
 # --- file descriptors: 10 000 sockets in the client and as many in the server ---------------------
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -111,7 +112,7 @@ start_server() { # name port
     raw)  "${PIN_SERVER[@]}" dotnet "bench/RawKestrel/$BIN/RawKestrel.dll" --port "$port" >"$logf" 2>&1 & ;;
     gateway)
       (cd src/Builder.Gateway && exec env ASPNETCORE_ENVIRONMENT=Production \
-        Builder__Ingest__ApiKeys__0="$GW_API_KEY" Builder__Jwt__Secret="$GW_SECRET" Builder__Store__Provider=memory \
+        Builder__Ingest__ApiKeys__0="$GW_API_KEY" Builder__Jwt__Secret="$GW_SECRET" Builder__Store__Provider=sqlite Builder__Store__Path="$RUN_DIR/gateway-$port.db" Builder__Store__Durability="$GW_DURABILITY" \
         Builder__Limits__MaxConnectionsPerAddress=1000000 Builder__Limits__MaxHandshakesPerAddress=1000000 \
         Logging__LogLevel__Default=Warning \
         "${PIN_SERVER[@]}" dotnet "$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
@@ -161,7 +162,7 @@ if [ "$SKIP_GATEWAY" != 1 ]; then
     log "rep $rep: gateway on port $port ($GW_PROJECTS projects x $GW_PER_PROJECT clients, $GW_EVENTS events each)"
     start_server gateway "$port"
     if ! timeout 400 "${LOADGEN[@]}" gateway --url "http://127.0.0.1:$port" --server gateway --rep "$rep" --server-pid "$SERVER_PID" \
-        --projects "$GW_PROJECTS" --per-project "$GW_PER_PROJECT" --events "$GW_EVENTS" --producers "$GW_PRODUCERS" \
+        --projects "$GW_PROJECTS" --per-project "$GW_PER_PROJECT" --events "$GW_EVENTS" --producers "$GW_PRODUCERS" --batch-events "$GW_BATCH_EVENTS" \
         --concurrency "$CONCURRENCY" --jwt-secret "$GW_SECRET" --api-key "$GW_API_KEY" --idle-timeout "$IDLE_TIMEOUT" \
         "${STRICT[@]}" --out "$RUN_DIR/$(printf '%02d' "$((90 + rep))")-gateway.json"; then
       echo "load client failed against the gateway (rep $rep); server log: $RUN_DIR/gateway-$port.log" >&2

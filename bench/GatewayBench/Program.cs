@@ -9,6 +9,10 @@
 //       Answers JSON when every publication has returned (logged and handed to the room).
 //       With shard=K&shards=S (the cluster benchmark: one call per node), only the projects p with
 //       p % S == K are published, by W producers of this node.
+//       With batch=B (default 1) each call publishes B consecutive events of one project through
+//       EventPublisher.PublishBatchAsync.
+//   POST /bench/noop/{projectId}/events
+//       the ceiling of the HTTP layer: reads the body and answers 202, nothing else.
 //   GET /bench/log?prefix=P&projects=N
 //       reads every project's log back: events kept, last seq, and projects whose seqs are not
 //       1..last without a gap.
@@ -16,6 +20,7 @@
 //        (with the gateway's configuration: Builder__Ingest__ApiKeys__0, Builder__Jwt__Secret, ...)
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using Builder.Events;
 using Builder.Gateway;
 
@@ -30,8 +35,9 @@ var bench = app.MapGroup("/bench").AddEndpointFilter(async (context, next) =>
         : Results.Json(new { error = new { code = check.Code, message = check.Message } }, statusCode: check.Status);
 });
 
-bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =>
+bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher, IEventLog log) =>
 {
+    var commits0 = (log as SqliteStore)?.Commits;
     var q = request.Query;
     var (prefix, projects) = Scope(q);
     var events = Math.Clamp(Num(q["events"].FirstOrDefault(), 10), 0, 1_000_000);
@@ -39,32 +45,70 @@ bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher) =
     var burstId = Num(q["burstId"].FirstOrDefault(), 0);
     var shards = Math.Clamp(Num(q["shards"].FirstOrDefault(), 1), 1, 1024);
     var shard = Math.Clamp(Num(q["shard"].FirstOrDefault(), 0), 0, shards - 1);
+    var batch = Math.Clamp(Num(q["batch"].FirstOrDefault(), 1), 1, 1000);
     var published = 0;
     var rejected = 0;
     string? firstRejection = null;
     var watch = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, producers).Select(w => Task.Run(async () =>
     {
-        for (var seq = 0; seq < events; seq++)
+        for (var seq = 0; seq < events; seq += batch)
         {
             for (var p = shard + (w * shards); p < projects; p += producers * shards)
             {
-                var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq, burstId, NowMs());
-                var result = await publisher.PublishAsync(prefix + p.ToString(CultureInfo.InvariantCulture), "agent:status:update", payload);
-                if (result.Ok)
+                var projectId = prefix + p.ToString(CultureInfo.InvariantCulture);
+                var n = Math.Min(batch, events - seq);
+                IReadOnlyList<IndexedFieldError> errors;
+                if (batch == 1)
                 {
-                    Interlocked.Increment(ref published);
+                    var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq, burstId, NowMs());
+                    var result = await publisher.PublishAsync(projectId, "agent:status:update", payload);
+                    errors = result.Ok ? [] : result.Errors.Select(e => new IndexedFieldError(0, e.Field, e.Message)).ToList();
                 }
                 else
                 {
-                    Interlocked.Increment(ref rejected);
-                    Interlocked.CompareExchange(ref firstRejection, string.Join("; ", result.Errors.Select(e => $"{e.Field} {e.Message}")), null);
+                    var drafts = new EventDraft[n];
+                    var sentAt = NowMs();
+                    for (var i = 0; i < n; i++)
+                    {
+                        var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq + i, burstId, sentAt);
+                        drafts[i] = new EventDraft("agent:status:update", JsonSerializer.SerializeToElement(payload, JsonSerializerOptions.Web));
+                    }
+
+                    var result = await publisher.PublishBatchAsync(projectId, drafts);
+                    errors = result.Errors;
+                }
+
+                if (errors.Count == 0)
+                {
+                    Interlocked.Add(ref published, n);
+                }
+                else
+                {
+                    Interlocked.Add(ref rejected, n);
+                    Interlocked.CompareExchange(ref firstRejection, string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), null);
                 }
             }
         }
     }))).ConfigureAwait(false);
     var seconds = watch.Elapsed.TotalSeconds;
-    return Results.Json(new { published, rejected, firstRejection, seconds, publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0 });
+    var commits = (log as SqliteStore)?.Commits - commits0;
+    return Results.Json(new { published, rejected, firstRejection, seconds, publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0, commits });
+});
+
+// the ceiling of the HTTP layer: the producers' POST (same credential check, same body), read
+// whole and answered 202 with a small JSON body, and nothing else
+bench.MapPost("/noop/{projectId}/events", async (string projectId, HttpRequest request) =>
+{
+    var buffer = new byte[8192];
+    long total = 0;
+    int read;
+    while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
+    {
+        total += read;
+    }
+
+    return Results.Json(new { projectId, seq = total, accepted = true }, statusCode: 202);
 });
 
 bench.MapGet("/log", async (HttpRequest request, IEventLog log) =>

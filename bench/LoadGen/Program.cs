@@ -370,25 +370,28 @@ internal static partial class Commands
         result["memory"] = new JsonObject { ["rssBefore"] = rss0, ["rssAfter"] = rss1, ["bytesPerClient"] = rss0 is { } a && rss1 is { } b && ready > 0 ? Math.Round((b - a) / (double)ready) : null };
 
         // producers: project p belongs to producer p % producers, which posts seq 0..events-1 to
-        // each of its projects in order (so each room's order is defined)
-        var accepted = 0;
-        var rejected = 0;
-        string? firstRejection = null;
-        var publishWatch = new Stopwatch();
+        // each of its projects in order (so each room's order is defined), one event per POST or
+        // `batch` consecutive events of the project per POST (a JSON array)
+        var logged = 0;
+        var bursts = new List<JsonObject>();
         var targets = engine.All.Where(c => c.State == ConnState.Ready).ToList();
-        const int burstId = 500;
-        var m = Burst.Measure(engine, cpu, targets, events, burstId, async () =>
+        static string Event(int seq, int burstId) =>
+            $"{{\"type\":\"agent:status:update\",\"payload\":{{\"agentId\":\"agent-uuid\",\"agentType\":\"ui\",\"status\":\"working\",\"currentTask\":\"Generating UI layout for Dashboard page\",\"progress\":65,\"message\":\"Selected 5 components from library\",\"seq\":{seq},\"burstId\":\"{burstId}\",\"sentAt\":{Clock.NowMs().ToString("R", CultureInfo.InvariantCulture)}}}}}";
+        async Task<(int Accepted, int Rejected, string? FirstRejection, double Seconds)> PostAllAsync(string path, int count, int burstId, int batch)
         {
-            publishWatch.Start();
+            var accepted = 0;
+            var rejected = 0;
+            string? firstRejection = null;
+            var watch = Stopwatch.StartNew();
             await Task.WhenAll(Enumerable.Range(0, producers).Select(async w =>
             {
-                for (var seq = 0; seq < events; seq++)
+                for (var seq = 0; seq < count; seq += batch)
                 {
                     for (var p = w; p < projects; p += producers)
                     {
-                        var sentAt = Clock.NowMs().ToString("R", CultureInfo.InvariantCulture);
-                        var body = $"{{\"type\":\"agent:status:update\",\"payload\":{{\"agentId\":\"agent-uuid\",\"agentType\":\"ui\",\"status\":\"working\",\"currentTask\":\"Generating UI layout for Dashboard page\",\"progress\":65,\"message\":\"Selected 5 components from library\",\"seq\":{seq},\"burstId\":\"{burstId}\",\"sentAt\":{sentAt}}}}}";
-                        using var request = new HttpRequestMessage(HttpMethod.Post, $"{url}/api/projects/bench-{p}/events")
+                        var n = Math.Min(batch, count - seq);
+                        var body = batch == 1 ? Event(seq, burstId) : "[" + string.Join(",", Enumerable.Range(seq, n).Select(s => Event(s, burstId))) + "]";
+                        using var request = new HttpRequestMessage(HttpMethod.Post, $"{url}{path}/bench-{p}/events")
                         {
                             Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
                         };
@@ -396,46 +399,69 @@ internal static partial class Commands
                         using var response = await s_http.SendAsync(request);
                         if (response.IsSuccessStatusCode)
                         {
-                            Interlocked.Increment(ref accepted);
+                            Interlocked.Add(ref accepted, n);
                         }
                         else
                         {
-                            Interlocked.Increment(ref rejected);
+                            Interlocked.Add(ref rejected, n);
                             var text = await response.Content.ReadAsStringAsync();
                             Interlocked.CompareExchange(ref firstRejection, $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}", null);
                         }
                     }
                 }
             }));
-            publishWatch.Stop();
-            return "{}";
-        }, TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), TimeSpan.FromSeconds(o.Int("max-burst-seconds", 180)));
-        m.Remove("trigger");
-        m["projects"] = projects;
-        m["clientsPerProject"] = perProject;
-        m["producers"] = producers;
-        m["posted"] = accepted + rejected;
-        m["accepted"] = accepted;
-        m["rejected"] = rejected;
-        m["firstRejection"] = firstRejection;
-        m["publishSeconds"] = Math.Round(publishWatch.Elapsed.TotalSeconds, 3);
-        m["publishesPerSec"] = publishWatch.Elapsed.TotalSeconds > 0 ? Math.Round(accepted / publishWatch.Elapsed.TotalSeconds) : 0;
-        result["gateway"] = m;
-        Console.Error.WriteLine($"[gateway] HTTP API: {accepted} events accepted ({m["publishesPerSec"]}/s, {rejected} rejected), {m["received"]}/{m["expected"]} deliveries ({m["deliveriesPerSec"]}/s), p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms, losses {m["losses"]}");
-        var bursts = new List<JsonObject> { m };
+            return (accepted, rejected, firstRejection, watch.Elapsed.TotalSeconds);
+        }
+
+        // the ceiling of the HTTP layer first: the same POSTs to an endpoint that reads them and answers 202
+        var ceiling = await PostAllAsync("/bench/noop", events, 0, 1);
+        var ceilingPerSec = ceiling.Seconds > 0 ? Math.Round(ceiling.Accepted / ceiling.Seconds) : 0;
+        result["httpCeiling"] = new JsonObject { ["posted"] = ceiling.Accepted + ceiling.Rejected, ["accepted"] = ceiling.Accepted, ["seconds"] = Math.Round(ceiling.Seconds, 3), ["postsPerSec"] = ceilingPerSec, ["firstRejection"] = ceiling.FirstRejection };
+        Console.Error.WriteLine($"[gateway] do-nothing endpoint (ceiling): {ceiling.Accepted} POSTs answered ({ceilingPerSec}/s)");
+
+        var httpBatches = (o.Str("http-batches") ?? "1,10,100").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToList();
+        var batchEvents = o.Int("batch-events", events);
+        foreach (var batch in httpBatches)
+        {
+            Thread.Sleep(300);
+            var count = batch == 1 ? events : Math.Max(batchEvents, batch);
+            var burstId = 500 + (batch == 1 ? 0 : 10 + batch);
+            (int Accepted, int Rejected, string? FirstRejection, double Seconds) posted = default;
+            var m = Burst.Measure(engine, cpu, targets, count, burstId, async () =>
+            {
+                posted = await PostAllAsync("/api/projects", count, burstId, batch);
+                return "{}";
+            }, TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), TimeSpan.FromSeconds(o.Int("max-burst-seconds", 180)));
+            m.Remove("trigger");
+            m["projects"] = projects;
+            m["clientsPerProject"] = perProject;
+            m["producers"] = producers;
+            m["batch"] = batch;
+            m["posted"] = posted.Accepted + posted.Rejected;
+            m["accepted"] = posted.Accepted;
+            m["rejected"] = posted.Rejected;
+            m["firstRejection"] = posted.FirstRejection;
+            m["publishSeconds"] = Math.Round(posted.Seconds, 3);
+            m["publishesPerSec"] = posted.Seconds > 0 ? Math.Round(posted.Accepted / posted.Seconds) : 0;
+            m["ofCeiling"] = batch == 1 && ceilingPerSec > 0 ? Math.Round((double)m["publishesPerSec"]! / ceilingPerSec, 3) : null;
+            logged += posted.Accepted;
+            result[batch == 1 ? "gateway" : $"gatewayBatch{batch}"] = m;
+            bursts.Add(m);
+            Console.Error.WriteLine($"[gateway] HTTP API, {batch} event(s) per POST: {posted.Accepted} events accepted ({m["publishesPerSec"]}/s{(batch == 1 ? $", {m["ofCeiling"]} of the ceiling" : string.Empty)}, {posted.Rejected} rejected), {m["received"]}/{m["expected"]} deliveries ({m["deliveriesPerSec"]}/s), p50 {m["latencyP50Ms"]} ms p99 {m["latencyP99Ms"]} ms, losses {m["losses"]}");
+        }
 
         // the same events again, published inside the gateway's process through EventPublisher
         // (the in-process API) by as many producers, to the same rooms; the host's
         // /bench/publish runs them (bench/GatewayBench)
         var inProcessEvents = o.Int("inprocess-events", events);
-        var logged = accepted;
-        if (inProcessEvents > 0)
+        foreach (var batch in inProcessEvents > 0 ? (o.Str("inprocess-batches") ?? "1,100").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToList() : [])
         {
             Thread.Sleep(500);
-            const int inProcessBurst = 501;
-            var ip = Burst.Measure(engine, cpu, targets, inProcessEvents, inProcessBurst, async () =>
+            var count = batch == 1 ? inProcessEvents : Math.Max(batchEvents, batch);
+            var inProcessBurst = 501 + (batch == 1 ? 0 : 20 + batch);
+            var ip = Burst.Measure(engine, cpu, targets, count, inProcessBurst, async () =>
             {
-                using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/publish?prefix=bench-&projects={projects}&events={inProcessEvents}&producers={producers}&burstId={inProcessBurst}");
+                using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/publish?prefix=bench-&projects={projects}&events={count}&producers={producers}&burstId={inProcessBurst}&batch={batch}");
                 request.Headers.Add("X-Api-Key", apiKey);
                 using var response = await s_http.SendAsync(request);
                 var text = await response.Content.ReadAsStringAsync();
@@ -446,15 +472,16 @@ internal static partial class Commands
             ip["projects"] = projects;
             ip["clientsPerProject"] = perProject;
             ip["producers"] = producers;
+            ip["batch"] = batch;
             ip["accepted"] = Num(answer?["published"]);
             ip["rejected"] = Num(answer?["rejected"]);
             ip["firstRejection"] = answer?["firstRejection"]?.DeepClone();
             ip["publishSeconds"] = Num(answer?["seconds"]);
             ip["publishesPerSec"] = Num(answer?["publishesPerSec"]);
             logged += (int)(Num(answer?["published"]) ?? 0);
-            result["gatewayInProcess"] = ip;
+            result[batch == 1 ? "gatewayInProcess" : $"gatewayInProcessBatch{batch}"] = ip;
             bursts.Add(ip);
-            Console.Error.WriteLine($"[gateway] in-process API: {ip["accepted"]} events published ({ip["publishesPerSec"]}/s, {ip["rejected"]} rejected), {ip["received"]}/{ip["expected"]} deliveries ({ip["deliveriesPerSec"]}/s), p50 {ip["latencyP50Ms"]} ms p99 {ip["latencyP99Ms"]} ms, losses {ip["losses"]}");
+            Console.Error.WriteLine($"[gateway] in-process API, {batch} event(s) per call: {ip["accepted"]} events published ({ip["publishesPerSec"]}/s, {ip["rejected"]} rejected), {ip["received"]}/{ip["expected"]} deliveries ({ip["deliveriesPerSec"]}/s), p50 {ip["latencyP50Ms"]} ms p99 {ip["latencyP99Ms"]} ms, losses {ip["losses"]}");
         }
 
         // every accepted event is in its project's log, in order, without a gap

@@ -125,7 +125,7 @@ public static class GatewayApp
                 break;
             default:
                 var path = Path.IsPathRooted(options.Store.Path) ? options.Store.Path : Path.Combine(builder.Environment.ContentRootPath, options.Store.Path);
-                services.AddSingleton(_ => new SqliteStore(path));
+                services.AddSingleton(_ => new SqliteStore(path, options.Store.Durability == "full" ? SqliteDurability.Full : SqliteDurability.Normal));
                 services.AddSingleton<IEventLog>(sp => sp.GetRequiredService<SqliteStore>());
                 services.AddSingleton<IDecisionStore>(sp => sp.GetRequiredService<SqliteStore>());
                 services.AddSingleton<IBuildLeases>(sp => new LocalBuildLeases(sp.GetRequiredService<SqliteStore>()));

@@ -54,7 +54,7 @@ internal static class GatewayEndpoints
     private static IResult Problem(int status, string code, string message, object? fields = null) =>
         Results.Json(new { error = new { code, message, fields } }, s_json, statusCode: status);
 
-    private static async Task<(JsonElement? Body, IResult? Error)> ReadBodyAsync(HttpRequest request, int maxBytes)
+    private static async Task<(JsonElement? Body, IResult? Error)> ReadBodyAsync(HttpRequest request, int maxBytes, bool allowArray = false)
     {
         if (request.ContentLength > maxBytes)
         {
@@ -89,9 +89,9 @@ internal static class GatewayEndpoints
             }
 
             using var doc = JsonDocument.Parse(bytes);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            if (doc.RootElement.ValueKind != JsonValueKind.Object && !(allowArray && doc.RootElement.ValueKind == JsonValueKind.Array))
             {
-                return (null, Problem(400, "INVALID_JSON", "The body must be a JSON object."));
+                return (null, Problem(400, "INVALID_JSON", allowArray ? "The body must be a JSON object or an array of them." : "The body must be a JSON object."));
             }
 
             return (doc.RootElement.Clone(), null);
@@ -102,6 +102,11 @@ internal static class GatewayEndpoints
         }
     }
 
+    /// <summary>
+    /// A producer's event <c>{type, payload}</c> → 202 with its envelope; or a JSON array of them
+    /// (at most <c>Builder:Producers:MaxBatchEvents</c>, within the same body limit) → 202 with
+    /// the envelopes in order, all published or none: a refusal names every error with its index.
+    /// </summary>
     private static async Task<IResult> PublishAsync(string projectId, HttpRequest request, ProducerAuth auth, EventPublisher publisher, BuilderOptions options)
     {
         var check = await auth.CheckAsync(request, projectId);
@@ -110,15 +115,83 @@ internal static class GatewayEndpoints
             return Problem(check.Status, check.Code!, check.Message!);
         }
 
-        var (body, error) = await ReadBodyAsync(request, options.Limits.MaxEventBytes + 1024);
+        var (body, error) = await ReadBodyAsync(request, options.Limits.MaxEventBytes + 1024, allowArray: true);
         if (error is not null)
         {
             return error;
         }
 
         var root = body!.Value;
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            return await PublishBatchAsync(projectId, root, request, publisher, options);
+        }
+
         var fields = new List<FieldError>();
-        if (!root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
+        var (type, payload) = ReadEvent(root, fields);
+        if (fields.Count > 0)
+        {
+            return Problem(400, "VALIDATION_FAILED", "The event is invalid.", Fields(fields));
+        }
+
+        var result = await publisher.PublishAsync(projectId, type!, payload, request.HttpContext.RequestAborted);
+        return result.Ok
+            ? Results.Json(result.Envelope, s_json, statusCode: 202)
+            : Problem(400, "VALIDATION_FAILED", "The event is invalid: " + string.Join("; ", result.Errors.Select(e => $"{e.Field} {e.Message}")), Fields(result.Errors));
+    }
+
+    private static async Task<IResult> PublishBatchAsync(string projectId, JsonElement array, HttpRequest request, EventPublisher publisher, BuilderOptions options)
+    {
+        var count = array.GetArrayLength();
+        var max = options.Producers.MaxBatchEvents;
+        if (count == 0 || count > max)
+        {
+            var rule = $"must hold 1 to {max} events (Builder:Producers:MaxBatchEvents)";
+            return Problem(400, "VALIDATION_FAILED", $"The batch {rule}; it holds {count}.", new[] { new { index = (int?)null, field = "body", message = rule } });
+        }
+
+        var errors = new List<IndexedFieldError>();
+        var drafts = new EventDraft[count];
+        var i = 0;
+        foreach (var element in array.EnumerateArray())
+        {
+            var fields = new List<FieldError>();
+            var (type, payload) = ReadEvent(element, fields);
+            foreach (var f in fields)
+            {
+                errors.Add(new IndexedFieldError(i, f.Field, f.Message));
+            }
+
+            drafts[i++] = new EventDraft(type ?? string.Empty, payload);
+        }
+
+        if (errors.Count == 0)
+        {
+            var result = await publisher.PublishBatchAsync(projectId, drafts, request.HttpContext.RequestAborted);
+            if (result.Ok)
+            {
+                return Results.Json(result.Envelopes, s_json, statusCode: 202);
+            }
+
+            errors.AddRange(result.Errors);
+        }
+
+        return Problem(400, "VALIDATION_FAILED",
+            $"The batch is invalid ({errors.Count} error(s)); no event of it was published: " + string.Join("; ", errors.Take(10).Select(e => e.Index is { } n ? $"[{n}] {e.Field} {e.Message}" : $"{e.Field} {e.Message}")),
+            errors.Select(e => new { index = e.Index, field = e.Field, message = e.Message }).ToList());
+    }
+
+    /// <summary>Reads <c>{type, payload}</c>: the type when it is a publishable one, the payload when present; else adds the problems.</summary>
+    private static (string? Type, JsonElement Payload) ReadEvent(JsonElement element, List<FieldError> fields)
+    {
+        if (element.ValueKind != JsonValueKind.Object)
+        {
+            fields.Add(new FieldError("event", "must be a JSON object {type, payload}"));
+            return (null, default);
+        }
+
+        string? type = null;
+        if (!element.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
         {
             fields.Add(new FieldError("type", "is required (one of " + string.Join(", ", EventTypes.Publishable) + ")"));
         }
@@ -126,21 +199,17 @@ internal static class GatewayEndpoints
         {
             fields.Add(new FieldError("type", $"\"{typeName}\" cannot be published; expected one of " + string.Join(", ", EventTypes.Publishable)));
         }
+        else
+        {
+            type = typeName;
+        }
 
-        if (!root.TryGetProperty("payload", out var payload))
+        if (!element.TryGetProperty("payload", out var payload))
         {
             fields.Add(new FieldError("payload", "is required"));
         }
 
-        if (fields.Count > 0)
-        {
-            return Problem(400, "VALIDATION_FAILED", "The event is invalid.", Fields(fields));
-        }
-
-        var result = await publisher.PublishAsync(projectId, typeElement.GetString()!, payload, request.HttpContext.RequestAborted);
-        return result.Ok
-            ? Results.Json(result.Envelope, s_json, statusCode: 202)
-            : Problem(400, "VALIDATION_FAILED", "The event is invalid: " + string.Join("; ", result.Errors.Select(e => $"{e.Field} {e.Message}")), Fields(result.Errors));
+        return (type, payload);
     }
 
     private static object Fields(IEnumerable<FieldError> errors) => errors.Select(e => new { field = e.Field, message = e.Message }).ToList();

@@ -19,6 +19,8 @@ public sealed class BuilderOptions
 
     public IngestOptions Ingest { get; set; } = new();
 
+    public ProducerOptions Producers { get; set; } = new();
+
     public AccessOptions Access { get; set; } = new();
 
     public LimitOptions Limits { get; set; } = new();
@@ -86,6 +88,16 @@ public sealed class BuilderOptions
         if (StoreProvider == "sqlite" && string.IsNullOrWhiteSpace(Store.Path))
         {
             errors.Add("Builder:Store:Path must be set for the sqlite store.");
+        }
+
+        if (Store.Durability is not ("normal" or "full"))
+        {
+            errors.Add($"Builder:Store:Durability must be \"normal\" or \"full\" (got \"{Store.Durability}\").");
+        }
+
+        if (Producers.MaxBatchEvents is < 1 or > 10_000)
+        {
+            errors.Add("Builder:Producers:MaxBatchEvents must be between 1 and 10000.");
         }
 
         if (Store.MaxEventsPerProject < 100)
@@ -347,6 +359,13 @@ public sealed class StoreOptions
 
     /// <summary>Events kept per project by the redis store (older ones are trimmed; a lastSeq before them gets a snapshot).</summary>
     public int MaxEventsPerProject { get; set; } = 100_000;
+
+    /// <summary>
+    /// The sqlite store's commits: <c>normal</c> (WAL, synchronous=NORMAL: an answered event
+    /// survives the process's crash) or <c>full</c> (synchronous=FULL: every commit is fsynced,
+    /// it survives a machine crash too). See docs/architecture.md.
+    /// </summary>
+    public string Durability { get; set; } = "normal";
 }
 
 public sealed class RedisOptions
@@ -381,6 +400,13 @@ public sealed class EngineSettings
 public sealed class IngestOptions
 {
     public string[] ApiKeys { get; set; } = [];
+}
+
+/// <summary>The producers' API (section Builder:Producers).</summary>
+public sealed class ProducerOptions
+{
+    /// <summary>Most events one <c>POST /api/projects/{id}/events</c> may carry as a JSON array.</summary>
+    public int MaxBatchEvents { get; set; } = 100;
 }
 
 public sealed class AccessOptions

@@ -41,6 +41,41 @@ public sealed class RedisIngestTests
     }
 
     [Fact]
+    public async Task A_batch_message_on_redis_is_published_all_or_none_in_order()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var gateway = await TestGateway.StartAsync(s =>
+        {
+            s["Builder:Redis:Configuration"] = redis.Configuration;
+            s["Builder:Cluster:Enabled"] = "false";
+        });
+        await using var client = gateway.Client(gateway.Token("alice", ["p1"]));
+        await client.ConnectAsync();
+        await client.JoinAsync("p1");
+        var subscriber = redis.Connection.GetSubscriber();
+        var channel = RedisChannel.Literal("builder:events");
+        object Status(int progress) => new { type = "agent:status:update", payload = new { agentId = "a", agentType = "ui", status = "working", progress } };
+
+        // one invalid event (progress 101) refuses its whole message; the next message is published whole, in order
+        await subscriber.PublishAsync(channel, JsonSerializer.Serialize(new { projectId = "p1", events = new[] { Status(1), Status(101), Status(3) } }));
+        await subscriber.PublishAsync(channel, JsonSerializer.Serialize(new { projectId = "p1", events = Enumerable.Range(10, 20).Select(Status).ToArray() }));
+        await subscriber.PublishAsync(channel, JsonSerializer.Serialize(new { projectId = "p1", type = "agent:status:update", payload = new { agentId = "a", agentType = "ui", status = "working", progress = 99 } }));
+
+        for (var i = 0; i < 21; i++)
+        {
+            var update = await client.NextAsync("agent:status:update");
+            Assert.Equal(i + 1, update.GetProperty("seq").GetInt64());
+            Assert.Equal(i < 20 ? 10 + i : 99, update.GetProperty("payload").GetProperty("progress").GetInt32());
+        }
+
+        var metrics = gateway.Services.GetRequiredService<GatewayMetrics>();
+        Assert.Equal(1, metrics.Get("builder_redis_rejected_total"));
+
+        // counted once the publisher has answered, which may come just after the delivery
+        await global::Cluster.Tests.Deadline.UntilAsync(() => metrics.Get("builder_redis_events_total") == 21, TestGateway.Wait, "21 events counted");
+    }
+
+    [Fact]
     public async Task A_bad_message_on_redis_is_counted_and_never_fatal()
     {
         await using var redis = await RedisServer.StartAsync();

@@ -16,11 +16,31 @@ public sealed record EventEnvelope(
     [property: JsonPropertyName("seq")] long Seq,
     [property: JsonPropertyName("eventId")] string EventId);
 
+/// <summary>An event to append to a project's log: its type, payload and timestamp (epoch ms).</summary>
+public readonly record struct NewEvent(string Type, JsonElement Payload, long Timestamp);
+
 /// <summary>The ordered, per-project event log: the single source of truth for replay and snapshots.</summary>
 public interface IEventLog : IAsyncDisposable
 {
     /// <summary>Appends an event; the caller serializes appends per project (the publisher does).</summary>
     ValueTask<EventEnvelope> AppendAsync(string projectId, string type, JsonElement payload, long timestamp, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Appends the events of one project, in order, all or none: they get consecutive seqs. The
+    /// caller serializes appends per project (the publisher does). Stores that can write several
+    /// events at once (SQLite: one transaction; Redis: one script) override this.
+    /// </summary>
+    async ValueTask<IReadOnlyList<EventEnvelope>> AppendBatchAsync(string projectId, IReadOnlyList<NewEvent> events, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        var result = new EventEnvelope[events.Count];
+        for (var i = 0; i < result.Length; i++)
+        {
+            result[i] = await AppendAsync(projectId, events[i].Type, events[i].Payload, events[i].Timestamp, cancellationToken);
+        }
+
+        return result;
+    }
 
     /// <summary>Events with seq &gt; <paramref name="afterSeq"/>, in order, at most <paramref name="limit"/>.</summary>
     ValueTask<IReadOnlyList<EventEnvelope>> ReadAsync(string projectId, long afterSeq, int limit, CancellationToken cancellationToken = default);
@@ -51,6 +71,29 @@ public sealed class InMemoryEventLog(int maxPerProject = 100_000) : IEventLog
 
             return ValueTask.FromResult(envelope);
         }
+    }
+
+    public ValueTask<IReadOnlyList<EventEnvelope>> AppendBatchAsync(string projectId, IReadOnlyList<NewEvent> events, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        var project = _projects.GetOrAdd(projectId, static _ => new ProjectEvents());
+        var result = new EventEnvelope[events.Count];
+        lock (project)
+        {
+            for (var i = 0; i < result.Length; i++)
+            {
+                var e = events[i];
+                result[i] = new EventEnvelope(e.Type, e.Timestamp, e.Payload.Clone(), projectId, ++project.LastSeq, Guid.NewGuid().ToString());
+            }
+
+            project.Events.AddRange(result);
+            if (project.Events.Count > maxPerProject)
+            {
+                project.Events.RemoveRange(0, project.Events.Count - maxPerProject);
+            }
+        }
+
+        return ValueTask.FromResult<IReadOnlyList<EventEnvelope>>(result);
     }
 
     public ValueTask<IReadOnlyList<EventEnvelope>> ReadAsync(string projectId, long afterSeq, int limit, CancellationToken cancellationToken = default)

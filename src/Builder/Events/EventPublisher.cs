@@ -12,6 +12,18 @@ public sealed record PublishResult(EventEnvelope? Envelope, IReadOnlyList<FieldE
     public bool Ok => Envelope is not null;
 }
 
+/// <summary>An event a producer publishes: its type and payload (the log stamps the rest).</summary>
+public readonly record struct EventDraft(string Type, JsonElement Payload);
+
+/// <summary>An invalid field of a batch: the index of its event (null for the batch's own fields, e.g. projectId), the field, why.</summary>
+public sealed record IndexedFieldError(int? Index, string Field, string Message);
+
+/// <summary>The outcome of a batch publication: every envelope in order, or every error (and nothing published).</summary>
+public sealed record BatchPublishResult(IReadOnlyList<EventEnvelope>? Envelopes, IReadOnlyList<IndexedFieldError> Errors)
+{
+    public bool Ok => Envelopes is not null;
+}
+
 /// <summary>
 /// The one path every producer's event takes: validate → append to the project's log (seq,
 /// eventId, timestamp) → delivery to room <c>project:{id}</c> through <see cref="IProjectRooms"/>. Appends and broadcasts of a
@@ -63,61 +75,141 @@ public sealed class EventPublisher
     internal Task<PublishResult> PublishTrustedAsync(string projectId, string type, JsonElement payload, CancellationToken cancellationToken = default) =>
         PublishCoreAsync(projectId, type, payload, validate: false, cancellationToken);
 
+    /// <summary>
+    /// Validates and publishes a producer's events to one project, all or none: when one is
+    /// invalid nothing is published and every error is named with its event's index; otherwise
+    /// the events take consecutive seqs, in the given order, and are delivered in that order.
+    /// </summary>
+    public Task<BatchPublishResult> PublishBatchAsync(string projectId, IReadOnlyList<EventDraft> events, CancellationToken cancellationToken = default) =>
+        PublishBatchCoreAsync(projectId, events, validate: true, cancellationToken);
+
     private async Task<PublishResult> PublishCoreAsync(string projectId, string type, JsonElement payload, bool validate, CancellationToken cancellationToken)
     {
-        var errors = new List<FieldError>();
+        var result = await PublishBatchCoreAsync(projectId, [new EventDraft(type, payload)], validate, cancellationToken);
+        return result.Ok
+            ? new PublishResult(result.Envelopes![0], [])
+            : new PublishResult(null, result.Errors.Select(e => new FieldError(e.Field, e.Message)).ToList());
+    }
+
+    private async Task<BatchPublishResult> PublishBatchCoreAsync(string projectId, IReadOnlyList<EventDraft> events, bool validate, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        var errors = new List<IndexedFieldError>();
         if (!ProjectIds.IsValid(projectId))
         {
-            errors.Add(new FieldError("projectId", ProjectIds.Rule));
+            errors.Add(new IndexedFieldError(null, "projectId", ProjectIds.Rule));
         }
 
-        if (validate)
+        var drafts = new EventDraft[events.Count];
+        for (var i = 0; i < drafts.Length; i++)
         {
-            errors.AddRange(EventValidator.Validate(type, payload));
-        }
+            var (type, payload) = events[i];
+            var before = errors.Count;
+            if (validate)
+            {
+                foreach (var error in EventValidator.Validate(type, payload))
+                {
+                    errors.Add(new IndexedFieldError(i, error.Field, error.Message));
+                }
+            }
 
-        if (errors.Count == 0 && payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty("projectId", out var pid)
-            && (pid.ValueKind != JsonValueKind.String || pid.GetString() != projectId))
-        {
-            errors.Add(new FieldError("payload.projectId", $"must be \"{projectId}\" (the project of the route) when present"));
-        }
+            if (errors.Count == before && payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty("projectId", out var pid)
+                && (pid.ValueKind != JsonValueKind.String || pid.GetString() != projectId))
+            {
+                errors.Add(new IndexedFieldError(i, "payload.projectId", $"must be \"{projectId}\" (the project of the route) when present"));
+            }
 
-        if (errors.Count == 0 && payload.GetRawText().Length > _maxEventBytes)
-        {
-            errors.Add(new FieldError("payload", $"is larger than {_maxEventBytes} bytes"));
+            if (errors.Count == before && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(payload).Length > _maxEventBytes)
+            {
+                errors.Add(new IndexedFieldError(i, "payload", $"is larger than {_maxEventBytes} bytes"));
+            }
+
+            if (errors.Count == before && s_projectScoped.Contains(type) && !payload.TryGetProperty("projectId", out _))
+            {
+                var node = JsonNode.Parse(payload.GetRawText())!.AsObject();
+                node.Insert(0, "projectId", projectId);
+                payload = JsonSerializer.SerializeToElement(node, StoreJson.Options);
+            }
+
+            drafts[i] = new EventDraft(type, payload);
         }
 
         if (errors.Count > 0)
         {
-            return new PublishResult(null, errors);
+            return new BatchPublishResult(null, errors);
         }
 
-        if (s_projectScoped.Contains(type) && !payload.TryGetProperty("projectId", out _))
+        if (drafts.Length == 0)
         {
-            var node = JsonNode.Parse(payload.GetRawText())!.AsObject();
-            node.Insert(0, "projectId", projectId);
-            payload = JsonSerializer.SerializeToElement(node, StoreJson.Options);
+            return new BatchPublishResult([], []);
         }
 
-        var envelope = await _gates.RunAsync(projectId, async () =>
-        {
-            var appended = await _log.AppendAsync(projectId, type, payload, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
-            _rooms.Deliver(appended);
-            return appended;
-        }, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
 
-        try
+        // concurrent publications of the project are combined: one append (one commit) and the
+        // deliveries of everything queued, in seq order, under the project's gate
+        var envelopes = await _gates.CombineAsync<EventDraft[], IReadOnlyList<EventEnvelope>>(projectId, drafts, drafts.Length, MaxEventsPerAppend, batch => AppendAndDeliverAsync(projectId, batch));
+        var published = Published;
+        if (published is not null)
         {
-            Published?.Invoke(envelope);
-        }
+            foreach (var envelope in envelopes)
+            {
+                try
+                {
+                    published(envelope);
+                }
 #pragma warning disable CA1031 // an observer's failure must not fail the publication
-        catch (Exception ex)
+                catch (Exception ex)
 #pragma warning restore CA1031
-        {
-            _logger.LogError(ex, "An observer of published events failed");
+                {
+                    _logger.LogError(ex, "An observer of published events failed");
+                }
+            }
         }
 
-        return new PublishResult(envelope, []);
+        return new BatchPublishResult(envelopes, []);
+    }
+
+    /// <summary>Most events one append of a project writes (the combined publications of its producers).</summary>
+    private const int MaxEventsPerAppend = 1000;
+
+    /// <summary>Holding the project's gate: appends the publications' events at once, then delivers them in seq order.</summary>
+    private async Task<IReadOnlyList<IReadOnlyList<EventEnvelope>>> AppendAndDeliverAsync(string projectId, IReadOnlyList<EventDraft[]> publications)
+    {
+        var timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var count = 0;
+        foreach (var p in publications)
+        {
+            count += p.Length;
+        }
+
+        var events = new NewEvent[count];
+        var n = 0;
+        foreach (var p in publications)
+        {
+            foreach (var d in p)
+            {
+                events[n++] = new NewEvent(d.Type, d.Payload, timestamp);
+            }
+        }
+
+        // once queued, the events are appended whatever becomes of the producers' requests
+        var appended = await _log.AppendBatchAsync(projectId, events, CancellationToken.None);
+        var result = new IReadOnlyList<EventEnvelope>[publications.Count];
+        n = 0;
+        for (var i = 0; i < result.Length; i++)
+        {
+            var own = new EventEnvelope[publications[i].Length];
+            for (var j = 0; j < own.Length; j++)
+            {
+                own[j] = appended[n++];
+                _rooms.Deliver(own[j]);
+            }
+
+            result[i] = own;
+        }
+
+        return result;
     }
 
     /// <summary>

@@ -26,6 +26,20 @@ public sealed class RedisEventLog(IConnectionMultiplexer redis, int maxPerProjec
         return seq
         """;
 
+    // the batch form: one script for all the events of a batch, seqs first..last in order
+    private const string AppendBatchScript = """
+        local n = tonumber(ARGV[1])
+        local last = redis.call('INCRBY', KEYS[1], n)
+        local first = last - n + 1
+        for i = 0, n - 1 do
+          local seq = first + i
+          local envelope = ARGV[4 + 2 * i] .. seq .. ARGV[5 + 2 * i]
+          redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'e', envelope)
+          redis.call('PUBLISH', ARGV[3], envelope)
+        end
+        return first
+        """;
+
     private const string SeqMarker = ",\"seq\":0,\"eventId\":";
 
     private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
@@ -47,6 +61,48 @@ public sealed class RedisEventLog(IConnectionMultiplexer redis, int maxPerProjec
         var result = await Guard(() => redis.GetDatabase().ScriptEvaluateAsync(AppendScript, [SeqKey(projectId), LogKey(projectId)], [prefix, suffix, maxPerProject, FeedChannel]));
         var seq = (long)result;
         return new EventEnvelope(type, timestamp, payload.Clone(), projectId, seq, eventId);
+    }
+
+    /// <summary>The events of one project in one script: consecutive seqs, stored and published in order, all or none.</summary>
+    public async ValueTask<IReadOnlyList<EventEnvelope>> AppendBatchAsync(string projectId, IReadOnlyList<NewEvent> events, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        if (events.Count == 0)
+        {
+            return [];
+        }
+
+        var args = new RedisValue[3 + (2 * events.Count)];
+        args[0] = events.Count;
+        args[1] = maxPerProject;
+        args[2] = FeedChannel;
+        var ids = new string[events.Count];
+        for (var i = 0; i < events.Count; i++)
+        {
+            ids[i] = Guid.NewGuid().ToString();
+            var (prefix, suffix) = Draft(projectId, events[i].Type, events[i].Payload, events[i].Timestamp, ids[i]);
+            args[3 + (2 * i)] = prefix;
+            args[4 + (2 * i)] = suffix;
+        }
+
+        var first = (long)await Guard(() => redis.GetDatabase().ScriptEvaluateAsync(AppendBatchScript, [SeqKey(projectId), LogKey(projectId)], args));
+        var result = new EventEnvelope[events.Count];
+        for (var i = 0; i < result.Length; i++)
+        {
+            result[i] = new EventEnvelope(events[i].Type, events[i].Timestamp, events[i].Payload.Clone(), projectId, first + i, ids[i]);
+        }
+
+        return result;
+    }
+
+    /// <summary>The envelope as JSON but for its seq: the text before and after it.</summary>
+    private static (string Prefix, string Suffix) Draft(string projectId, string type, JsonElement payload, long timestamp, string eventId)
+    {
+        var draft = JsonSerializer.Serialize(new EventEnvelope(type, timestamp, payload, projectId, 0, eventId), s_json);
+
+        // the marker's last occurrence is the seq property (only projectId, validated, follows the payload)
+        var at = draft.LastIndexOf(SeqMarker, StringComparison.Ordinal);
+        return (draft[..(at + ",\"seq\":".Length)], draft[(at + ",\"seq\":0".Length)..]);
     }
 
     public async ValueTask<IReadOnlyList<EventEnvelope>> ReadAsync(string projectId, long afterSeq, int limit, CancellationToken cancellationToken = default)

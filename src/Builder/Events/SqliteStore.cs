@@ -3,17 +3,46 @@ using Microsoft.Data.Sqlite;
 
 namespace Builder.Events;
 
+/// <summary>How hard a commit of the SQLite store reaches the disk (<c>Builder:Store:Durability</c>).</summary>
+public enum SqliteDurability
+{
+    /// <summary>
+    /// WAL with <c>synchronous=NORMAL</c>: a committed event is in the WAL file (the operating
+    /// system's cache) before its producer is answered, so it survives the process's crash; a
+    /// machine crash or power loss may lose the commits since the last checkpoint's sync.
+    /// </summary>
+    Normal,
+
+    /// <summary>WAL with <c>synchronous=FULL</c>: every commit is fsynced before producers are answered; it survives a machine crash too.</summary>
+    Full,
+}
+
 /// <summary>
 /// SQLite persistence (the embedded default): the event log and the decisions, in one file.
-/// One connection, serialized by a semaphore; WAL mode.
+/// One connection, serialized by a semaphore; WAL mode. Appends are group-committed: every
+/// producer's events go into a queue; one writer at a time (the producer that found none) writes
+/// all that is waiting (events of any project, up to <see cref="MaxEventsPerCommit"/>) in one
+/// transaction, then answers each producer once the transaction is committed. The log assigns seq inside the
+/// transaction (the project's last seq + 1), so a project's events take seq in queue order,
+/// without gap or duplicate.
 /// </summary>
 public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
 {
+    /// <summary>Most events written by one transaction of the writer loop.</summary>
+    public const int MaxEventsPerCommit = 4096;
+
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly object _queueLock = new();
+    private readonly SqliteCommand _insert;
+    private List<AppendJob> _pending = [];
+    private bool _writing; // a writer drains _pending (under _queueLock)
+    private bool _closed; // under _queueLock
+    private TaskCompletionSource? _drained; // completed when the current writer stops (under _queueLock)
+    private long _commits;
     private int _disposed;
 
-    public SqliteStore(string path)
+    public SqliteStore(string path, SqliteDurability durability = SqliteDurability.Normal)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(directory))
@@ -21,20 +50,33 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
             Directory.CreateDirectory(directory);
         }
 
+        Durability = durability;
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         _connection.Open();
-        Execute("""
+
+        // the events in a rowid table (appended at its end, so a commit writes few pages whatever
+        // the projects) with a small unique index on (project_id, seq). Files made before this
+        // layout keep theirs (the same columns, clustered on (project_id, seq)): their events
+        // need no second index.
+        bool clustered;
+        using (var layout = _connection.CreateCommand())
+        {
+            layout.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'";
+            clustered = layout.ExecuteScalar() is string existing && existing.Contains("WITHOUT ROWID", StringComparison.OrdinalIgnoreCase);
+        }
+
+        Execute($"""
             PRAGMA journal_mode=WAL;
-            PRAGMA synchronous=NORMAL;
+            PRAGMA synchronous={(durability == SqliteDurability.Full ? "FULL" : "NORMAL")};
             CREATE TABLE IF NOT EXISTS events (
               project_id TEXT NOT NULL,
               seq INTEGER NOT NULL,
               event_id TEXT NOT NULL,
               type TEXT NOT NULL,
               timestamp INTEGER NOT NULL,
-              payload TEXT NOT NULL,
-              PRIMARY KEY (project_id, seq)
-            ) WITHOUT ROWID;
+              payload TEXT NOT NULL
+            );
+            {(clustered ? string.Empty : "CREATE UNIQUE INDEX IF NOT EXISTS events_project_seq ON events (project_id, seq);")}
             CREATE TABLE IF NOT EXISTS builds (
               build_id TEXT PRIMARY KEY,
               project_id TEXT NOT NULL,
@@ -48,6 +90,44 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
               body TEXT NOT NULL
             );
             """);
+
+        _insert = _connection.CreateCommand();
+        _insert.CommandText = """
+            INSERT INTO events (project_id, seq, event_id, type, timestamp, payload)
+            VALUES ($p, COALESCE((SELECT MAX(seq) FROM events WHERE project_id = $p), 0) + 1, $id, $type, $ts, $payload)
+            RETURNING seq;
+            """;
+        _insert.Parameters.Add("$p", SqliteType.Text);
+        _insert.Parameters.Add("$id", SqliteType.Text);
+        _insert.Parameters.Add("$type", SqliteType.Text);
+        _insert.Parameters.Add("$ts", SqliteType.Integer);
+        _insert.Parameters.Add("$payload", SqliteType.Text);
+        _insert.Prepare();
+    }
+
+    /// <summary>The durability this store was opened with.</summary>
+    public SqliteDurability Durability { get; }
+
+    /// <summary>Transactions the writer loop committed so far (tests: appends share them).</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Appends waiting for the writer now (tests).</summary>
+    internal int QueuedAppends
+    {
+        get
+        {
+            lock (_queueLock)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
+    /// <summary>Holds the connection until the returned release is called: appends queue meanwhile (tests of the group commit).</summary>
+    internal async Task<Action> HoldConnectionAsync()
+    {
+        await _gate.WaitAsync();
+        return () => _gate.Release();
     }
 
     private void Execute(string sql)
@@ -57,30 +137,198 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         command.ExecuteNonQuery();
     }
 
-    public async ValueTask<EventEnvelope> AppendAsync(string projectId, string type, JsonElement payload, long timestamp, CancellationToken cancellationToken = default)
+    public async ValueTask<EventEnvelope> AppendAsync(string projectId, string type, JsonElement payload, long timestamp, CancellationToken cancellationToken = default) =>
+        (await AppendBatchAsync(projectId, [new NewEvent(type, payload, timestamp)], cancellationToken))[0];
+
+    /// <summary>
+    /// Queues the events for the writer loop and completes when the transaction holding them is
+    /// committed (with their seqs, consecutive, in the given order), or fails when it could not be.
+    /// Once queued, the events are written even if <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<EventEnvelope>> AppendBatchAsync(string projectId, IReadOnlyList<NewEvent> events, CancellationToken cancellationToken = default)
     {
-        await _gate.WaitAsync(cancellationToken);
+        ArgumentNullException.ThrowIfNull(events);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (events.Count == 0)
+        {
+            return [];
+        }
+
+        var job = new AppendJob(projectId, events);
+        bool lead;
+        lock (_queueLock)
+        {
+            ObjectDisposedException.ThrowIf(_closed, this);
+            _pending.Add(job);
+            lead = !_writing;
+            if (lead)
+            {
+                _writing = true;
+                _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        if (lead)
+        {
+            // the first producer to find no writer writes, on its own thread: no hop when alone
+            _ = WriteQueuedAsync();
+        }
+
+        return await job.Done.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The writer: commits everything queued (up to <see cref="MaxEventsPerCommit"/> events per
+    /// transaction) until the queue is empty. The first batch is written on the leading
+    /// producer's thread; if more has queued meanwhile the writer goes on on the pool, so that the
+    /// leading producer is answered at once. Producers that arrive while it writes join the next
+    /// transaction: group commit.
+    /// </summary>
+    private async Task WriteQueuedAsync()
+    {
+        var batch = new List<AppendJob>();
+        var first = true;
+        while (true)
+        {
+            if (!first)
+            {
+                await Task.Yield();
+            }
+
+            first = false;
+            await _gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                lock (_queueLock)
+                {
+                    var count = 0;
+                    var taken = 0;
+                    while (taken < _pending.Count && (taken == 0 || count + _pending[taken].Events.Count <= MaxEventsPerCommit))
+                    {
+                        count += _pending[taken].Events.Count;
+                        batch.Add(_pending[taken]);
+                        taken++;
+                    }
+
+                    if (taken == _pending.Count)
+                    {
+                        _pending = [];
+                    }
+                    else
+                    {
+                        _pending.RemoveRange(0, taken);
+                    }
+
+                    if (batch.Count == 0)
+                    {
+                        _writing = false;
+                        _drained!.TrySetResult();
+                        return;
+                    }
+                }
+
+                if (!TryCommit(batch, out var failure))
+                {
+                    // one job's failure must not fail the others: each in its own transaction
+                    if (batch.Count == 1)
+                    {
+                        batch[0].Done.TrySetException(failure!);
+                    }
+                    else
+                    {
+                        foreach (var single in batch)
+                        {
+                            if (!TryCommit([single], out var own))
+                            {
+                                single.Done.TrySetException(own!);
+                            }
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                _gate.Release();
+                batch.Clear();
+            }
+
+            // no early exit when the queue is empty now: the turn on the pool lets the producers
+            // running meanwhile queue, and they share the next commit (the writer stops at the
+            // top of the loop when nothing came)
+        }
+    }
+
+    /// <summary>Writes the jobs in one transaction; on success completes each job's task after the commit.</summary>
+    private bool TryCommit(List<AppendJob> jobs, out Exception? failure)
+    {
+        var results = new EventEnvelope[jobs.Count][];
+        SqliteTransaction? transaction = null;
         try
         {
-            using var command = _connection.CreateCommand();
-            command.CommandText = """
-                INSERT INTO events (project_id, seq, event_id, type, timestamp, payload)
-                VALUES ($p, COALESCE((SELECT MAX(seq) FROM events WHERE project_id = $p), 0) + 1, $id, $type, $ts, $payload)
-                RETURNING seq;
-                """;
-            var eventId = Guid.NewGuid().ToString();
-            command.Parameters.AddWithValue("$p", projectId);
-            command.Parameters.AddWithValue("$id", eventId);
-            command.Parameters.AddWithValue("$type", type);
-            command.Parameters.AddWithValue("$ts", timestamp);
-            command.Parameters.AddWithValue("$payload", payload.GetRawText());
-            var seq = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
-            return new EventEnvelope(type, timestamp, payload.Clone(), projectId, seq, eventId);
+            transaction = _connection.BeginTransaction(deferred: false);
+            _insert.Transaction = transaction;
+            for (var j = 0; j < jobs.Count; j++)
+            {
+                var job = jobs[j];
+                var envelopes = new EventEnvelope[job.Events.Count];
+                _insert.Parameters[0].Value = job.ProjectId;
+                for (var i = 0; i < envelopes.Length; i++)
+                {
+                    var e = job.Events[i];
+                    var eventId = Guid.NewGuid().ToString();
+                    _insert.Parameters[1].Value = eventId;
+                    _insert.Parameters[2].Value = e.Type;
+                    _insert.Parameters[3].Value = e.Timestamp;
+                    _insert.Parameters[4].Value = e.Payload.GetRawText();
+                    var seq = (long)_insert.ExecuteScalar()!;
+                    envelopes[i] = new EventEnvelope(e.Type, e.Timestamp, e.Payload.Clone(), job.ProjectId, seq, eventId);
+                }
+
+                results[j] = envelopes;
+            }
+
+            transaction.Commit();
+            Interlocked.Increment(ref _commits);
+        }
+#pragma warning disable CA1031 // the failure is handed to the producers whose events it concerns
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            try
+            {
+                transaction?.Rollback();
+            }
+            catch (SqliteException)
+            {
+                // the transaction is gone already (SQLite rolled it back itself)
+            }
+
+            failure = ex;
+            return false;
         }
         finally
         {
-            _gate.Release();
+            _insert.Transaction = null;
+            transaction?.Dispose();
         }
+
+        for (var j = 0; j < jobs.Count; j++)
+        {
+            jobs[j].Done.TrySetResult(results[j]);
+        }
+
+        failure = null;
+        return true;
+    }
+
+    /// <summary>One producer's events of one project, waiting for the writer loop.</summary>
+    private sealed class AppendJob(string projectId, IReadOnlyList<NewEvent> events)
+    {
+        public string ProjectId { get; } = projectId;
+
+        public IReadOnlyList<NewEvent> Events { get; } = events;
+
+        public TaskCompletionSource<IReadOnlyList<EventEnvelope>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     public async ValueTask<IReadOnlyList<EventEnvelope>> ReadAsync(string projectId, long afterSeq, int limit, CancellationToken cancellationToken = default)
@@ -239,7 +487,17 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
             return;
         }
 
+        // the events queued so far are written before the connection closes
+        Task drained;
+        lock (_queueLock)
+        {
+            _closed = true;
+            drained = _writing ? _drained!.Task : Task.CompletedTask;
+        }
+
+        await drained.ConfigureAwait(false);
         await _gate.WaitAsync();
+        await _insert.DisposeAsync();
         await _connection.DisposeAsync();
         _gate.Dispose();
     }
