@@ -113,7 +113,12 @@ public sealed class EngineSession
             if (IsOpen && !message.IsVolatile)
             {
                 _server.Log.LogWarning("Session {Sid}: send queue full ({Count} packets, {Bytes} bytes), closing slow consumer", Id, _queue.Count, _queue.Bytes);
+                EngineIOMetrics.SendQueueFull(closed: true);
                 Abort(EngineCloseReason.TransportError);
+            }
+            else if (IsOpen)
+            {
+                EngineIOMetrics.SendQueueFull(closed: false);
             }
 
             return false;

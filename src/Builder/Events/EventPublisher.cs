@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Builder.Contracts;
 using Builder.Rooms;
+using Builder.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace Builder.Events;
@@ -99,12 +100,25 @@ public sealed class EventPublisher
             payload = JsonSerializer.SerializeToElement(node, StoreJson.Options);
         }
 
+        // the span of the publication (child of the producer's request span when there is one)
+        using var activity = GatewayActivities.Source.StartActivity(GatewayActivities.Publish);
+        activity?.SetTag("builder.project_id", projectId).SetTag("builder.event.type", type);
         var envelope = await _gates.RunAsync(projectId, async () =>
         {
-            var appended = await _log.AppendAsync(projectId, type, payload, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
-            _rooms.Deliver(appended);
+            EventEnvelope appended;
+            using (GatewayActivities.Source.StartActivity(GatewayActivities.LogAppend))
+            {
+                appended = await _log.AppendAsync(projectId, type, payload, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+            }
+
+            using (GatewayActivities.Source.StartActivity(GatewayActivities.Broadcast))
+            {
+                _rooms.Deliver(appended);
+            }
+
             return appended;
         }, cancellationToken);
+        activity?.SetTag("builder.event.seq", envelope.Seq);
 
         try
         {

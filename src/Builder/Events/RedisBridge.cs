@@ -40,7 +40,7 @@ public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher pub
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         decisions.Resolved += OnResolved;
-        metrics.Gauge("builder_ingest_consuming", () => Consuming ? 1 : 0);
+        metrics.Gauge("builder.ingest.consuming", "{node}", "1 while this node consumes builder:events (holds the ingest lease), else 0", () => Consuming ? 1 : 0);
         if (lease is not { } period)
         {
             await ConsumeAsync();
@@ -128,7 +128,7 @@ public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher pub
                 return;
             }
 
-            metrics.Increment("builder_redis_events_total");
+            metrics.RedisEventConsumed();
         }
         catch (JsonException ex)
         {
@@ -139,14 +139,14 @@ public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher pub
 #pragma warning restore CA1031
         {
             logger.LogError(ex, "Publishing a Redis message failed");
-            metrics.Increment("builder_redis_rejected_total");
+            metrics.RedisMessageRejected();
         }
     }
 
     private void Reject(string reason)
     {
         logger.LogWarning("Rejected a message on {Channel}: {Reason}", EventsChannel, reason);
-        metrics.Increment("builder_redis_rejected_total");
+        metrics.RedisMessageRejected();
     }
 
     private void OnResolved(string projectId, Events.DecisionResolution resolution)
