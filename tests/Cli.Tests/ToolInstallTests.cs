@@ -27,7 +27,9 @@ public sealed class ToolInstallTests(GatewayFixture fixture) : IDisposable
 
         var config = Path.Combine(_work, "nuget.config");
         new XDocument(new XElement("configuration", new XElement("packageSources", new XElement("clear"), new XElement("add", new XAttribute("key", "packed"), new XAttribute("value", feed))))).Save(config);
-        var (installExit, installOut, installErr) = await CliProcess.RunAsync(["tool", "install", "Builder.Cli", "--tool-path", tools, "--add-source", feed, "--configfile", config], timeout: Slow, program: "dotnet");
+        // a package folder of its own: never a Builder.Cli 1.0.0 cached by an earlier pack
+        var packages = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(_work, "packages") };
+        var (installExit, installOut, installErr) = await CliProcess.RunAsync(["tool", "install", "Builder.Cli", "--tool-path", tools, "--add-source", feed, "--configfile", config], packages, Slow, program: "dotnet");
         Assert.True(installExit == 0, $"dotnet tool install failed ({Path.GetFileName(package)}):\n{installOut}\n{installErr}");
         var builder = Path.Combine(tools, OperatingSystem.IsWindows() ? "builder.exe" : "builder");
         Assert.True(File.Exists(builder), $"{builder} was not installed:\n{installOut}");
