@@ -99,6 +99,7 @@ internal static class GatewayOpenApi
         }
     }
 
+    // (Microsoft.OpenApi keeps const as a string: a boolean constant is written as enum [true])
     private static T Parse<T>(JsonObject json, OpenApiDocument document)
         where T : IOpenApiElement
     {
@@ -277,7 +278,7 @@ internal static class GatewayOpenApi
             ["properties"] = new JsonObject
             {
                 ["requirements"] = new JsonObject { ["type"] = "string", ["minLength"] = 1, ["maxLength"] = 10000 },
-                ["simulate"] = new JsonObject { ["const"] = true, ["description"] = "This gateway runs simulated agents only (real agents publish their events)" },
+                ["simulate"] = new JsonObject { ["type"] = "boolean", ["enum"] = new JsonArray(true), ["description"] = "This gateway runs simulated agents only (real agents publish their events)" },
                 ["deploy"] = new JsonObject { ["type"] = "boolean", ["default"] = false },
                 ["speed"] = new JsonObject { ["type"] = "number", ["minimum"] = 0.01, ["maximum"] = 1000000, ["default"] = 1, ["description"] = "Simulated seconds per real second" },
                 ["seed"] = new JsonObject { ["type"] = "integer" },
@@ -312,7 +313,7 @@ internal static class GatewayOpenApi
             {
                 ["buildId"] = new JsonObject { ["type"] = "string" },
                 ["projectId"] = new JsonObject { ["type"] = "string" },
-                ["cancelled"] = new JsonObject { ["const"] = true },
+                ["cancelled"] = new JsonObject { ["type"] = "boolean", ["enum"] = new JsonArray(true) },
                 ["cancelledBy"] = new JsonObject { ["type"] = "string" },
             },
         });
