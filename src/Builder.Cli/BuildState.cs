@@ -63,6 +63,15 @@ public sealed class BuildState
 
     public string? DeploymentMessage { get; private set; }
 
+    /// <summary>Events folded (each seq once).</summary>
+    public long Folded { get; private set; }
+
+    /// <summary>Events received again (a seq already folded): a resume that replayed too much.</summary>
+    public long Repeated { get; private set; }
+
+    /// <summary>Seqs skipped between two folded events: a resume that replayed too little.</summary>
+    public long Missing { get; private set; }
+
     /// <summary>The seq of the last event folded (the <c>lastSeq</c> of a resume).</summary>
     public long LastSeq { get; private set; }
 
@@ -117,9 +126,18 @@ public sealed class BuildState
 
         if (Long(envelope, "seq") is { } seq)
         {
+            // a logged event carries its eventId; project-joined only the seq it is live from
+            var logged = envelope.TryGetProperty("eventId", out _);
             if (seq <= LastSeq)
             {
+                Repeated += logged ? 1 : 0;
                 return false;
+            }
+
+            if (logged)
+            {
+                Missing += LastSeq > 0 && seq > LastSeq + 1 ? seq - LastSeq - 1 : 0;
+                Folded++;
             }
 
             LastSeq = seq;

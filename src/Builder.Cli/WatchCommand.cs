@@ -66,6 +66,8 @@ public static class WatchCommand
             throw new CliException(ExitCodes.TimedOut, $"The build of {settings.ProjectId} did not end within {settings.Timeout!.Value.TotalSeconds:0} s (state: {state.BuildStatus}).");
         }
 
+        // what a resume after a disconnect is checked by: every seq after the first view, once
+        await error.WriteLineAsync($"events: {state.Folded} folded up to seq {state.LastSeq}, {state.Repeated} repeated, {state.Missing} missing");
         console.Profile.Out.Writer.WriteLine($"build {state.Result}" + (state.DeploymentStatus is "succeeded" or "failed" ? $"; deployment {state.DeploymentStatus}: {state.DeploymentMessage}" : string.Empty));
         console.Profile.Out.Writer.Flush();
         return exit;

@@ -42,7 +42,9 @@ public static class GatewayApp
         services.AddSingleton(options);
         services.AddSingleton(options.Jwt);
         services.TryAddTimeProvider();
-        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton(sp => new GatewayMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<TimeProvider>()));
+        GatewayTelemetry.Add(builder, options.Telemetry);
+        GatewayOpenApi.Add(services);
         // WebSocket handshakes answered at the connection level (no HTTP connection per socket)
         services.AddEngineIOWebSocketFastPath();
         builder.WebHost.ConfigureKestrel((context, k) =>
@@ -141,13 +143,13 @@ public static class GatewayApp
         services.AddSingleton<ProjectGates>();
         if (options.IsClusterNode)
         {
-            services.AddSingleton(sp => new ClusterProjectRooms(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ClusterProjectRooms>>()));
+            services.AddSingleton(sp => new ClusterProjectRooms(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ClusterProjectRooms>>(), sp.GetRequiredService<GatewayMetrics>()));
             services.AddSingleton<IProjectRooms>(sp => sp.GetRequiredService<ClusterProjectRooms>());
             services.AddHostedService(sp => sp.GetRequiredService<ClusterProjectRooms>());
         }
         else
         {
-            services.AddSingleton<IProjectRooms>(sp => new LocalProjectRooms(sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<ProjectGates>()));
+            services.AddSingleton<IProjectRooms>(sp => new LocalProjectRooms(sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<ProjectGates>(), sp.GetRequiredService<GatewayMetrics>()));
         }
 
         services.AddSingleton(sp => new EventPublisher(sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<IProjectRooms>(), sp.GetRequiredService<ProjectGates>(), sp.GetRequiredService<TimeProvider>(), options.Limits.MaxEventBytes, sp.GetRequiredService<ILogger<EventPublisher>>()));
@@ -195,11 +197,16 @@ public static class GatewayApp
             app.Use(GatewayGuards.MetricsPortMiddleware(onlyMetrics));
         }
 
+        // /metrics: the OpenTelemetry Prometheus exporter behind Builder:Metrics:Port/Token
+        app.Use(GatewayGuards.MetricsGuardMiddleware(options.Metrics));
+        app.MapPrometheusScrapingEndpoint("/metrics");
+
         // the store (Redis) away: 503 with Retry-After and a body naming the problem, never a lost event
         app.Use(StoreUnavailableMiddleware);
         app.UseWebSockets();
         app.MapSocketIO("/socket.io");
         GatewayEndpoints.Map(app, options);
+        GatewayOpenApi.Map(app);
         return app;
     }
 
@@ -291,14 +298,14 @@ internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions,
 
         // the lease monitor watches publications from its construction on: taking it here creates it
         GC.KeepAlive(leases);
-        publisher.Published += e => metrics.Increment("builder_events_published_total", e.Type);
-        decisions.Resolved += (_, r) => metrics.Increment("builder_decisions_resolved_total", r.ResolvedBy);
-        metrics.Gauge("builder_connected_sockets", () => hub.Namespace.Sockets.Count);
-        metrics.Gauge("builder_engine_sessions", () => io.Engine.SessionCount);
-        metrics.Gauge("builder_running_builds", () => runner.RunningCount);
+        publisher.Published += metrics.Published;
+        decisions.Resolved += (_, r) => metrics.DecisionResolved(r.ResolvedBy);
+        metrics.Gauge("builder.connected_sockets", "{socket}", "Sockets connected to /builder on this node", () => hub.Namespace.Sockets.Count);
+        metrics.Gauge("builder.engine_sessions", "{session}", "Engine.IO sessions open on this node", () => io.Engine.SessionCount);
+        metrics.Gauge("builder.running_builds", "{build}", "Builds this node runs", () => runner.RunningCount);
         // the process as operators watch it (and the abuse tests read it): memory and GC heap
-        metrics.Gauge("process_resident_memory_bytes", () => Environment.WorkingSet);
-        metrics.Gauge("dotnet_gc_heap_bytes", () => GC.GetTotalMemory(false));
+        metrics.Gauge("process.resident_memory", "By", "Resident memory (working set) of the process", () => Environment.WorkingSet);
+        metrics.Gauge("dotnet.gc_heap", "By", "Bytes allocated on the managed heap", () => GC.GetTotalMemory(false));
         var interval = TimeSpan.FromSeconds(options.Heartbeat.IntervalSeconds);
         _heartbeat = time.CreateTimer(_ => hub.Beat(), null, interval, interval);
         logger.LogInformation("Builder gateway ready: namespace {Namespace}, heartbeat every {Interval}", BuilderHub.NamespaceName, interval);

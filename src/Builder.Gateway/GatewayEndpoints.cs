@@ -21,8 +21,6 @@ internal static class GatewayEndpoints
             await log.LatestSeqAsync("readyz-probe");
             return Results.Text("ready");
         });
-        app.MapGet("/metrics", (HttpContext context, GatewayMetrics metrics) =>
-            GatewayGuards.CheckMetrics(context, options.Metrics) ?? Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
 
         // the protocol's contracts, generated from the C# ones (docs/asyncapi.json, docs/builder-events.d.ts)
         var asyncApi = ProtocolContracts.AsyncApiJson();

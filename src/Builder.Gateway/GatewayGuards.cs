@@ -87,6 +87,12 @@ public static class GatewayGuards
         return null;
     }
 
+    /// <summary>Middleware in front of the Prometheus scraping endpoint: /metrics answers only as <see cref="CheckMetrics"/> allows.</summary>
+    public static Func<HttpContext, RequestDelegate, Task> MetricsGuardMiddleware(MetricsOptions options) => (context, next) =>
+        context.Request.Path.Equals("/metrics", StringComparison.Ordinal) && CheckMetrics(context, options) is { } refusal
+            ? refusal.ExecuteAsync(context)
+            : next(context);
+
     /// <summary>Middleware of the metrics port: only /metrics is served there (404 with a body for the rest).</summary>
     public static Func<HttpContext, RequestDelegate, Task> MetricsPortMiddleware(int port) => (context, next) =>
         context.Connection.LocalPort == port && !context.Request.Path.Equals("/metrics", StringComparison.Ordinal)

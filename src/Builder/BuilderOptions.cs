@@ -35,6 +35,8 @@ public sealed class BuilderOptions
 
     public MetricsOptions Metrics { get; set; } = new();
 
+    public TelemetryOptions Telemetry { get; set; } = new();
+
     public EngineSettings Engine { get; set; } = new();
 
     /// <summary>Checks every key; returns the problems, each naming its key.</summary>
@@ -210,6 +212,17 @@ public sealed class BuilderOptions
         if (Metrics.Token is { } metricsToken && metricsToken.Length < 16)
         {
             errors.Add("Builder:Metrics:Token must be at least 16 characters long.");
+        }
+
+        if (Telemetry.OtlpEndpoint is { Length: > 0 } otlp
+            && (!Uri.TryCreate(otlp, UriKind.Absolute, out var otlpUri) || otlpUri.Scheme is not ("http" or "https")))
+        {
+            errors.Add($"Builder:Telemetry:OtlpEndpoint must be an absolute http(s) URL (got \"{otlp}\").");
+        }
+
+        if (Telemetry.OtlpProtocol is not ("grpc" or "http/protobuf"))
+        {
+            errors.Add($"Builder:Telemetry:OtlpProtocol must be grpc or http/protobuf (got \"{Telemetry.OtlpProtocol}\").");
         }
 
         return errors;
@@ -480,6 +493,22 @@ public sealed class PreviewOptions
 
     /// <summary>The page is built from at most this many of the project's latest events.</summary>
     public int MaxEvents { get; set; } = 5000;
+}
+
+/// <summary>OpenTelemetry export (section Builder:Telemetry); metrics are always served at /metrics.</summary>
+public sealed class TelemetryOptions
+{
+    /// <summary>
+    /// Where metrics and traces are exported over OTLP; unset: the standard OTEL_EXPORTER_OTLP_ENDPOINT
+    /// when that is set, else no OTLP export.
+    /// </summary>
+    public string? OtlpEndpoint { get; set; }
+
+    /// <summary>The OTLP protocol of <see cref="OtlpEndpoint"/>: <c>grpc</c> (default) or <c>http/protobuf</c>.</summary>
+    public string OtlpProtocol { get; set; } = "grpc";
+
+    /// <summary>Records traces (the publish spans, incoming HTTP requests) even without an OTLP endpoint (tests, in-process exporters).</summary>
+    public bool Tracing { get; set; }
 }
 
 /// <summary>Who may read <c>/metrics</c> (section Builder:Metrics); unset: anyone on the main port.</summary>

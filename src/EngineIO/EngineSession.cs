@@ -109,7 +109,12 @@ public sealed partial class EngineSession
             if (IsOpen && !message.IsVolatile)
             {
                 EngineLog.SendQueueFull(_server.Log, Id, _queue.Count, _queue.Bytes);
+                EngineIOMetrics.SendQueueFull(closed: true);
                 Abort(EngineCloseReasonKind.TransportError);
+            }
+            else if (IsOpen)
+            {
+                EngineIOMetrics.SendQueueFull(closed: false);
             }
 
             return false;

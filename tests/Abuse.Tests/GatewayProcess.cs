@@ -162,10 +162,17 @@ public sealed class GatewayProcess : IAsyncDisposable
     public static string Token(string userId, params string[] projects) =>
         TokenIssuer.Issue(Secret, userId, userId + "_name", projects, TimeSpan.FromHours(1), TimeProvider.System, null, Issuer, Audience);
 
-    /// <summary>The gateway's /metrics, as name (with labels) → value.</summary>
-    public async Task<Dictionary<string, double>> MetricsAsync()
+    /// <summary>
+    /// The gateway's /metrics (Prometheus text of the OpenTelemetry exporter), as name (with its
+    /// labels, in order, but the exporter's otel_scope_* ones) → value: <c>builder_engine_sessions</c>,
+    /// <c>builder_events_published_total{type="build:started"}</c>.
+    /// </summary>
+    public async Task<Dictionary<string, double>> MetricsAsync() => ParseMetrics(await Http.GetStringAsync("metrics"));
+
+    /// <summary>Prometheus text as name (with its labels but otel_scope_*) → value.</summary>
+    public static Dictionary<string, double> ParseMetrics(string text)
     {
-        var text = await Http.GetStringAsync("metrics");
+        ArgumentNullException.ThrowIfNull(text);
         var values = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var line in text.Split('\n'))
         {
@@ -177,11 +184,27 @@ public sealed class GatewayProcess : IAsyncDisposable
             var space = line.LastIndexOf(' ');
             if (space > 0 && double.TryParse(line.AsSpan(space + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
             {
-                values[line[..space]] = value;
+                values[WithoutScopeLabels(line[..space])] = value;
             }
         }
 
         return values;
+    }
+
+    private static string WithoutScopeLabels(string series)
+    {
+        var open = series.IndexOf('{', StringComparison.Ordinal);
+        if (open < 0 || !series.EndsWith('}'))
+        {
+            return series;
+        }
+
+        // label values of this gateway hold no '",' (event types, error codes, scope names)
+        var labels = series[(open + 1)..^1].Split("\",", StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.EndsWith('"') ? l : l + "\"")
+            .Where(l => !l.StartsWith("otel_scope_", StringComparison.Ordinal))
+            .ToList();
+        return labels.Count == 0 ? series[..open] : $"{series[..open]}{{{string.Join(',', labels)}}}";
     }
 
     public async Task<double> MetricAsync(string name) =>

@@ -234,6 +234,9 @@ public sealed class GatewayHardeningTests
     [InlineData("Builder:Metrics:Token", "short")]
     [InlineData("Builder:Preview:LinkSeconds", "0")]
     [InlineData("Builder:Preview:MaxEvents", "0")]
+    [InlineData("Builder:Telemetry:OtlpEndpoint", "collector:4317")]
+    [InlineData("Builder:Telemetry:OtlpEndpoint", "ftp://collector")]
+    [InlineData("Builder:Telemetry:OtlpProtocol", "udp")]
     public void A_bad_new_value_is_refused_naming_its_key(string key, string value)
     {
         var ex = Assert.Throws<OptionsValidationException>(() => Build("Production", new() { [key] = value }));

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Text.Json;
 using System.Threading.Channels;
 using Builder.Hub;
@@ -52,6 +53,7 @@ public sealed class RedisIngestTests
         await using var client = gateway.Client(gateway.Token("alice", ["p1"]));
         await client.ConnectAsync();
         await client.JoinAsync("p1");
+        using var counts = new CounterSums(gateway.Services.GetRequiredService<GatewayMetrics>());
         var subscriber = redis.Connection.GetSubscriber();
         var channel = RedisChannel.Literal("builder:events");
         object Status(int progress) => new { type = "agent:status:update", payload = new { agentId = "a", agentType = "ui", status = "working", progress } };
@@ -68,11 +70,38 @@ public sealed class RedisIngestTests
             Assert.Equal(i < 20 ? 10 + i : 99, update.GetProperty("payload").GetProperty("progress").GetInt32());
         }
 
-        var metrics = gateway.Services.GetRequiredService<GatewayMetrics>();
-        Assert.Equal(1, metrics.Get("builder_redis_rejected_total"));
+        Assert.Equal(1, counts.Read("builder.redis.rejected"));
 
         // counted once the publisher has answered, which may come just after the delivery
-        await global::Cluster.Tests.Deadline.UntilAsync(() => metrics.Get("builder_redis_events_total") == 21, TestGateway.Wait, "21 events counted");
+        await global::Cluster.Tests.Deadline.UntilAsync(() => counts.Read("builder.redis.events") == 21, TestGateway.Wait, "21 events counted");
+    }
+
+    /// <summary>The sums of this gateway's counters (not another test's gateway), by instrument name, from the moment it is made.</summary>
+    private sealed class CounterSums : IDisposable
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _sums = new(StringComparer.Ordinal);
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+
+        public CounterSums(GatewayMetrics metrics)
+        {
+            _listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter == metrics.Meter)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => _sums.AddOrUpdate(instrument.Name, value, (_, sum) => sum + value));
+            _listener.Start();
+        }
+
+        public long Read(string name)
+        {
+            _listener.RecordObservableInstruments();
+            return _sums.GetValueOrDefault(name);
+        }
+
+        public void Dispose() => _listener.Dispose();
     }
 
     [Fact]
@@ -87,6 +116,8 @@ public sealed class RedisIngestTests
         await using var client = gateway.Client(gateway.Token("alice", ["p1"]));
         await client.ConnectAsync();
         await client.JoinAsync("p1");
+        // the rejections as this gateway's meter (not another test's gateway) counts them
+        using var counts = new CounterSums(gateway.Services.GetRequiredService<GatewayMetrics>());
         var subscriber = redis.Connection.GetSubscriber();
         var channel = RedisChannel.Literal("builder:events");
 
@@ -99,8 +130,7 @@ public sealed class RedisIngestTests
         var started = await client.NextAsync("build:started");
         Assert.Equal(1, started.GetProperty("seq").GetInt64());
         Assert.Equal(0, client.Pending("agent:status:update"));
-        var metrics = gateway.Services.GetRequiredService<GatewayMetrics>();
-        Assert.Equal(3, metrics.Get("builder_redis_rejected_total"));
+        Assert.Equal(3, counts.Read("builder.redis.rejected"));
     }
 
     [Fact]

@@ -46,16 +46,21 @@ public sealed class CliProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static CliProcess Start(IEnumerable<string> args, IDictionary<string, string>? env = null)
+    /// <param name="program">The executable to run instead of <c>dotnet Builder.Cli.dll</c> (the installed tool's <c>builder</c>).</param>
+    public static CliProcess Start(IEnumerable<string> args, IDictionary<string, string>? env = null, string? program = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(program ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(CliDll());
+        if (program is null)
+        {
+            info.ArgumentList.Add(CliDll());
+        }
+
         foreach (var a in args)
         {
             info.ArgumentList.Add(a);
@@ -100,9 +105,9 @@ public sealed class CliProcess : IAsyncDisposable
     }
 
     /// <summary>Runs the tool to its end (within <paramref name="timeout"/>) and returns its exit code.</summary>
-    public static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    public static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? program = null)
     {
-        await using var cli = Start(args, env);
+        await using var cli = Start(args, env, program);
         var exit = await cli.WaitForExitAsync(timeout ?? TimeSpan.FromSeconds(60));
         return (exit, cli.Stdout, cli.Stderr);
     }
@@ -144,22 +149,27 @@ public sealed class CliProcess : IAsyncDisposable
         return found ?? throw new InvalidOperationException($"the tool exited ({_process.ExitCode}) before {what}\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
     }
 
+    /// <summary>The configuration the tests were built in (tests/Cli.Tests/bin/&lt;Configuration&gt;/net10.0/).</summary>
+    public static string Configuration => new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+
+    /// <summary>The repository root (the folder of Builder.slnx) above the tests' folder.</summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Builder.slnx")))
+            {
+                dir = dir.Parent;
+            }
+
+            return dir?.FullName ?? throw new InvalidOperationException("the repository root (Builder.slnx) was not found above " + AppContext.BaseDirectory);
+        }
+    }
+
     private static string CliDll()
     {
-        var testDir = AppContext.BaseDirectory; // tests/Cli.Tests/bin/<Configuration>/net10.0/
-        var configuration = new DirectoryInfo(testDir).Parent!.Name;
-        var dir = new DirectoryInfo(testDir);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Builder.slnx")))
-        {
-            dir = dir.Parent;
-        }
-
-        if (dir is null)
-        {
-            throw new InvalidOperationException("the repository root (Builder.slnx) was not found above " + testDir);
-        }
-
-        var dll = Path.Combine(dir.FullName, "src", "Builder.Cli", "bin", configuration, "net10.0", "Builder.Cli.dll");
+        var dll = Path.Combine(RepoRoot, "src", "Builder.Cli", "bin", Configuration, "net10.0", "Builder.Cli.dll");
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing: build the solution first");
     }
 

@@ -92,13 +92,13 @@ public sealed class DocumentInvocationTests(GatewayFixture fixture)
     public async Task The_tool_answers_the_application_heartbeat_and_stays_connected()
     {
         var token = GatewayFixture.Token("beat-user", "beat");
-        var before = await fixture.Gateway.MetricAsync("builder_heartbeat_rtt_ms_count");
+        var before = (await fixture.Gateway.MetricsAsync()).GetValueOrDefault("builder_heartbeat_rtt_seconds_count");
         var dropsBefore = (await fixture.Gateway.MetricsAsync()).GetValueOrDefault("builder_heartbeat_disconnects_total");
         await using var cli = CliProcess.Start([$"{fixture.Url}/builder", "--auth", $"{{\"token\":\"{token}\"}}", "--on", "*"]);
         await cli.WaitForLineAsync(l => l.Contains(" authenticated ", StringComparison.Ordinal), Wait, "authenticated");
 
         // pings every second and a drop after one unanswered: five answered pings prove it
-        await Deadline.UntilAsync(async () => cli.HasExited || await fixture.Gateway.MetricAsync("builder_heartbeat_rtt_ms_count") >= before + 5, Wait, "five heartbeat round trips");
+        await Deadline.UntilAsync(async () => cli.HasExited || (await fixture.Gateway.MetricsAsync()).GetValueOrDefault("builder_heartbeat_rtt_seconds_count") >= before + 5, Wait, "five heartbeat round trips");
         Assert.False(cli.HasExited, $"the tool ended: {cli.Stderr}");
         Assert.Equal(dropsBefore, (await fixture.Gateway.MetricsAsync()).GetValueOrDefault("builder_heartbeat_disconnects_total"));
         Assert.DoesNotContain(cli.Lines, l => l.Contains(" ping ", StringComparison.Ordinal));

@@ -62,7 +62,7 @@ public sealed class IngestTests
         foreach (var node in nodes)
         {
             var metrics = await node.Http.GetStringAsync("metrics");
-            var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("builder_ingest_consuming ", StringComparison.Ordinal));
+            var line = metrics.Split('\n').FirstOrDefault(l => (l.StartsWith("builder_ingest_consuming ", StringComparison.Ordinal) || l.StartsWith("builder_ingest_consuming{", StringComparison.Ordinal)));
             if (line is not null && double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), CultureInfo.InvariantCulture) == 1)
             {
                 Assert.Null(leader); // never two

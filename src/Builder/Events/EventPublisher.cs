@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Builder.Contracts;
 using Builder.Rooms;
+using Builder.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace Builder.Events;
@@ -146,9 +147,14 @@ public sealed class EventPublisher
 
         cancellationToken.ThrowIfCancellationRequested();
 
+        // the span of the publication (child of the producer's request span when there is one)
+        using var activity = GatewayActivities.Source.StartActivity(GatewayActivities.Publish);
+        activity?.SetTag("builder.project_id", projectId).SetTag("builder.event.type", drafts[0].Type).SetTag("builder.event.count", drafts.Length);
+
         // concurrent publications of the project are combined: one append (one commit) and the
         // deliveries of everything queued, in seq order, under the project's gate
         var envelopes = await _gates.CombineAsync<EventDraft[], IReadOnlyList<EventEnvelope>>(projectId, drafts, drafts.Length, MaxEventsPerAppend, batch => AppendAndDeliverAsync(projectId, batch));
+        activity?.SetTag("builder.event.seq", envelopes[^1].Seq);
         var published = Published;
         if (published is not null)
         {
@@ -194,19 +200,28 @@ public sealed class EventPublisher
         }
 
         // once queued, the events are appended whatever becomes of the producers' requests
-        var appended = await _log.AppendBatchAsync(projectId, events, CancellationToken.None);
+        // (the spans belong to the publication whose call does the combined append)
+        IReadOnlyList<EventEnvelope> appended;
+        using (GatewayActivities.Source.StartActivity(GatewayActivities.LogAppend))
+        {
+            appended = await _log.AppendBatchAsync(projectId, events, CancellationToken.None);
+        }
+
         var result = new IReadOnlyList<EventEnvelope>[publications.Count];
         n = 0;
-        for (var i = 0; i < result.Length; i++)
+        using (GatewayActivities.Source.StartActivity(GatewayActivities.Broadcast))
         {
-            var own = new EventEnvelope[publications[i].Length];
-            for (var j = 0; j < own.Length; j++)
+            for (var i = 0; i < result.Length; i++)
             {
-                own[j] = appended[n++];
-                _rooms.Deliver(own[j]);
-            }
+                var own = new EventEnvelope[publications[i].Length];
+                for (var j = 0; j < own.Length; j++)
+                {
+                    own[j] = appended[n++];
+                    _rooms.Deliver(own[j]);
+                }
 
-            result[i] = own;
+                result[i] = own;
+            }
         }
 
         return result;

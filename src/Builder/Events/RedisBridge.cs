@@ -40,7 +40,7 @@ public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher pub
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         decisions.Resolved += OnResolved;
-        metrics.Gauge("builder_ingest_consuming", () => Consuming ? 1 : 0);
+        metrics.Gauge("builder.ingest.consuming", "{node}", "1 while this node consumes builder:events (holds the ingest lease), else 0", () => Consuming ? 1 : 0);
         if (lease is not { } period)
         {
             await ConsumeAsync();
@@ -201,14 +201,14 @@ public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher pub
                 return;
             }
 
-            metrics.Increment("builder_redis_events_total", by: drafts.Length);
+            metrics.RedisEventConsumed(drafts.Length);
         }
 #pragma warning disable CA1031 // a bad message must never stop the subscription
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             logger.LogError(ex, "Publishing a Redis message failed");
-            metrics.Increment("builder_redis_rejected_total");
+            metrics.RedisMessageRejected();
         }
         finally
         {
@@ -219,7 +219,7 @@ public sealed class RedisBridge(IConnectionMultiplexer redis, EventPublisher pub
     private void Reject(string reason)
     {
         logger.LogWarning("Rejected a message on {Channel}: {Reason}", EventsChannel, reason);
-        metrics.Increment("builder_redis_rejected_total");
+        metrics.RedisMessageRejected();
     }
 
     private void OnResolved(string projectId, Events.DecisionResolution resolution)

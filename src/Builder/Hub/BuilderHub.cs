@@ -72,7 +72,7 @@ public sealed class BuilderHub
         string[] known = [.. _handlers.Select(h => h.Event), "pong"];
         _onUnknown = ctx =>
         {
-            _metrics.Increment("builder_client_errors_total", ErrorCodes.UnknownEvent);
+            _metrics.ClientError(ErrorCodes.UnknownEvent);
             Fail(ctx, ErrorCodes.UnknownEvent, $"Unknown event \"{ctx.EventName}\".", new { @event = ctx.EventName, known }, true);
             return ValueTask.CompletedTask;
         };
@@ -90,7 +90,7 @@ public sealed class BuilderHub
         var result = await _tokens.ValidateAsync(socket.Handshake.AuthString("token"));
         if (!result.IsValid)
         {
-            _metrics.Increment("builder_auth_failures_total", result.ErrorCode);
+            _metrics.AuthFailure(result.ErrorCode);
             throw new ConnectRejectedException("Authentication failed", new { code = result.ErrorCode, message = result.ErrorMessage });
         }
 
@@ -99,7 +99,7 @@ public sealed class BuilderHub
         // checked and counted in one step: connects racing each other cannot all pass the check
         if (!state.TryTakeSlot(_connections))
         {
-            _metrics.Increment("builder_connections_refused_total");
+            _metrics.ConnectionRefused();
             throw new ConnectRejectedException("Too many connections", new { code = ErrorCodes.ConnectionLimit, message = $"At most {_connections.Max} connections per user." });
         }
 
@@ -127,7 +127,7 @@ public sealed class BuilderHub
             socket.Data[BuilderConnection.DataKey] = state;
             if (!state.TryTakeSlot(_connections))
             {
-                _metrics.Increment("builder_connections_refused_total");
+                _metrics.ConnectionRefused();
                 SendError(socket, ErrorCodes.ConnectionLimit, $"Too many connections: at most {_connections.Max} per user.", new { userId = state.Identity.UserId, limit = _connections.Max }, false, []);
                 socket.Disconnect();
                 return;
@@ -135,7 +135,7 @@ public sealed class BuilderHub
         }
 
         state.Attached = true;
-        _metrics.Increment("builder_connections_total");
+        _metrics.ConnectionAccepted();
         socket.OnDisconnect(_ =>
         {
             state.ReleaseSlot();
@@ -178,7 +178,7 @@ public sealed class BuilderHub
 
             if (!state.TryTake(_options.Limits.ClientEventsPerSecond, _options.Limits.ClientEventBurst, _time.GetTimestamp(), _time.TimestampFrequency))
             {
-                _metrics.Increment("builder_client_errors_total", ErrorCodes.RateLimited);
+                _metrics.ClientError(ErrorCodes.RateLimited);
                 Fail(ctx, ErrorCodes.RateLimited, $"Too many events: at most {_options.Limits.ClientEventsPerSecond} per second.", new { limit = _options.Limits.ClientEventsPerSecond }, true);
                 return;
             }
@@ -191,7 +191,7 @@ public sealed class BuilderHub
 
             if (size > _options.Limits.MaxEventBytes)
             {
-                _metrics.Increment("builder_client_errors_total", ErrorCodes.PayloadTooLarge);
+                _metrics.ClientError(ErrorCodes.PayloadTooLarge);
                 Fail(ctx, ErrorCodes.PayloadTooLarge, $"The payload of \"{eventName}\" is larger than {_options.Limits.MaxEventBytes} bytes.", new { size, limit = _options.Limits.MaxEventBytes }, true);
                 return;
             }
@@ -228,7 +228,7 @@ public sealed class BuilderHub
         var result = await _tokens.ValidateAsync(token);
         if (!result.IsValid)
         {
-            _metrics.Increment("builder_auth_failures_total", result.ErrorCode);
+            _metrics.AuthFailure(result.ErrorCode);
             Fail(ctx, result.ErrorCode!, "Authentication failed: " + result.ErrorMessage, new { }, true, [new ErrorAction("Sign in again", "reauthenticate")]);
             return;
         }
@@ -238,7 +238,7 @@ public sealed class BuilderHub
         // the socket counts as the new token's user from now on: refused when that user is at the cap
         if (!state.TrySwitchIdentity(identity))
         {
-            _metrics.Increment("builder_connections_refused_total");
+            _metrics.ConnectionRefused();
             Fail(ctx, ErrorCodes.ConnectionLimit, $"Too many connections: at most {_connections.Max} per user.", new { userId = identity.UserId, limit = _connections.Max }, true);
             return;
         }
@@ -268,14 +268,14 @@ public sealed class BuilderHub
         var joinsPerMinute = _options.Limits.JoinsPerMinute;
         if (!state.TryTakeJoin(joinsPerMinute / 60.0, joinsPerMinute, _time.GetTimestamp(), _time.TimestampFrequency))
         {
-            _metrics.Increment("builder_client_errors_total", ErrorCodes.RateLimited);
+            _metrics.ClientError(ErrorCodes.RateLimited);
             Fail(ctx, ErrorCodes.RateLimited, $"Too many joins: at most {joinsPerMinute} per minute.", new { projectId, limit = joinsPerMinute }, true);
             return;
         }
 
         if (!await _access.MayAccessAsync(state.Identity, projectId))
         {
-            _metrics.Increment("builder_client_errors_total", ErrorCodes.Forbidden);
+            _metrics.ClientError(ErrorCodes.Forbidden);
             Fail(ctx, ErrorCodes.Forbidden, $"You may not access project \"{projectId}\".", new { projectId }, true);
             return;
         }
@@ -327,6 +327,7 @@ public sealed class BuilderHub
             socket.Emit("project-joined", payload);
             return payload;
         });
+        _metrics.Joined(replayed: from is not null);
         var ack = new Dictionary<string, object?>(joined) { ["ok"] = true };
         ctx.Ack(ack);
     }
@@ -395,7 +396,7 @@ public sealed class BuilderHub
         var answer = await _decisions.RespondAsync(identity.UserId, decisionId, optionId, feedback, projectId => _access.MayAccessAsync(identity, projectId));
         if (answer.Resolution is null)
         {
-            _metrics.Increment("builder_client_errors_total", answer.ErrorCode);
+            _metrics.ClientError(answer.ErrorCode);
             Fail(ctx, answer.ErrorCode!, answer.ErrorMessage!, new { decisionId, selectedOptionId = optionId }, true);
             return;
         }
@@ -425,7 +426,7 @@ public sealed class BuilderHub
 
             if (Volatile.Read(ref state.MissedPongs) >= _options.Heartbeat.MaxMissed)
             {
-                _metrics.Increment("builder_heartbeat_disconnects_total");
+                _metrics.HeartbeatDisconnect();
                 SendError(socket, ErrorCodes.HeartbeatTimeout, $"No pong for {_options.Heartbeat.MaxMissed} pings: disconnecting.", new { missed = state.MissedPongs }, false, []);
                 socket.Disconnect();
                 continue;
@@ -453,7 +454,7 @@ public sealed class BuilderHub
 
     private void Expire(Socket socket, BuilderConnection state)
     {
-        _metrics.Increment("builder_auth_failures_total", TokenErrors.Expired);
+        _metrics.AuthFailure(TokenErrors.Expired);
         SendError(socket, TokenErrors.Expired, "The token has expired; reconnect with a fresh token.", new { userId = state.Identity.UserId }, false, [new ErrorAction("Sign in again", "reauthenticate")]);
         socket.Disconnect();
     }
@@ -502,7 +503,7 @@ public sealed class BuilderHub
 
     private void Invalid(SocketEventContext ctx, IReadOnlyList<FieldError> errors)
     {
-        _metrics.Increment("builder_client_errors_total", ErrorCodes.InvalidPayload);
+        _metrics.ClientError(ErrorCodes.InvalidPayload);
         Fail(ctx, ErrorCodes.InvalidPayload, $"Invalid payload for \"{ctx.EventName}\": " + string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), new { @event = ctx.EventName, fields = errors.Select(e => new { field = e.Field, message = e.Message }) }, true);
     }
 

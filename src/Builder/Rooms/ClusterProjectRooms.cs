@@ -52,6 +52,7 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
     private readonly IConnectionMultiplexer _redis;
     private readonly IEventLog _log;
     private readonly Namespace _nsp;
+    private readonly Hub.GatewayMetrics? _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterProjectRooms> _logger;
     private readonly Dictionary<string, Feed> _feeds = new(StringComparer.Ordinal);
@@ -61,11 +62,12 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
     private ChannelMessageQueue? _queue;
     private ITimer? _leaseTimer;
 
-    public ClusterProjectRooms(IConnectionMultiplexer redis, IEventLog log, Namespace nsp, TimeProvider time, ILogger<ClusterProjectRooms> logger)
+    public ClusterProjectRooms(IConnectionMultiplexer redis, IEventLog log, Namespace nsp, TimeProvider time, ILogger<ClusterProjectRooms> logger, Hub.GatewayMetrics? metrics = null)
     {
         _redis = redis;
         _log = log;
         _nsp = nsp;
+        _metrics = metrics;
         _time = time;
         _logger = logger;
     }
@@ -389,8 +391,11 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
         }
     }
 
-    private void Emit(EventEnvelope envelope) =>
+    private void Emit(EventEnvelope envelope)
+    {
         _nsp.Local.To(EventPublisher.Room(envelope.ProjectId)).Emit(envelope.Type, envelope);
+        _metrics?.Delivered(envelope);
+    }
 
     private Feed Acquire(string projectId)
     {

@@ -28,12 +28,13 @@ public interface IProjectRooms
 }
 
 /// <summary>The rooms of a single node: delivery straight to the room, under the publisher's gate.</summary>
-public sealed class LocalProjectRooms(Namespace nsp, IEventLog log, ProjectGates gates) : IProjectRooms
+public sealed class LocalProjectRooms(Namespace nsp, IEventLog log, ProjectGates gates, Hub.GatewayMetrics? metrics = null) : IProjectRooms
 {
     public void Deliver(EventEnvelope envelope)
     {
         ArgumentNullException.ThrowIfNull(envelope);
         nsp.To(EventPublisher.Room(envelope.ProjectId)).Emit(envelope.Type, envelope);
+        metrics?.Delivered(envelope);
     }
 
     public Task<T> SwitchToLiveAsync<T>(string projectId, Func<long, Task<T>> action, CancellationToken cancellationToken = default) =>
