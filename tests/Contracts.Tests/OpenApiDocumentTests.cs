@@ -39,7 +39,7 @@ public sealed partial class ContractDocumentTests
         var publish = document.Paths["/api/projects/{projectId}/events"].Operations![HttpMethod.Post];
         var body = publish.RequestBody!.Content!["application/json"].Schema!;
         Assert.Equal(["ProducerEvent", "ProducerEventBatch"], body.OneOf!.Select(s => ((OpenApiSchemaReference)s).Reference.Id));
-        Assert.Equal("EventEnvelope", ((OpenApiSchemaReference)publish.Responses!["202"].Content!["application/json"].Schema!).Reference.Id);
+        Assert.Equal(["EventEnvelope", "EventEnvelopeBatch"], publish.Responses!["202"].Content!["application/json"].Schema!.OneOf!.Select(s => ((OpenApiSchemaReference)s).Reference.Id));
         foreach (var status in new[] { "400", "401", "403", "413", "503" })
         {
             Assert.Equal("Error", ((OpenApiSchemaReference)publish.Responses[status].Content!["application/json"].Schema!).Reference.Id);

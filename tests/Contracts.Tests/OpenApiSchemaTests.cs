@@ -41,6 +41,7 @@ public sealed partial class ContractDocumentTests
 
         Assert.True(Valid("ProducerEventBatch", bodies.ToJsonString()));
         Assert.False(Valid("ProducerEventBatch", "[]"));
+        Assert.False(Valid("ProducerEventBatch", new JsonArray([.. Enumerable.Range(0, 101).Select(_ => bodies[0]!.DeepClone())]).ToJsonString()));
         Assert.False(Valid("ProducerEvent", """{"type":"build:progress"}"""));
         Assert.False(Valid("ProducerEvent", """{"type":"no:such:event","payload":{}}"""));
         Assert.False(Valid("ProducerEvent", """{"type":"agent:status:update","payload":{"agentId":"a","agentType":"robot","status":"working"}}"""));
@@ -73,6 +74,16 @@ public sealed partial class ContractDocumentTests
         var published = await SendAsync(HttpMethod.Post, "api/projects/schemas/events", bodies[0]!.ToJsonString());
         Assert.Equal(HttpStatusCode.Accepted, published.Status);
         Assert.True(Valid("EventEnvelope", published.Body), published.Body);
+        // every publishable event in one batch (the examples' projectId is left out: the route names it)
+        var batchBodies = (JsonArray)bodies.DeepClone();
+        foreach (var body in batchBodies)
+        {
+            body!["payload"]!.AsObject().Remove("projectId");
+        }
+
+        var batch = await SendAsync(HttpMethod.Post, "api/projects/schemas/events", batchBodies.ToJsonString());
+        Assert.True(batch.Status == HttpStatusCode.Accepted, batch.Body);
+        Assert.True(Valid("EventEnvelopeBatch", batch.Body), batch.Body);
         var refused = await SendAsync(HttpMethod.Post, "api/projects/schemas/events", """{"type":"build:progress","payload":{"currentPhase":"nowhere"}}""");
         Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
         Assert.True(Valid("Error", refused.Body), refused.Body);
