@@ -3,6 +3,9 @@
 #   node  - Node.js socket.io 4.8.4 (bench/node-ref, npm lockfile),
 #   ours  - our Socket.IO server (bench/BenchHost),
 #   raw   - plain Kestrel WebSockets broadcasting one pre-encoded frame (bench/RawKestrel, the ceiling),
+#   node-msgpack, ours-msgpack - the same two servers with the MessagePack parser
+#           (socket.io-msgpack-parser 3.x format; the load client speaks it with --parser msgpack;
+#           not in the default SERVERS: e.g. SERVERS="node node-msgpack ours ours-msgpack" SKIP_GATEWAY=1),
 # through scenarios (1) fan-out, (2) fixed rate, (3) idle memory, (4) connect rate (cold, and again
 # warm at the end), repeated
 # REPS times (servers interleaved), then (5) the gateway end to end (src/Builder.Gateway, hosted by
@@ -16,7 +19,8 @@
 #
 # Environment overrides: REPS, CLIENTS, FANOUT, BROADCASTS, BATCH, FIXED_RATE, FIXED_SECONDS,
 # CONCURRENCY, GW_PROJECTS, GW_PER_PROJECT, GW_EVENTS, GW_PRODUCERS, GW_BATCH_EVENTS (events per project
-# of the batched bursts), GW_DURABILITY (normal|full: the gateway's sqlite log), SERVERS ("node ours raw"),
+# of the batched bursts), GW_DURABILITY (normal|full: the gateway's sqlite log), SERVERS ("node ours raw";
+# also node-msgpack, ours-msgpack),
 # SKIP_GATEWAY=1, SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1 when there are 2+ cores),
 # PORT_BASE (default 41000), BENCH_NO_BUILD=1, OURS_DLL (another build of bench/BenchHost, e.g. an
 # older commit's, to measure a change side by side), OURS_ARGS (extra BenchHost arguments, e.g.
@@ -29,7 +33,7 @@ MODE=full
 for arg in "$@"; do
   case "$arg" in
     --short) MODE=short ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -107,8 +111,11 @@ start_server() { # name port
   local name="$1" port="$2" logf="$RUN_DIR/$1-$2.log"
   case "$name" in
     node) "${PIN_SERVER[@]}" node bench/node-ref/server.js --port "$port" >"$logf" 2>&1 & ;;
+    node-msgpack) "${PIN_SERVER[@]}" node bench/node-ref/server.js --port "$port" --msgpack >"$logf" 2>&1 & ;;
     # shellcheck disable=SC2086 # OURS_ARGS is a list of arguments
     ours) "${PIN_SERVER[@]}" dotnet "${OURS_DLL:-bench/BenchHost/$BIN/BenchHost.dll}" --port "$port" ${OURS_ARGS:-} >"$logf" 2>&1 & ;;
+    # shellcheck disable=SC2086
+    ours-msgpack) "${PIN_SERVER[@]}" dotnet "${OURS_DLL:-bench/BenchHost/$BIN/BenchHost.dll}" --port "$port" --msgpack ${OURS_ARGS:-} >"$logf" 2>&1 & ;;
     raw)  "${PIN_SERVER[@]}" dotnet "bench/RawKestrel/$BIN/RawKestrel.dll" --port "$port" >"$logf" 2>&1 & ;;
     gateway)
       (cd src/Builder.Gateway && exec env ASPNETCORE_ENVIRONMENT=Production \
@@ -116,6 +123,7 @@ start_server() { # name port
         Builder__Limits__MaxConnectionsPerAddress=1000000 Builder__Limits__MaxHandshakesPerAddress=1000000 \
         Logging__LogLevel__Default=Warning \
         "${PIN_SERVER[@]}" dotnet "$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
+    *) echo "unknown server '$name' in SERVERS (node, node-msgpack, ours, ours-msgpack, raw)" >&2; exit 2 ;;
   esac
   SERVER_PID=$!
 }
@@ -139,8 +147,10 @@ for rep in $(seq 1 "$REPS"); do
     port=$((PORT_BASE + rep * 10 + idx))
     log "rep $rep: $server on port $port"
     start_server "$server" "$port"
+    parser=json
+    case "$server" in *-msgpack) parser=msgpack ;; esac
     if ! timeout $((300 + FIXED_SECONDS * 2)) "${LOADGEN[@]}" run --url "http://127.0.0.1:$port" --server "$server" --rep "$rep" \
-        --server-pid "$SERVER_PID" --clients "$CLIENTS" --fanout "$FANOUT" --broadcasts "$BROADCASTS" --batch "$BATCH" \
+        --parser "$parser" --server-pid "$SERVER_PID" --clients "$CLIENTS" --fanout "$FANOUT" --broadcasts "$BROADCASTS" --batch "$BATCH" \
         --fixed-rate "$FIXED_RATE" --fixed-seconds "$FIXED_SECONDS" --concurrency "$CONCURRENCY" --settle "$SETTLE" \
         --idle-timeout "$IDLE_TIMEOUT" "${STRICT[@]}" --out "$RUN_DIR/$(printf '%02d' "$rep")-$idx-$server.json"; then
       echo "load client failed against $server (rep $rep); server log: $RUN_DIR/$server-$port.log" >&2

@@ -5,8 +5,9 @@
 //   envelopes to room project:P (rate=0: B events per scheduling turn; rate>0: event i due at
 //   t0 + i*1000/R ms) and answers JSON once the last one is handed to the transport;
 //   GET /bench/stats answers the process's memory figures.
-// Usage: dotnet run -c Release --project bench/BenchHost -- --port N [--flush-deferrals D] [--idle-trim off] [--redis HOST:PORT]
-//   (D: EngineIOOptions.MaxFlushDeferrals, to measure what write coalescing buys; default 16;
+// Usage: dotnet run -c Release --project bench/BenchHost -- --port N [--msgpack] [--flush-deferrals D] [--idle-trim off] [--redis HOST:PORT]
+//   (--msgpack: the MessagePack parser, socket.io-msgpack-parser 3.x format, instead of the JSON one;
+//   D: EngineIOOptions.MaxFlushDeferrals, to measure what write coalescing buys; default 16;
 //   --idle-trim off: no IdleMemoryTrimmer, to measure what it does; --redis: a cluster node, rooms
 //   shared through our Redis adapter (src/SocketIO.Redis, key "socket.io"); bench/cluster.sh)
 using System.Globalization;
@@ -19,6 +20,7 @@ var port = 3200;
 int? flushDeferrals = null;
 var idleTrim = true;
 string? redis = null;
+var msgpack = args.Contains("--msgpack");
 for (var i = 0; i < args.Length - 1; i++)
 {
     if (args[i] == "--port")
@@ -54,6 +56,11 @@ var socketIO = builder.Services.AddSocketIO(o =>
 if (idleTrim)
 {
     socketIO.AddIdleMemoryTrimmer();
+}
+
+if (msgpack)
+{
+    socketIO.AddMessagePackParser();
 }
 
 if (redis is not null)
@@ -141,7 +148,7 @@ app.MapGet("/bench/burst", async (HttpContext http) =>
     return Results.Json(new BurstResult("ours", count, Mem.NowMs() - t0), StatsJson.Default.BurstResult);
 });
 
-app.Lifetime.ApplicationStarted.Register(() => Console.WriteLine($"BenchHost listening on 127.0.0.1:{port}"));
+app.Lifetime.ApplicationStarted.Register(() => Console.WriteLine($"BenchHost listening on 127.0.0.1:{port} ({(msgpack ? "msgpack" : "json")} parser)"));
 app.Run();
 
 static int Num(string? s, int fallback) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : fallback;

@@ -23,13 +23,13 @@ internal sealed class Engine : IDisposable
     private string? _fatal;
     private int _currentBurst = -1;
 
-    public Engine(string host, int port, int threads, int sourceAddresses)
-        : this(host, [port], threads, sourceAddresses)
+    public Engine(string host, int port, int threads, int sourceAddresses, bool messagePack = false)
+        : this(host, [port], threads, sourceAddresses, messagePack)
     {
     }
 
     /// <summary>Clients spread over several servers of one host: client i connects to <c>ports[i % ports.Length]</c>.</summary>
-    public Engine(string host, int[] ports, int threads, int sourceAddresses)
+    public Engine(string host, int[] ports, int threads, int sourceAddresses, bool messagePack = false)
     {
         if (!Native.Supported)
         {
@@ -40,6 +40,7 @@ internal sealed class Engine : IDisposable
         Ports = ports;
         _hostHeaders = [.. ports.Select(p => $"{host}:{p}")];
         SourceAddresses = sourceAddresses;
+        MessagePack = messagePack;
         _workers = new Worker[threads];
         for (var i = 0; i < threads; i++)
         {
@@ -59,6 +60,17 @@ internal sealed class Engine : IDisposable
     public string HostHeaderOf(Conn c) => _hostHeaders[c.Index % Ports.Length];
 
     public string Path { get; init; } = "/socket.io/";
+
+    /// <summary>Socket.IO packets in the socket.io-msgpack-parser 3.x format (binary messages) instead of JSON text.</summary>
+    public bool MessagePack { get; }
+
+    /// <summary>The value of <c>--parser</c>: <c>json</c> (default) or <c>msgpack</c>; true for msgpack.</summary>
+    public static bool IsMessagePack(string parser) => parser switch
+    {
+        "json" => false,
+        "msgpack" => true,
+        _ => throw new ArgumentException($"--parser must be 'json' or 'msgpack', not '{parser}'"),
+    };
 
     public int SourceAddresses { get; }
 

@@ -2,7 +2,7 @@
 // WebSocket and Socket.IO v5 itself, on raw non-blocking sockets driven by its own epoll loops
 // (several threads, one read() per ready socket), so one process holds 10 000 connections.
 //
-//   loadgen run      --url http://127.0.0.1:PORT --server NAME [--server-pid PID] --out FILE ...
+//   loadgen run      --url http://127.0.0.1:PORT --server NAME [--server-pid PID] [--parser json|msgpack] --out FILE ...
 //   loadgen gateway  --url http://127.0.0.1:PORT --jwt-secret S --api-key K --out FILE ...
 //   loadgen report   --in DIR --md FILE --json FILE [--note TEXT]
 //   loadgen cluster  --urls http://127.0.0.1:A,http://127.0.0.1:B,... --server NAME --server-pids P,Q,... --out FILE ...
@@ -170,13 +170,15 @@ internal static partial class Commands
         var pid = o.IntOrNull("server-pid");
         var idle = TimeSpan.FromSeconds(o.Int("idle-timeout", 5));
         var max = TimeSpan.FromSeconds(o.Int("max-burst-seconds", 120));
+        var msgpack = Engine.IsMessagePack(o.Str("parser", "json"));
         var result = Header(o, "socketio");
+        result["parser"] = msgpack ? "msgpack" : "json";
         var (host, port) = HostPort(url);
 
         await WaitUpAsync(url, "/bench/stats", TimeSpan.FromSeconds(60));
         var before = await StatsAsync(url);
         result["statsBefore"] = before;
-        using var engine = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
+        using var engine = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1), msgpack);
         var cpu = new CpuMeter(pid);
 
         // (4) connect rate: handshake + namespace connect (auth) + join, bounded concurrency, on
@@ -270,7 +272,7 @@ internal static partial class Commands
             var (released, left) = await WaitClientsGoneAsync(url, TimeSpan.FromSeconds(60));
             Console.Error.WriteLine($"[{o.Str("server", "?")}] every client released in {released:F2} s ({left} left); connecting again in {o.Int("warm-settle", settle)} s");
             Thread.Sleep(TimeSpan.FromSeconds(o.Int("warm-settle", settle)));
-            using var again = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1));
+            using var again = new Engine(host, port, o.Int("threads", DefaultThreads()), o.Int("source-addrs", 1), msgpack);
             var warm = MeasureConnect(again, cpu, clients, concurrency, rampRate, connectTimeout);
             warm["serverClientsBefore"] = left;
             warm["releaseSeconds"] = Math.Round(released, 3);

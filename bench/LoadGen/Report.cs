@@ -8,7 +8,7 @@ namespace LoadGen;
 /// <summary>Merges the per-run JSON files into a markdown table and one JSON file: medians, spreads, ratios.</summary>
 internal static class Report
 {
-    private static readonly string[] s_servers = ["node", "ours", "raw"];
+    private static readonly string[] s_servers = ["node", "ours", "raw", "node-msgpack", "ours-msgpack"];
 
     private sealed record Metric(string Key, string Label, Func<JsonObject, double?> Get, bool HigherIsBetter, string Format);
 
@@ -57,6 +57,16 @@ internal static class Report
         md.AppendLine("# End-to-end benchmark: latest results").AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `bench/run.sh{(o.Str("mode") == "short" ? " --short" : "")}`. {o.Str("note", "")}").AppendLine();
         md.AppendLine("Each cell: median of the runs, (min–max) across runs, [n runs]. Ratios are of medians: `ours÷node` and `ours÷raw` (raw = plain Kestrel WebSocket broadcast, the ceiling).").AppendLine();
+        var msgpack = sio.Any(r => ((string?)r["server"])?.EndsWith("-msgpack", StringComparison.Ordinal) == true);
+        var mp = new StringBuilder();
+        if (msgpack)
+        {
+            mp.AppendLine("## MessagePack parser (socket.io-msgpack-parser 3.x format) against the JSON parser").AppendLine();
+            mp.AppendLine("The same scenarios with the MessagePack parser on both servers (`ours-msgpack`: BenchHost `--msgpack`, `AddMessagePackParser()`; `node-msgpack`: socket.io 4.8.4 with `parser: require('socket.io-msgpack-parser')`); the load client speaks that format (`--parser msgpack`). The JSON columns are the rows of the table above.").AppendLine();
+            mp.AppendLine("| metric | node-msgpack | ours-msgpack | node (JSON) | ours (JSON) | ours-msgpack÷ours | ours-msgpack÷node-msgpack | node-msgpack÷node |");
+            mp.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        }
+
         if (sio.Count > 0)
         {
             md.AppendLine("| metric | node socket.io 4.8.4 | ours | raw Kestrel (ceiling) | ours÷node | ours÷raw | node÷raw |");
@@ -96,6 +106,17 @@ internal static class Report
                 row["oursOverNode"] = oursNode;
                 row["oursOverRaw"] = oursRaw;
                 row["nodeOverRaw"] = nodeRaw;
+                if (msgpack)
+                {
+                    var mpOverJson = Ratio(medians["ours-msgpack"], medians["ours"]);
+                    var mpOverNodeMp = Ratio(medians["ours-msgpack"], medians["node-msgpack"]);
+                    var nodeMpOverNode = Ratio(medians["node-msgpack"], medians["node"]);
+                    row["oursMsgpackOverOurs"] = mpOverJson;
+                    row["oursMsgpackOverNodeMsgpack"] = mpOverNodeMp;
+                    row["nodeMsgpackOverNode"] = nodeMpOverNode;
+                    mp.AppendLine(CultureInfo.InvariantCulture, $"| {m.Label} | {cells[3]} | {cells[4]} | {cells[0]} | {cells[1]} | {R(mpOverJson)} | {R(mpOverNodeMp)} | {R(nodeMpOverNode)} |");
+                }
+
                 row["label"] = m.Label;
                 row["higherIsBetter"] = m.HigherIsBetter;
                 summary[m.Key] = row;
@@ -105,6 +126,10 @@ internal static class Report
             md.AppendLine();
             md.AppendLine("Latency is measured from `sentAt` (stamped by the server just before it emits) to the load client's read of the frame, on the same clock. A figure taken while the load client's CPU is near 100 % of its core measures the client, not the server: check the CPU rows. Connect rate is measured twice on each server: cold (the first clients after it starts, its JIT compiling as they come) and warm (after every other scenario, all clients gone, as many connect again).").AppendLine();
             AppendBar(md, summary, sizes);
+            if (msgpack)
+            {
+                md.Append(mp).AppendLine();
+            }
         }
 
         JsonObject? gatewaySummary = null;

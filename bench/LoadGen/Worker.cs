@@ -18,7 +18,11 @@ internal enum ConnState
     Closed,
 }
 
-/// <summary>One client connection: Engine.IO v4 over WebSocket, Socket.IO v5, namespace /builder.</summary>
+/// <summary>
+/// One client connection: Engine.IO v4 over WebSocket, Socket.IO v5, namespace /builder; Socket.IO
+/// packets as JSON text (the default parser) or, with <see cref="Engine.MessagePack"/>, as binary
+/// messages in the format of npm's socket.io-msgpack-parser 3.x (Engine.IO packets stay text).
+/// </summary>
 internal sealed class Conn
 {
     public required int Index { get; init; }
@@ -31,6 +35,7 @@ internal sealed class Conn
     public int LeftoverLen;
     public byte[]? Frag;
     public int FragLen;
+    public bool FragBinary;
     public byte[]? Out;
     public int OutLen;
     public int PendingAcks;
@@ -64,6 +69,8 @@ internal sealed unsafe class Worker : IDisposable
     private readonly byte[] _out = GC.AllocateArray<byte>(64 * 1024, pinned: true);
     private readonly Thread _thread;
     private readonly Random _rng;
+    private readonly bool _msgpack;
+    private static readonly byte[] s_pong = MsgPackWriter.Packet(2, "/builder", w => w.Array(1).Str("pong"), null);
     private volatile bool _stop;
 
     // per-burst statistics, owned by this thread, read by the orchestrator when traffic is done
@@ -78,6 +85,7 @@ internal sealed unsafe class Worker : IDisposable
     public Worker(Engine engine, int id)
     {
         _engine = engine;
+        _msgpack = engine.MessagePack;
         _rng = new Random(id + 1);
         _ep = Native.epoll_create1(Native.EPOLL_CLOEXEC);
         _wake = Native.eventfd(0, Native.EFD_NONBLOCK | Native.EFD_CLOEXEC);
@@ -156,6 +164,12 @@ internal sealed unsafe class Worker : IDisposable
         }
 
         c.PendingAcks++;
+        if (_msgpack)
+        {
+            SendFrame(c, 0x2, MsgPackWriter.Packet(2, "/builder", w => w.Array(2).Str("join-project").Map(1).Str("projectId").Str(room), c.NextAckId++));
+            return;
+        }
+
         SendText(c, $"42/builder,{c.NextAckId++}[\"join-project\",{{\"projectId\":\"{room}\"}}]");
     }
 
@@ -435,6 +449,11 @@ internal sealed unsafe class Worker : IDisposable
                     if (!fin || c.FragLen > 0)
                     {
                         // fragmented message: collect until FIN
+                        if (c.FragLen == 0 && opcode != 0x0)
+                        {
+                            c.FragBinary = opcode == 0x2;
+                        }
+
                         c.Frag ??= new byte[4096];
                         if (c.FragLen + payload.Length > c.Frag.Length)
                         {
@@ -447,8 +466,19 @@ internal sealed unsafe class Worker : IDisposable
                         {
                             var whole = c.Frag.AsSpan(0, c.FragLen).ToArray();
                             c.FragLen = 0;
-                            OnMessage(c, whole, now, nowMs);
+                            if (_msgpack && c.FragBinary)
+                            {
+                                OnPacket(c, whole, now, nowMs);
+                            }
+                            else
+                            {
+                                OnMessage(c, whole, now, nowMs);
+                            }
                         }
+                    }
+                    else if (_msgpack && opcode == 0x2)
+                    {
+                        OnPacket(c, payload, now, nowMs);
                     }
                     else
                     {
@@ -489,7 +519,14 @@ internal sealed unsafe class Worker : IDisposable
                 if (c.State == ConnState.WaitOpen)
                 {
                     c.State = ConnState.WaitConnect;
-                    SendText(c, "40/builder," + c.Auth);
+                    if (_msgpack)
+                    {
+                        SendFrame(c, 0x2, MsgPackWriter.Packet(0, "/builder", w => w.Json(c.Auth), null));
+                    }
+                    else
+                    {
+                        SendText(c, "40/builder," + c.Auth);
+                    }
                 }
 
                 return;
@@ -542,35 +579,10 @@ internal sealed unsafe class Worker : IDisposable
 
                 return;
             case (byte)'3':
-                if (c.PendingAcks > 0)
-                {
-                    c.PendingAcks--;
-                    if (c.PendingAcks == 0 && c.State == ConnState.Joining)
-                    {
-                        c.State = ConnState.Ready;
-                        c.ReadyTs = now;
-                        _engine.OnReady(c);
-                    }
-                }
-
+                OnAck(c, now);
                 return;
             case (byte)'0':
-                if (c.State == ConnState.WaitConnect)
-                {
-                    c.State = ConnState.Joining;
-                    foreach (var room in c.Rooms)
-                    {
-                        Join(c, room);
-                    }
-
-                    if (c.PendingAcks == 0)
-                    {
-                        c.State = ConnState.Ready;
-                        c.ReadyTs = now;
-                        _engine.OnReady(c);
-                    }
-                }
-
+                OnConnected(c, now);
                 return;
             case (byte)'4':
                 Fail(c, "connect_error " + Encoding.UTF8.GetString(rest[..Math.Min(rest.Length, 120)]));
@@ -583,6 +595,206 @@ internal sealed unsafe class Worker : IDisposable
         }
     }
 
+    private void OnAck(Conn c, long now)
+    {
+        if (c.PendingAcks > 0)
+        {
+            c.PendingAcks--;
+            if (c.PendingAcks == 0 && c.State == ConnState.Joining)
+            {
+                c.State = ConnState.Ready;
+                c.ReadyTs = now;
+                _engine.OnReady(c);
+            }
+        }
+    }
+
+    private void OnConnected(Conn c, long now)
+    {
+        if (c.State == ConnState.WaitConnect)
+        {
+            c.State = ConnState.Joining;
+            foreach (var room in c.Rooms)
+            {
+                Join(c, room);
+            }
+
+            if (c.PendingAcks == 0)
+            {
+                c.State = ConnState.Ready;
+                c.ReadyTs = now;
+                _engine.OnReady(c);
+            }
+        }
+    }
+
+    /// <summary>A Socket.IO packet in the socket.io-msgpack-parser format: the map {type, nsp, data?, id?}.</summary>
+    private void OnPacket(Conn c, ReadOnlySpan<byte> m, long now, double nowMs)
+    {
+        try
+        {
+            var r = new MsgPackReader(m);
+            var n = r.TryMap();
+            if (n < 0)
+            {
+                Fail(c, "bad MessagePack packet: not a map");
+                return;
+            }
+
+            var type = -1.0;
+            var nspOk = false;
+            var dataAt = -1;
+            for (var i = 0; i < n; i++)
+            {
+                if (!r.TryStr(out var key))
+                {
+                    r.Skip();
+                    r.Skip();
+                    continue;
+                }
+
+                if (key.SequenceEqual("type"u8))
+                {
+                    type = r.Number();
+                }
+                else if (key.SequenceEqual("nsp"u8))
+                {
+                    if (r.TryStr(out var nsp))
+                    {
+                        nspOk = nsp.SequenceEqual("/builder"u8);
+                    }
+                    else
+                    {
+                        r.Skip();
+                    }
+                }
+                else if (key.SequenceEqual("data"u8))
+                {
+                    dataAt = r.Pos;
+                    r.Skip();
+                }
+                else
+                {
+                    r.Skip(); // "id" (an ack id: the server asks none of us) and anything else
+                }
+            }
+
+            if (!nspOk)
+            {
+                return; // another namespace
+            }
+
+            switch (type)
+            {
+                case 2:
+                    if (dataAt >= 0)
+                    {
+                        OnEventPacket(c, m[dataAt..], now, nowMs);
+                    }
+
+                    return;
+                case 3:
+                    OnAck(c, now);
+                    return;
+                case 0:
+                    OnConnected(c, now);
+                    return;
+                case 4:
+                    Fail(c, "connect_error " + (dataAt >= 0 ? new MsgPackReader(m[dataAt..]).Describe(120) : "(no data)"));
+                    return;
+                case 1:
+                    Fail(c, "disconnected by server");
+                    return;
+                default:
+                    return;
+            }
+        }
+        catch (FormatException e)
+        {
+            Fail(c, "bad MessagePack packet: " + e.Message);
+        }
+    }
+
+    /// <summary>An EVENT's data: the array [name, args...]; agent:status:update is counted, ping answered.</summary>
+    private void OnEventPacket(Conn c, ReadOnlySpan<byte> data, long now, double nowMs)
+    {
+        var r = new MsgPackReader(data);
+        var n = r.TryArray();
+        if (n < 1 || !r.TryStr(out var name))
+        {
+            return;
+        }
+
+        if (name.SequenceEqual("ping"u8))
+        {
+            SendFrame(c, 0x2, s_pong);
+            return;
+        }
+
+        if (!name.SequenceEqual("agent:status:update"u8) || n < 2)
+        {
+            return;
+        }
+
+        // the benchmark fields sit in the event's "payload" map (the gateway's envelope has a
+        // top-level "seq" of its own); without one, in the argument itself
+        double seq = double.NaN, burst = double.NaN, sentAt = double.NaN;
+        ReadFields(ref r, ref seq, ref burst, ref sentAt, 0);
+        OnEvent(c, (int)seq, (int)burst, sentAt, now, nowMs);
+    }
+
+    /// <summary>Reads seq, burstId and sentAt of the map at the reader, from its "payload" map when it has one.</summary>
+    private static void ReadFields(ref MsgPackReader r, ref double seq, ref double burst, ref double sentAt, int depth)
+    {
+        var n = r.TryMap();
+        if (n < 0)
+        {
+            r.Skip();
+            return;
+        }
+
+        double s = double.NaN, b = double.NaN, t = double.NaN;
+        var hasPayload = false;
+        for (var i = 0; i < n; i++)
+        {
+            if (!r.TryStr(out var key))
+            {
+                r.Skip();
+                r.Skip();
+                continue;
+            }
+
+            if (key.SequenceEqual("payload"u8) && depth == 0 && r.Peek is (>= 0x80 and <= 0x8f) or 0xde or 0xdf)
+            {
+                hasPayload = true;
+                ReadFields(ref r, ref seq, ref burst, ref sentAt, 1);
+            }
+            else if (key.SequenceEqual("seq"u8))
+            {
+                s = r.Number();
+            }
+            else if (key.SequenceEqual("burstId"u8))
+            {
+                b = r.Number();
+            }
+            else if (key.SequenceEqual("sentAt"u8))
+            {
+                t = r.Number();
+            }
+            else
+            {
+                r.Skip();
+            }
+        }
+
+        if (!hasPayload)
+        {
+            seq = s;
+            burst = b;
+            sentAt = t;
+        }
+    }
+
     private void OnEvent(Conn c, ReadOnlySpan<byte> m, long now, double nowMs)
     {
         // the benchmark fields sit in the event's "payload" object (the gateway's envelope has
@@ -592,6 +804,11 @@ internal sealed unsafe class Worker : IDisposable
         var seq = (int)ReadNumber(body, "\"seq\":"u8);
         var burst = (int)ReadNumber(body, "\"burstId\":"u8);
         var sentAt = ReadNumber(body, "\"sentAt\":"u8);
+        OnEvent(c, seq, burst, sentAt, now, nowMs);
+    }
+
+    private void OnEvent(Conn c, int seq, int burst, double sentAt, long now, double nowMs)
+    {
         if (burst != _engine.CurrentBurst)
         {
             Stale++;

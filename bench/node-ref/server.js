@@ -6,8 +6,9 @@
 //   GET /bench/burst?project=P&count=K&rate=R&batch=B&burstId=I emits K agent:status:update
 //   envelopes to room project:P and answers JSON once the last one is handed to the transport;
 //   GET /bench/stats answers the process's memory figures.
-// Usage: node server.js --port N [--redis-port R [--redis-key K]]
-//   (--redis-port: a cluster node, rooms shared through @socket.io/redis-adapter 8.3 on the
+// Usage: node server.js --port N [--msgpack] [--redis-port R [--redis-key K]]
+//   (--msgpack: the socket.io-msgpack-parser 3.x parser instead of the default JSON one;
+//   --redis-port: a cluster node, rooms shared through @socket.io/redis-adapter 8.3 on the
 //   redis-server at 127.0.0.1:R, key K (default "socket.io"); bench/cluster.sh starts three)
 const http = require('http');
 const { Server } = require('socket.io');
@@ -95,7 +96,11 @@ if (redisPort > 0) {
   for (const c of [pub, sub]) c.on('error', (err) => console.error('redis: ' + err.message));
   adapter = createAdapter(pub, sub, { key: arg('--redis-key', 'socket.io') });
 }
-const io = new Server(httpServer, adapter ? { serveClient: false, adapter } : { serveClient: false });
+const msgpack = process.argv.includes('--msgpack');
+const serverOptions = { serveClient: false };
+if (adapter) serverOptions.adapter = adapter;
+if (msgpack) serverOptions.parser = require('socket.io-msgpack-parser');
+const io = new Server(httpServer, serverOptions);
 io.of('/builder').on('connection', (socket) => {
   socket.on('join-project', (data, ack) => {
     const projectId = data && typeof data.projectId === 'string' ? data.projectId : null;
@@ -108,6 +113,6 @@ io.of('/builder').on('connection', (socket) => {
 });
 
 httpServer.listen(port, '127.0.0.1', () => {
-  console.log(`node-ref listening on 127.0.0.1:${port} (socket.io ${require('socket.io/package.json').version})`);
+  console.log(`node-ref listening on 127.0.0.1:${port} (socket.io ${require('socket.io/package.json').version}, ${msgpack ? 'msgpack' : 'json'} parser)`);
 });
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
