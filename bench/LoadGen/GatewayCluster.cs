@@ -149,17 +149,9 @@ internal static partial class Commands
 
         // the log read back (through the first node: in a cluster every node reads the same log)
         var logged = accepted + published;
-        using (var request = new HttpRequestMessage(HttpMethod.Get, $"{urls[0]}/bench/log?prefix=bench-&projects={projects}"))
-        {
-            request.Headers.Add("X-Api-Key", apiKey);
-            using var response = await s_http.SendAsync(request);
-            var text = await response.Content.ReadAsStringAsync();
-            var log = response.IsSuccessStatusCode ? JsonNode.Parse(text)!.AsObject() : new JsonObject { ["error"] = $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}" };
-            log["expectedEvents"] = logged;
-            log["missingEvents"] = Count(log["events"]) is { } kept ? logged - kept : null;
-            result["log"] = log;
-            Console.Error.WriteLine($"{label} log: {log["events"]} events kept of {logged} accepted, {log["projectsWithGaps"]} project(s) with a gap");
-        }
+        var log = await ReadLogBackAsync(urls[0], apiKey, projects, logged);
+        result["log"] = log;
+        Console.Error.WriteLine($"{label} log: {log["events"]} events kept of {logged} accepted, {log["projectsWithGaps"]} project(s) with a gap");
 
         result["disconnectedDuringRun"] = engine.FailedLater;
         result["loadAvgEnd"] = LoadAvg();
@@ -196,6 +188,19 @@ internal static partial class Commands
         }
 
         return 0;
+    }
+
+    /// <summary>Every project's log read back (bench/GatewayBench /bench/log): events kept, gaps, and how many of the <paramref name="logged"/> accepted events are missing.</summary>
+    private static async Task<JsonObject> ReadLogBackAsync(string url, string apiKey, int projects, long logged)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/log?prefix=bench-&projects={projects}");
+        request.Headers.Add("X-Api-Key", apiKey);
+        using var response = await s_http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        var log = response.IsSuccessStatusCode ? JsonNode.Parse(text)!.AsObject() : new JsonObject { ["error"] = $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}" };
+        log["expectedEvents"] = logged;
+        log["missingEvents"] = Count(log["events"]) is { } kept ? logged - kept : null;
+        return log;
     }
 
     /// <summary>A number of a result built in this process or parsed (null when absent or not a number).</summary>

@@ -487,17 +487,9 @@ internal static partial class Commands
         }
 
         // every accepted event is in its project's log, in order, without a gap
-        using (var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/log?prefix=bench-&projects={projects}"))
-        {
-            request.Headers.Add("X-Api-Key", apiKey);
-            using var response = await s_http.SendAsync(request);
-            var text = await response.Content.ReadAsStringAsync();
-            var log = response.IsSuccessStatusCode ? JsonNode.Parse(text)!.AsObject() : new JsonObject { ["error"] = $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}" };
-            log["expectedEvents"] = logged;
-            log["missingEvents"] = Num(log["events"]) is { } kept ? logged - kept : null;
-            result["log"] = log;
-            Console.Error.WriteLine($"[gateway] log: {log["events"]} events kept of {logged} accepted, {log["projectsWithGaps"]} project(s) with a gap");
-        }
+        var log = await ReadLogBackAsync(url, apiKey, projects, logged);
+        result["log"] = log;
+        Console.Error.WriteLine($"[gateway] log: {log["events"]} events kept of {logged} accepted, {log["projectsWithGaps"]} project(s) with a gap");
 
         result["disconnectedDuringRun"] = engine.FailedLater;
         result["loadAvgEnd"] = LoadAvg();

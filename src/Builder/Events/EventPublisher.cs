@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Builder.Contracts;
@@ -153,7 +154,19 @@ public sealed class EventPublisher
 
         // concurrent publications of the project are combined: one append (one commit) and the
         // deliveries of everything queued, in seq order, under the project's gate
-        var envelopes = await _gates.CombineAsync<EventDraft[], IReadOnlyList<EventEnvelope>>(projectId, drafts, drafts.Length, MaxEventsPerAppend, batch => AppendAndDeliverAsync(projectId, batch));
+        IReadOnlyList<EventEnvelope> envelopes;
+        try
+        {
+            envelopes = await _gates.CombineAsync<EventDraft[], IReadOnlyList<EventEnvelope>>(projectId, drafts, drafts.Length, MaxEventsPerAppend, batch => AppendAndDeliverAsync(projectId, batch));
+        }
+        catch (Exception ex) when (activity is not null)
+        {
+            // the publication failed (the log refused or could not be reached): the span says so
+            activity.SetStatus(ActivityStatusCode.Error, ex.Message);
+            activity.SetTag("exception.type", ex.GetType().FullName);
+            throw;
+        }
+
         activity?.SetTag("builder.event.seq", envelopes[^1].Seq);
         var published = Published;
         if (published is not null)

@@ -146,11 +146,16 @@ internal sealed class MessagePackPacketWriter
     }
 
     /// <summary>A string from its UTF-8 bytes.</summary>
-    public void WriteString(ReadOnlySpan<byte> utf8)
+    public void WriteString(ReadOnlySpan<byte> utf8) => WriteSized(utf8, fixStr: true, 0xd9, 0xda, 0xdb);
+
+    public void WriteBinary(ReadOnlySpan<byte> bytes) => WriteSized(bytes, fixStr: false, 0xc4, 0xc5, 0xc6);
+
+    /// <summary>A str or bin: its smallest header (fixstr below 32 bytes for a string, else 8, 16 or 32-bit length), then the bytes.</summary>
+    private void WriteSized(ReadOnlySpan<byte> bytes, bool fixStr, byte code8, byte code16, byte code32)
     {
-        var n = utf8.Length;
+        var n = bytes.Length;
         Span<byte> span;
-        if (n < 32)
+        if (fixStr && n < 32)
         {
             span = Grow(1 + n);
             span[0] = (byte)(0xa0 | n);
@@ -159,50 +164,21 @@ internal sealed class MessagePackPacketWriter
         else if (n <= byte.MaxValue)
         {
             span = Grow(2 + n);
-            span[0] = 0xd9;
+            span[0] = code8;
             span[1] = (byte)n;
             span = span[2..];
         }
         else if (n <= ushort.MaxValue)
         {
             span = Grow(3 + n);
-            span[0] = 0xda;
+            span[0] = code16;
             BinaryPrimitives.WriteUInt16BigEndian(span[1..], (ushort)n);
             span = span[3..];
         }
         else
         {
             span = Grow(5 + n);
-            span[0] = 0xdb;
-            BinaryPrimitives.WriteUInt32BigEndian(span[1..], (uint)n);
-            span = span[5..];
-        }
-
-        utf8.CopyTo(span);
-    }
-
-    public void WriteBinary(ReadOnlySpan<byte> bytes)
-    {
-        var n = bytes.Length;
-        Span<byte> span;
-        if (n <= byte.MaxValue)
-        {
-            span = Grow(2 + n);
-            span[0] = 0xc4;
-            span[1] = (byte)n;
-            span = span[2..];
-        }
-        else if (n <= ushort.MaxValue)
-        {
-            span = Grow(3 + n);
-            span[0] = 0xc5;
-            BinaryPrimitives.WriteUInt16BigEndian(span[1..], (ushort)n);
-            span = span[3..];
-        }
-        else
-        {
-            span = Grow(5 + n);
-            span[0] = 0xc6;
+            span[0] = code32;
             BinaryPrimitives.WriteUInt32BigEndian(span[1..], (uint)n);
             span = span[5..];
         }

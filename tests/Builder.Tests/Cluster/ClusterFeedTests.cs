@@ -1,8 +1,5 @@
-using System.Reflection;
-using System.Runtime.ExceptionServices;
 using Builder.Events;
 using Builder.Tests.Infrastructure;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Builder.Tests.Cluster;
 
@@ -27,12 +24,10 @@ public sealed class ClusterFeedTests
                 s["Builder:Redis:Configuration"] = redis.Configuration;
                 s["Builder:Heartbeat:IntervalSeconds"] = "100000";
             },
-            services: collection =>
-            {
-                // the node's own log, behind a proxy that can hold one project's next head read
-                var original = collection.Last(d => d.ServiceType == typeof(IEventLog));
-                collection.Add(ServiceDescriptor.Singleton(sp => HoldingLog.Wrap((IEventLog)original.ImplementationFactory!(sp), hold)));
-            });
+            services: collection => EventLogProxy.Decorate(collection, (log, method, args) =>
+                method.Name == nameof(IEventLog.LatestSeqAsync) && args is [string projectId, CancellationToken token] && FromSwitchToLive() && hold.TryTake(projectId)
+                    ? new ValueTask<long>(HeldAsync(log, hold, projectId, token))
+                    : null));
 
         await using var alice = node.Client(node.Token("alice", ["feed-a"]));
         await alice.ConnectAsync();
@@ -99,47 +94,13 @@ public sealed class ClusterFeedTests
         }
     }
 
-    /// <summary>An <see cref="IEventLog"/> passing every call through, except a held head read.</summary>
-    public class HoldingLog : DispatchProxy
+    /// <summary>Whether the log is called by the rooms' switch to live (its state machine is on the stack).</summary>
+    private static bool FromSwitchToLive() =>
+        new System.Diagnostics.StackTrace().GetFrames().Any(f => f.GetMethod()?.DeclaringType?.Name.Contains(nameof(Builder.Rooms.IProjectRooms.SwitchToLiveAsync), StringComparison.Ordinal) == true);
+
+    private static async Task<long> HeldAsync(IEventLog log, LogHold hold, string projectId, CancellationToken token)
     {
-        private IEventLog _inner = null!;
-        private LogHold _hold = null!;
-
-        public static IEventLog Wrap(IEventLog inner, LogHold hold)
-        {
-            var proxy = Create<IEventLog, HoldingLog>();
-            var self = (HoldingLog)(object)proxy;
-            self._inner = inner;
-            self._hold = hold;
-            return proxy;
-        }
-
-        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
-        {
-            ArgumentNullException.ThrowIfNull(targetMethod);
-            if (targetMethod.Name == nameof(IEventLog.LatestSeqAsync) && args is [string projectId, CancellationToken token] && FromSwitchToLive() && _hold.TryTake(projectId))
-            {
-                return new ValueTask<long>(HeldAsync(projectId, token));
-            }
-
-            try
-            {
-                return targetMethod.Invoke(_inner, args);
-            }
-            catch (TargetInvocationException e) when (e.InnerException is not null)
-            {
-                ExceptionDispatchInfo.Throw(e.InnerException);
-                throw;
-            }
-        }
-
-        private static bool FromSwitchToLive() =>
-            new System.Diagnostics.StackTrace().GetFrames().Any(f => f.GetMethod()?.DeclaringType?.Name.Contains(nameof(Builder.Rooms.IProjectRooms.SwitchToLiveAsync), StringComparison.Ordinal) == true);
-
-        private async Task<long> HeldAsync(string projectId, CancellationToken token)
-        {
-            await _hold.Gate.WaitAsync(token);
-            return await _inner.LatestSeqAsync(projectId, token);
-        }
+        await hold.Gate.WaitAsync(token);
+        return await log.LatestSeqAsync(projectId, token);
     }
 }

@@ -71,6 +71,37 @@ public sealed class TracingTests
         Assert.Equal(server.SpanId, publish.ParentSpanId);
     }
 
+    [Fact]
+    public async Task A_publication_the_log_cannot_take_ends_its_span_in_error()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        await using var gateway = await TestGateway.StartAsync(
+            s => s["Builder:Telemetry:Tracing"] = "true",
+            services: c =>
+            {
+                c.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(new ExportedActivities(spans)));
+
+                // the log of project "unlogged" is unreachable, as Redis when it is down
+                Builder.Tests.Infrastructure.EventLogProxy.Decorate(c, (_, method, args) =>
+                    method.Name == nameof(Builder.Events.IEventLog.AppendBatchAsync) && args is ["unlogged", ..]
+                        ? throw new Builder.Events.StoreUnavailableException("the store is down (test)")
+                        : null);
+            });
+
+        using var refused = await gateway.PublishRawAsync("unlogged", new { type = "build:progress", payload = new { currentPhase = "analyze", phaseProgress = 10, overallProgress = 5 } });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        using var accepted = await gateway.PublishRawAsync("logged", new { type = "build:progress", payload = new { currentPhase = "analyze", phaseProgress = 10, overallProgress = 5 } });
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+
+        Activity? Publish(string projectId) => spans.FirstOrDefault(a => a.OperationName == GatewayActivities.Publish && a.GetTagItem("builder.project_id") as string == projectId);
+        await Deadline.UntilAsync(() => Publish("unlogged") is not null && Publish("logged") is not null, TestGateway.Wait, "both publish spans");
+        var failed = Publish("unlogged")!;
+        Assert.Equal(ActivityStatusCode.Error, failed.Status);
+        Assert.Equal("the store is down (test)", failed.StatusDescription);
+        Assert.Equal(typeof(Builder.Events.StoreUnavailableException).FullName, failed.GetTagItem("exception.type"));
+        Assert.Equal(ActivityStatusCode.Unset, Publish("logged")!.Status);
+    }
+
     /// <summary>The in-memory exporter's collection: a thread-safe queue (spans end on several threads).</summary>
     private sealed class ExportedActivities(ConcurrentQueue<Activity> spans) : ICollection<Activity>
     {
