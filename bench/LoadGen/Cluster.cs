@@ -191,7 +191,8 @@ internal static class ClusterReport
         foreach (var server in servers)
         {
             if (summary[$"{server}.cluster.cpuUsPerDelivery"] is JsonValue c && summary[$"{server}.single.cpuUsPerDelivery"] is JsonValue s1
-                && summary[$"{server}.cluster.deliveriesPerSec"] is JsonValue cd && summary[$"{server}.single.deliveriesPerSec"] is JsonValue sd)
+                && summary[$"{server}.cluster.deliveriesPerSec"] is JsonValue cd && summary[$"{server}.single.deliveriesPerSec"] is JsonValue sd
+                && (double)s1 > 0 && (double)sd > 0) // a smoke run's bursts can be too short for the CPU clock to move
             {
                 var cost = (double)c / (double)s1;
                 var speed = (double)cd / (double)sd;

@@ -104,6 +104,46 @@ public sealed class ConfigurationTests
         Assert.Equal(trimmers, hosted.OfType<EngineIO.IdleMemoryTrimmer>().Count());
     }
 
+    [Theory]
+    [InlineData(null, EngineIO.EngineWebSocketMode.ConnectionPipe)]
+    [InlineData("Framed", EngineIO.EngineWebSocketMode.Framed)]
+    [InlineData("runtime", EngineIO.EngineWebSocketMode.Runtime)]
+    public async Task Engine_WebSocketMode_selects_the_WebSocket_path_and_clients_connect_on_it(string? mode, EngineIO.EngineWebSocketMode expected)
+    {
+        await using var gateway = await TestGateway.StartAsync(s =>
+        {
+            if (mode is not null)
+            {
+                s["Builder:Engine:WebSocketMode"] = mode;
+            }
+        });
+        Assert.Equal(expected, gateway.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SocketIO.SocketIOOptions>>().Value.Engine.WebSocketMode);
+
+        // a WebSocket-only client joins and gets an event on that path
+        await using var client = gateway.Client(gateway.Token("alice", ["ws-mode"]));
+        await client.ConnectAsync();
+        await client.JoinAsync("ws-mode");
+        await gateway.PublishAsync("ws-mode", "agent:status:update", new { agentId = "a", agentType = "ui", status = "working" });
+        Assert.Equal(1, (await client.NextAsync("agent:status:update")).GetProperty("seq").GetInt64());
+    }
+
+    [Fact]
+    public void An_unknown_Engine_WebSocketMode_refuses_to_start_naming_the_key()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Builder:Jwt:Secret"] = TestGateway.Secret,
+            ["Builder:Store:Provider"] = "memory",
+            ["Builder:Engine:WebSocketMode"] = "Turbo",
+        };
+        var ex = Assert.ThrowsAny<Exception>(() =>
+        {
+            using var app = GatewayApp.Build([], b => b.Configuration.AddInMemoryCollection(settings));
+            _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SocketIO.SocketIOOptions>>().Value;
+        });
+        Assert.Contains("Builder:Engine:WebSocketMode", ex.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task The_gateway_process_exits_with_a_message_naming_the_missing_secret()
     {
