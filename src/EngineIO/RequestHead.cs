@@ -91,8 +91,9 @@ internal sealed class RequestHead
             var valueText = line.AsSpan(colon + 1).Trim(" \t");
             var value = name.Equals("Sec-WebSocket-Key", StringComparison.OrdinalIgnoreCase) ? valueText.ToString() : Shared(valueText);
             fields.Add(new(name, value));
-            // repeated fields read as Kestrel gives them (StringValues joined with ",")
-            headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + "," + value : value;
+            // repeated fields read as Kestrel gives them: the non-empty values joined with "," (an
+            // empty repeat adds nothing, an empty first is replaced; found by the differential fuzz test)
+            headers[name] = headers.TryGetValue(name, out var earlier) ? JoinRepeated(earlier, value) : value;
         }
 
         if (fields.Count(f => f.Key.Equals("Host", StringComparison.OrdinalIgnoreCase)) != 1
@@ -189,14 +190,20 @@ internal sealed class RequestHead
 
     private const int MaxBytes = 16 * 1024;
 
+    private static string JoinRepeated(string earlier, string value) =>
+        earlier.Length == 0 ? value : value.Length == 0 ? earlier : earlier + "," + value;
+
     /// <summary>A request-only context for <see cref="EngineIOOptions.AllowRequest"/>.</summary>
     public HttpContext ToHttpContext(ConnectionContext connection)
     {
         var headers = new HeaderDictionary();
         foreach (var (name, value) in _fields)
         {
-            // repeated fields keep their separate values, as Kestrel gives them
-            headers[name] = StringValues.Concat(headers[name], value);
+            // repeated fields keep their separate non-empty values, as Kestrel gives them
+            var earlier = headers[name];
+            headers[name] = earlier.Count == 0 || (earlier.Count == 1 && string.IsNullOrEmpty(earlier[0])) ? new StringValues(value)
+                : value.Length == 0 ? earlier
+                : StringValues.Concat(earlier, value);
         }
 
         var features = new FeatureCollection();
