@@ -29,32 +29,19 @@ public static class EngineCloseReason
     /// <summary>The server is stopping.</summary>
     public const string ServerShuttingDown = "server shutting down";
 
+    // the reference strings in the order of EngineCloseReasonKind's values
+    private static readonly string[] s_wire = [TransportClose, TransportError, PingTimeout, ParseError, ForcedClose, ServerShuttingDown];
+
     /// <summary>The reference server's string for <paramref name="reason"/> (what <see cref="IEngineHandler.OnClose"/> receives).</summary>
-    public static string ToWireString(this EngineCloseReasonKind reason) => reason switch
-    {
-        EngineCloseReasonKind.TransportClose => TransportClose,
-        EngineCloseReasonKind.TransportError => TransportError,
-        EngineCloseReasonKind.PingTimeout => PingTimeout,
-        EngineCloseReasonKind.ParseError => ParseError,
-        EngineCloseReasonKind.ForcedClose => ForcedClose,
-        EngineCloseReasonKind.ServerShuttingDown => ServerShuttingDown,
-        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "Not an Engine.IO close reason."),
-    };
+    public static string ToWireString(this EngineCloseReasonKind reason) =>
+        (uint)reason < (uint)s_wire.Length ? s_wire[(int)reason] : throw new ArgumentOutOfRangeException(nameof(reason), reason, "Not an Engine.IO close reason.");
 
     /// <summary>The close reason whose reference string is <paramref name="reason"/>; false for any other string.</summary>
     public static bool TryParse(string? reason, out EngineCloseReasonKind kind)
     {
-        (var known, kind) = reason switch
-        {
-            TransportClose => (true, EngineCloseReasonKind.TransportClose),
-            TransportError => (true, EngineCloseReasonKind.TransportError),
-            PingTimeout => (true, EngineCloseReasonKind.PingTimeout),
-            ParseError => (true, EngineCloseReasonKind.ParseError),
-            ForcedClose => (true, EngineCloseReasonKind.ForcedClose),
-            ServerShuttingDown => (true, EngineCloseReasonKind.ServerShuttingDown),
-            _ => (false, default(EngineCloseReasonKind)),
-        };
-        return known;
+        var index = Array.IndexOf(s_wire, reason);
+        kind = index >= 0 ? (EngineCloseReasonKind)index : default;
+        return index >= 0;
     }
 }
 

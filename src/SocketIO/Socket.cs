@@ -31,36 +31,19 @@ public static class DisconnectReason
         TryParse(reason, out var kind) && kind is DisconnectReasonKind.TransportClose or DisconnectReasonKind.TransportError
             or DisconnectReasonKind.PingTimeout or DisconnectReasonKind.ForcedClose or DisconnectReasonKind.ServerShuttingDown;
 
+    // the reference strings in the order of DisconnectReasonKind's values
+    private static readonly string[] s_wire = [ServerNamespaceDisconnect, ClientNamespaceDisconnect, TransportClose, TransportError, PingTimeout, ParseError, ForcedClose, ServerShuttingDown];
+
     /// <summary>The reference server's string for <paramref name="reason"/> (what the disconnect handlers receive).</summary>
-    public static string ToWireString(this DisconnectReasonKind reason) => reason switch
-    {
-        DisconnectReasonKind.ServerNamespaceDisconnect => ServerNamespaceDisconnect,
-        DisconnectReasonKind.ClientNamespaceDisconnect => ClientNamespaceDisconnect,
-        DisconnectReasonKind.TransportClose => TransportClose,
-        DisconnectReasonKind.TransportError => TransportError,
-        DisconnectReasonKind.PingTimeout => PingTimeout,
-        DisconnectReasonKind.ParseError => ParseError,
-        DisconnectReasonKind.ForcedClose => ForcedClose,
-        DisconnectReasonKind.ServerShuttingDown => ServerShuttingDown,
-        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "Not a Socket.IO disconnect reason."),
-    };
+    public static string ToWireString(this DisconnectReasonKind reason) =>
+        (uint)reason < (uint)s_wire.Length ? s_wire[(int)reason] : throw new ArgumentOutOfRangeException(nameof(reason), reason, "Not a Socket.IO disconnect reason.");
 
     /// <summary>The disconnect reason whose reference string is <paramref name="reason"/>; false for any other string.</summary>
     public static bool TryParse(string? reason, out DisconnectReasonKind kind)
     {
-        (var known, kind) = reason switch
-        {
-            ServerNamespaceDisconnect => (true, DisconnectReasonKind.ServerNamespaceDisconnect),
-            ClientNamespaceDisconnect => (true, DisconnectReasonKind.ClientNamespaceDisconnect),
-            TransportClose => (true, DisconnectReasonKind.TransportClose),
-            TransportError => (true, DisconnectReasonKind.TransportError),
-            PingTimeout => (true, DisconnectReasonKind.PingTimeout),
-            ParseError => (true, DisconnectReasonKind.ParseError),
-            ForcedClose => (true, DisconnectReasonKind.ForcedClose),
-            ServerShuttingDown => (true, DisconnectReasonKind.ServerShuttingDown),
-            _ => (false, default(DisconnectReasonKind)),
-        };
-        return known;
+        var index = Array.IndexOf(s_wire, reason);
+        kind = index >= 0 ? (DisconnectReasonKind)index : default;
+        return index >= 0;
     }
 }
 
