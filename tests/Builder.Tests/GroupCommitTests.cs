@@ -76,6 +76,35 @@ public sealed class GroupCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task Checkpoints_run_on_their_own_thread_and_the_wal_file_starts_over()
+    {
+        Directory.CreateDirectory(_dir);
+        var path = Path.Combine(_dir, "checkpoints.db");
+        using var payload = JsonDocument.Parse("{\"text\":\"" + new string('x', 2000) + "\"}");
+        await using (var store = new SqliteStore(path))
+        {
+            // 3 000 commits of ~2 KB (about 50 MB of WAL frames: each commit writes its pages
+            // anew). SQLite's own checkpoint (in the committing producer's call) is off; the
+            // checkpointer copies the WAL back in the background and empties it past 16 MB, so
+            // the file does not keep growing
+            for (var i = 0; i < 3000; i++)
+            {
+                await store.AppendAsync("p" + (i % 8), "agent:output", payload.RootElement, 1);
+            }
+
+            Assert.Equal(3000, store.Commits);
+            await Deadline.UntilAsync(() => store.Checkpoints >= 3, TestGateway.Wait, "background checkpoints (one per 256 commits)");
+            await Deadline.UntilAsync(() => new FileInfo(path + "-wal").Length <= 16 << 20, TestGateway.Wait, "the WAL file back under 16 MB");
+            Assert.Equal(375, (await store.ReadAsync("p3", 0, 1000)).Count);
+        }
+
+        // closed: the database file alone holds every event (the last connection checkpointed the rest)
+        Assert.False(File.Exists(path + "-wal") && new FileInfo(path + "-wal").Length > 0, "the WAL was not checkpointed on close");
+        await using var reopened = new SqliteStore(path);
+        Assert.Equal(375, await reopened.LatestSeqAsync("p7"));
+    }
+
+    [Fact]
     public async Task A_file_of_the_earlier_layout_keeps_its_events_and_takes_new_ones()
     {
         Directory.CreateDirectory(_dir);

@@ -41,6 +41,7 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
     private TaskCompletionSource? _drained; // completed when the current writer stops (under _queueLock)
     private long _commits;
     private int _disposed;
+    private readonly Checkpointer _checkpointer;
 
     public SqliteStore(string path, SqliteDurability durability = SqliteDurability.Normal)
     {
@@ -68,6 +69,7 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         Execute($"""
             PRAGMA journal_mode=WAL;
             PRAGMA synchronous={(durability == SqliteDurability.Full ? "FULL" : "NORMAL")};
+            PRAGMA wal_autocheckpoint=0;
             CREATE TABLE IF NOT EXISTS events (
               project_id TEXT NOT NULL,
               seq INTEGER NOT NULL,
@@ -103,7 +105,14 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         _insert.Parameters.Add("$ts", SqliteType.Integer);
         _insert.Parameters.Add("$payload", SqliteType.Text);
         _insert.Prepare();
+
+        // WAL checkpoints (copying the WAL back into the database file, with its fsyncs) run on a
+        // thread of their own, never in a producer's commit: SQLite's automatic checkpoint is off
+        _checkpointer = new Checkpointer(path, _gate);
     }
+
+    /// <summary>WAL checkpoints the background checkpointer has run so far (tests).</summary>
+    public long Checkpoints => _checkpointer.Count;
 
     /// <summary>The durability this store was opened with.</summary>
     public SqliteDurability Durability { get; }
@@ -289,6 +298,7 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
 
             transaction.Commit();
             Interlocked.Increment(ref _commits);
+            _checkpointer.Committed();
         }
 #pragma warning disable CA1031 // the failure is handed to the producers whose events it concerns
         catch (Exception ex)
@@ -497,9 +507,143 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
 
         await drained.ConfigureAwait(false);
         await _gate.WaitAsync();
+        _checkpointer.Dispose();
         await _insert.DisposeAsync();
+
+        // the last connection to close checkpoints the WAL into the database file
         await _connection.DisposeAsync();
         _gate.Dispose();
+    }
+
+    /// <summary>
+    /// Checkpoints the WAL on its own thread and connection, not in a producer's commit (SQLite's
+    /// automatic checkpoint is off). After every <see cref="CommitsPerCheckpoint"/> commits, or once
+    /// a second when anything was committed, it runs <c>PRAGMA wal_checkpoint(PASSIVE)</c>, which
+    /// copies what is committed into the database file without blocking the writer. A passive
+    /// checkpoint racing a steady writer never finds the WAL wholly copied, so the WAL would only
+    /// grow; once it passes <see cref="MaxWalBytes"/> the checkpointer takes the store's connection
+    /// gate (producers queue meanwhile, as they did behind SQLite's own checkpoint, but for the
+    /// tail the passive runs left, not for the whole WAL) and runs <c>wal_checkpoint(TRUNCATE)</c>,
+    /// which copies the rest and empties the file. What a commit guarantees is unchanged: in
+    /// <c>normal</c> it is in the WAL file (the OS cache) before its answer, in <c>full</c> the commit
+    /// fsyncs the WAL.
+    /// </summary>
+    private sealed class Checkpointer : IDisposable
+    {
+        private const int CommitsPerCheckpoint = 256;
+        private const long MaxWalBytes = 16 << 20;
+
+        private readonly SqliteConnection _connection;
+        private readonly SemaphoreSlim _storeGate;
+        private readonly string _walPath;
+        private readonly Thread _thread;
+        private readonly SemaphoreSlim _wake = new(0, 1);
+        private readonly CancellationTokenSource _stop = new();
+        private int _sinceLast; // commits since the last checkpoint began
+        private long _count;
+
+        public Checkpointer(string path, SemaphoreSlim storeGate)
+        {
+            _storeGate = storeGate;
+            _walPath = Path.GetFullPath(path) + "-wal";
+            _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+            _connection.Open();
+            _thread = new Thread(Run) { IsBackground = true, Name = "sqlite-checkpoint" };
+            _thread.Start();
+        }
+
+        public long Count => Interlocked.Read(ref _count);
+
+        /// <summary>Called by the writer after a commit: wakes the checkpointer every <see cref="CommitsPerCheckpoint"/> commits.</summary>
+        public void Committed()
+        {
+            if (Interlocked.Increment(ref _sinceLast) % CommitsPerCheckpoint == 0 && _wake.CurrentCount == 0)
+            {
+                try
+                {
+                    _wake.Release();
+                }
+                catch (SemaphoreFullException)
+                {
+                    // woken already
+                }
+            }
+        }
+
+        private void Run()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    _wake.Wait(TimeSpan.FromSeconds(1), _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                if (Interlocked.Exchange(ref _sinceLast, 0) == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    Checkpoint("PASSIVE");
+                    if (WalBytes() > MaxWalBytes)
+                    {
+                        // the store's connection idle (no transaction, no reader): the rest is copied and the file emptied
+                        _storeGate.Wait(_stop.Token);
+                        try
+                        {
+                            Checkpoint("TRUNCATE");
+                        }
+                        finally
+                        {
+                            _storeGate.Release();
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (SqliteException)
+                {
+                    // retried at the next turn; the WAL keeps the commits meanwhile
+                }
+            }
+        }
+
+        private void Checkpoint(string mode)
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = $"PRAGMA wal_checkpoint({mode})";
+            command.ExecuteNonQuery();
+            Interlocked.Increment(ref _count);
+        }
+
+        private long WalBytes()
+        {
+            try
+            {
+                return new FileInfo(_walPath).Length;
+            }
+            catch (IOException)
+            {
+                return 0;
+            }
+        }
+
+        public void Dispose()
+        {
+            _stop.Cancel();
+            _thread.Join();
+            _connection.Dispose();
+            _stop.Dispose();
+            _wake.Dispose();
+        }
     }
 }
 
