@@ -143,13 +143,13 @@ public static class GatewayApp
         services.AddSingleton<ProjectGates>();
         if (options.IsClusterNode)
         {
-            services.AddSingleton(sp => new ClusterProjectRooms(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ClusterProjectRooms>>(), sp.GetRequiredService<GatewayMetrics>()));
+            services.AddSingleton(sp => new ClusterProjectRooms(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<SocketIONamespace>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ClusterProjectRooms>>(), sp.GetRequiredService<GatewayMetrics>()));
             services.AddSingleton<IProjectRooms>(sp => sp.GetRequiredService<ClusterProjectRooms>());
             services.AddHostedService(sp => sp.GetRequiredService<ClusterProjectRooms>());
         }
         else
         {
-            services.AddSingleton<IProjectRooms>(sp => new LocalProjectRooms(sp.GetRequiredService<SocketIO.Namespace>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<ProjectGates>(), sp.GetRequiredService<GatewayMetrics>()));
+            services.AddSingleton<IProjectRooms>(sp => new LocalProjectRooms(sp.GetRequiredService<SocketIONamespace>(), sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<ProjectGates>(), sp.GetRequiredService<GatewayMetrics>()));
         }
 
         services.AddSingleton(sp => new EventPublisher(sp.GetRequiredService<IEventLog>(), sp.GetRequiredService<IProjectRooms>(), sp.GetRequiredService<ProjectGates>(), sp.GetRequiredService<TimeProvider>(), options.Limits.MaxEventBytes, sp.GetRequiredService<ILogger<EventPublisher>>()));

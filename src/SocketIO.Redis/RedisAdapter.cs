@@ -51,7 +51,7 @@ public sealed class RedisAdapter : InMemoryAdapter
     private long _publishFailures;
 
     /// <summary>The adapter of <paramref name="nsp"/>, joining the cluster over <paramref name="redis"/>.</summary>
-    public RedisAdapter(Namespace nsp, IConnectionMultiplexer redis, RedisAdapterOptions options, ILogger<RedisAdapter>? logger = null)
+    public RedisAdapter(SocketIONamespace nsp, IConnectionMultiplexer redis, RedisAdapterOptions options, ILogger<RedisAdapter>? logger = null)
         : base(nsp)
     {
         ArgumentNullException.ThrowIfNull(nsp);

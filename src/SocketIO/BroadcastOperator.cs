@@ -8,10 +8,10 @@ namespace SocketIO;
 /// </summary>
 public sealed class BroadcastOperator
 {
-    private readonly Namespace _nsp;
+    private readonly SocketIONamespace _nsp;
     private readonly BroadcastOptions _options;
 
-    internal BroadcastOperator(Namespace nsp, BroadcastOptions? options = null)
+    internal BroadcastOperator(SocketIONamespace nsp, BroadcastOptions? options = null)
     {
         _nsp = nsp;
         _options = options ?? BroadcastOptions.All;
@@ -41,7 +41,7 @@ public sealed class BroadcastOperator
     /// <summary>Sends an event to the selected sockets; byte[] values anywhere in the arguments go as binary.</summary>
     public void Emit(string eventName, params object?[] args)
     {
-        Socket.CheckEventName(eventName);
+        SocketIOSocket.CheckEventName(eventName);
         _nsp.Adapter.Broadcast(new BroadcastMessage(eventName, args), _options);
     }
 
@@ -51,7 +51,7 @@ public sealed class BroadcastOperator
     /// </summary>
     public async Task<IReadOnlyList<AckResponse>> EmitWithAckAsync(string eventName, object?[] args, CancellationToken cancellationToken = default)
     {
-        Socket.CheckEventName(eventName);
+        SocketIOSocket.CheckEventName(eventName);
         var options = _options.Timeout is null ? _options with { Timeout = TimeSpan.FromSeconds(5) } : _options;
         var result = await _nsp.Adapter.BroadcastWithAckAsync(new BroadcastMessage(eventName, args), options, cancellationToken);
         if (result.TimedOut)

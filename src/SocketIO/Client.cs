@@ -12,8 +12,8 @@ internal sealed class Client
     // a connection saves a lock object): nearly every connection joins one namespace, kept in
     // two fields; a dictionary (then holding them all) exists from the second namespace on
     private string? _firstName;
-    private Socket? _first;
-    private Dictionary<string, Socket>? _sockets;
+    private SocketIOSocket? _first;
+    private Dictionary<string, SocketIOSocket>? _sockets;
     private HashSet<string>? _connecting; // namespaces with a connect under way (none most of a connection's life)
     private readonly IPacketDecoder _decoder;
     private ITimer? _connectTimeout; // dropped once disposed (a namespace joined, or the connection closed)
@@ -59,7 +59,7 @@ internal sealed class Client
         Close();
     }
 
-    public void Remove(Socket socket)
+    public void Remove(SocketIOSocket socket)
     {
         var name = socket.Namespace.Name;
         lock (this)
@@ -80,7 +80,7 @@ internal sealed class Client
     }
 
     /// <summary>The socket of a namespace; call under the lock.</summary>
-    private Socket? Find(string name)
+    private SocketIOSocket? Find(string name)
     {
         if (_sockets is not null)
         {
@@ -91,7 +91,7 @@ internal sealed class Client
     }
 
     /// <summary>Sets (or replaces) the socket of a namespace; call under the lock.</summary>
-    private void Set(string name, Socket socket)
+    private void Set(string name, SocketIOSocket socket)
     {
         if (_sockets is not null)
         {
@@ -110,11 +110,11 @@ internal sealed class Client
         }
     }
 
-    private Socket[] SocketsCopy(bool clear = false)
+    private SocketIOSocket[] SocketsCopy(bool clear = false)
     {
         lock (this)
         {
-            Socket[] sockets = _sockets is not null ? [.. _sockets.Values] : _first is not null ? [_first] : [];
+            SocketIOSocket[] sockets = _sockets is not null ? [.. _sockets.Values] : _first is not null ? [_first] : [];
             if (clear)
             {
                 _sockets = null;
@@ -141,7 +141,7 @@ internal sealed class Client
             return;
         }
 
-        Socket? socket;
+        SocketIOSocket? socket;
         lock (this)
         {
             socket = Find(packet.Namespace);

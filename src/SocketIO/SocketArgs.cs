@@ -174,7 +174,7 @@ public sealed class SocketEventContext : SocketArgs
     private readonly long? _ackId;
     private int _acked;
 
-    internal SocketEventContext(Socket socket, string eventName, JsonElement array, IReadOnlyList<ReadOnlyMemory<byte>> attachments, long? ackId, JsonSerializerOptions options)
+    internal SocketEventContext(SocketIOSocket socket, string eventName, JsonElement array, IReadOnlyList<ReadOnlyMemory<byte>> attachments, long? ackId, JsonSerializerOptions options)
         : base(array, 1, attachments, options)
     {
         Socket = socket;
@@ -183,7 +183,7 @@ public sealed class SocketEventContext : SocketArgs
     }
 
     /// <summary>The socket that received the event.</summary>
-    public Socket Socket { get; }
+    public SocketIOSocket Socket { get; }
 
     /// <summary>The event's name.</summary>
     public string EventName { get; }

@@ -48,7 +48,7 @@ public sealed class SocketIOOptions
     public int MaxQueuedEventsPerSocket { get; set; } = 1024;
 
     /// <summary>Creates each namespace's adapter; the in-memory adapter by default.</summary>
-    public Func<Namespace, IAdapter>? AdapterFactory { get; set; }
+    public Func<SocketIONamespace, IAdapter>? AdapterFactory { get; set; }
 }
 
 /// <summary>How the event handlers of one socket run (<see cref="SocketIOOptions.HandlerConcurrency"/>).</summary>

@@ -14,8 +14,8 @@ namespace SocketIO;
 /// </summary>
 public sealed class SocketIOServer : IEngineHandler
 {
-    private readonly ConcurrentDictionary<string, Namespace> _namespaces = new(StringComparer.Ordinal);
-    private readonly List<(Func<string, JsonElement, bool> Accepts, Namespace Parent)> _dynamic = [];
+    private readonly ConcurrentDictionary<string, SocketIONamespace> _namespaces = new(StringComparer.Ordinal);
+    private readonly List<(Func<string, JsonElement, bool> Accepts, SocketIONamespace Parent)> _dynamic = [];
     private int _dynamicCount;
 
     /// <summary>A server with <paramref name="options"/>; logs to <paramref name="loggerFactory"/>.</summary>
@@ -51,10 +51,10 @@ public sealed class SocketIOServer : IEngineHandler
     internal ILogger Log { get; }
 
     /// <summary>The main namespace "/".</summary>
-    public Namespace Sockets => Of("/");
+    public SocketIONamespace Sockets => Of("/");
 
     /// <summary>Gets or creates a static namespace.</summary>
-    public Namespace Of(string name)
+    public SocketIONamespace Of(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         if (name[0] != '/')
@@ -62,17 +62,17 @@ public sealed class SocketIOServer : IEngineHandler
             name = "/" + name;
         }
 
-        return _namespaces.GetOrAdd(name, static (n, server) => new Namespace(server, n), this);
+        return _namespaces.GetOrAdd(name, static (n, server) => new SocketIONamespace(server, n), this);
     }
 
     /// <summary>
     /// A dynamic namespace: any namespace whose name (and auth payload) the predicate accepts is
     /// created on first connection and shares the returned parent's middleware and handlers.
     /// </summary>
-    public Namespace Of(Func<string, JsonElement, bool> accepts)
+    public SocketIONamespace Of(Func<string, JsonElement, bool> accepts)
     {
         ArgumentNullException.ThrowIfNull(accepts);
-        var parent = new Namespace(this, $"/_{Interlocked.Increment(ref _dynamicCount)}");
+        var parent = new SocketIONamespace(this, $"/_{Interlocked.Increment(ref _dynamicCount)}");
         lock (_dynamic)
         {
             _dynamic.Add((accepts, parent));
@@ -82,13 +82,13 @@ public sealed class SocketIOServer : IEngineHandler
     }
 
     /// <summary>A dynamic namespace for the names the pattern matches.</summary>
-    public Namespace Of(Regex pattern)
+    public SocketIONamespace Of(Regex pattern)
     {
         ArgumentNullException.ThrowIfNull(pattern);
         return Of((name, _) => pattern.IsMatch(name));
     }
 
-    internal Namespace? ResolveNamespace(string name, JsonElement auth)
+    internal SocketIONamespace? ResolveNamespace(string name, JsonElement auth)
     {
         if (name == "/" && !Options.ServeMainNamespace)
         {

@@ -83,7 +83,7 @@ public sealed class InteropServer : IAsyncDisposable
         return new InteropServer(app, new Uri(address).Port);
     }
 
-    private static void Configure(Namespace ns)
+    private static void Configure(SocketIONamespace ns)
     {
         ns.OnConnection(socket =>
         {

@@ -38,7 +38,7 @@ public sealed class BuilderHub
     private readonly Func<SocketEventContext, ValueTask> _onPong;
     private readonly Func<SocketEventContext, ValueTask> _onUnknown;
 
-    public BuilderHub(Namespace nsp, TokenValidator tokens, ProjectAccess access, IProjectRooms rooms, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
+    public BuilderHub(SocketIONamespace nsp, TokenValidator tokens, ProjectAccess access, IProjectRooms rooms, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
     {
         ArgumentNullException.ThrowIfNull(nsp);
         Namespace = nsp;
@@ -80,12 +80,12 @@ public sealed class BuilderHub
         nsp.OnConnection(OnConnection);
     }
 
-    private static BuilderConnection? StateOf(Socket socket) =>
+    private static BuilderConnection? StateOf(SocketIOSocket socket) =>
         socket.Data.GetValueOrDefault(BuilderConnection.DataKey) as BuilderConnection;
 
-    public Namespace Namespace { get; }
+    public SocketIONamespace Namespace { get; }
 
-    private async ValueTask AuthenticateAsync(Socket socket, CancellationToken cancellationToken)
+    private async ValueTask AuthenticateAsync(SocketIOSocket socket, CancellationToken cancellationToken)
     {
         var result = await _tokens.ValidateAsync(socket.Handshake.AuthString("token"));
         if (!result.IsValid)
@@ -111,7 +111,7 @@ public sealed class BuilderHub
     private BuilderConnection NewState(UserIdentity identity) =>
         new(identity, _options.Limits.ClientEventBurst, _time.GetTimestamp(), _options.Limits.JoinsPerMinute);
 
-    private void OnConnection(Socket socket)
+    private void OnConnection(SocketIOSocket socket)
     {
         if (StateOf(socket) is not { } state)
         {
@@ -333,7 +333,7 @@ public sealed class BuilderHub
     }
 
     /// <summary>Sends the project's events after <paramref name="cursor"/> up to <paramref name="until"/>; returns the last seq sent.</summary>
-    private async Task<long> ReplayAsync(Socket socket, string projectId, long cursor, long until)
+    private async Task<long> ReplayAsync(SocketIOSocket socket, string projectId, long cursor, long until)
     {
         while (cursor < until)
         {
@@ -438,7 +438,7 @@ public sealed class BuilderHub
         }
     }
 
-    private void ScheduleExpiry(Socket socket, BuilderConnection state)
+    private void ScheduleExpiry(SocketIOSocket socket, BuilderConnection state)
     {
         state.ExpiryTimer?.Dispose();
         var identity = state.Identity;
@@ -452,7 +452,7 @@ public sealed class BuilderHub
         }, null, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
     }
 
-    private void Expire(Socket socket, BuilderConnection state)
+    private void Expire(SocketIOSocket socket, BuilderConnection state)
     {
         _metrics.AuthFailure(TokenErrors.Expired);
         SendError(socket, TokenErrors.Expired, "The token has expired; reconnect with a fresh token.", new { userId = state.Identity.UserId }, false, [new ErrorAction("Sign in again", "reauthenticate")]);
@@ -513,6 +513,6 @@ public sealed class BuilderHub
         ctx.Ack(new { ok = false, error = new { code, message, details } });
     }
 
-    private void SendError(Socket socket, string code, string message, object details, bool recoverable, IReadOnlyList<ErrorAction> actions) =>
+    private void SendError(SocketIOSocket socket, string code, string message, object details, bool recoverable, IReadOnlyList<ErrorAction> actions) =>
         socket.Emit("error", new ErrorEnvelope("error", _time.GetUtcNow().ToUnixTimeMilliseconds(), new ErrorPayload(code, message, details, recoverable, actions)));
 }

@@ -51,7 +51,7 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
 
     private readonly IConnectionMultiplexer _redis;
     private readonly IEventLog _log;
-    private readonly Namespace _nsp;
+    private readonly SocketIONamespace _nsp;
     private readonly Hub.GatewayMetrics? _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterProjectRooms> _logger;
@@ -62,7 +62,7 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
     private ChannelMessageQueue? _queue;
     private ITimer? _leaseTimer;
 
-    public ClusterProjectRooms(IConnectionMultiplexer redis, IEventLog log, Namespace nsp, TimeProvider time, ILogger<ClusterProjectRooms> logger, Hub.GatewayMetrics? metrics = null)
+    public ClusterProjectRooms(IConnectionMultiplexer redis, IEventLog log, SocketIONamespace nsp, TimeProvider time, ILogger<ClusterProjectRooms> logger, Hub.GatewayMetrics? metrics = null)
     {
         _redis = redis;
         _log = log;
@@ -160,7 +160,7 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
         }
     }
 
-    public async Task<int> JoinAsync(Socket socket, string projectId, string userId)
+    public async Task<int> JoinAsync(SocketIOSocket socket, string projectId, string userId)
     {
         ArgumentNullException.ThrowIfNull(socket);
         socket.Join(EventPublisher.Room(projectId));
@@ -181,7 +181,7 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
         return (int)count;
     }
 
-    public async Task LeaveAsync(Socket socket, string projectId)
+    public async Task LeaveAsync(SocketIOSocket socket, string projectId)
     {
         ArgumentNullException.ThrowIfNull(socket);
         socket.Leave(EventPublisher.Room(projectId));
@@ -193,7 +193,7 @@ public sealed class ClusterProjectRooms : IProjectRooms, IHostedService, IDispos
         await RemoveMemberAsync(socket.Id, projectId);
     }
 
-    private async Task ForgetAsync(Socket socket)
+    private async Task ForgetAsync(SocketIOSocket socket)
     {
         if (socket.Data.GetValueOrDefault(MembershipsKey) is not ConcurrentDictionary<string, byte> projects)
         {

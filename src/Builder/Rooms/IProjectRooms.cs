@@ -21,14 +21,14 @@ public interface IProjectRooms
     Task<T> SwitchToLiveAsync<T>(string projectId, Func<long, Task<T>> action, CancellationToken cancellationToken = default);
 
     /// <summary>Adds the socket to the project's room; returns the distinct users of the project's rooms (on every node).</summary>
-    Task<int> JoinAsync(Socket socket, string projectId, string userId);
+    Task<int> JoinAsync(SocketIOSocket socket, string projectId, string userId);
 
     /// <summary>Removes the socket from the project's room.</summary>
-    Task LeaveAsync(Socket socket, string projectId);
+    Task LeaveAsync(SocketIOSocket socket, string projectId);
 }
 
 /// <summary>The rooms of a single node: delivery straight to the room, under the publisher's gate.</summary>
-public sealed class LocalProjectRooms(Namespace nsp, IEventLog log, ProjectGates gates, Hub.GatewayMetrics? metrics = null) : IProjectRooms
+public sealed class LocalProjectRooms(SocketIONamespace nsp, IEventLog log, ProjectGates gates, Hub.GatewayMetrics? metrics = null) : IProjectRooms
 {
     public void Deliver(EventEnvelope envelope)
     {
@@ -40,7 +40,7 @@ public sealed class LocalProjectRooms(Namespace nsp, IEventLog log, ProjectGates
     public Task<T> SwitchToLiveAsync<T>(string projectId, Func<long, Task<T>> action, CancellationToken cancellationToken = default) =>
         gates.RunAsync(projectId, async () => await action(await log.LatestSeqAsync(projectId, cancellationToken)), cancellationToken);
 
-    public async Task<int> JoinAsync(Socket socket, string projectId, string userId)
+    public async Task<int> JoinAsync(SocketIOSocket socket, string projectId, string userId)
     {
         ArgumentNullException.ThrowIfNull(socket);
         var room = EventPublisher.Room(projectId);
@@ -58,7 +58,7 @@ public sealed class LocalProjectRooms(Namespace nsp, IEventLog log, ProjectGates
         return users.Count;
     }
 
-    public Task LeaveAsync(Socket socket, string projectId)
+    public Task LeaveAsync(SocketIOSocket socket, string projectId)
     {
         ArgumentNullException.ThrowIfNull(socket);
         socket.Leave(EventPublisher.Room(projectId));

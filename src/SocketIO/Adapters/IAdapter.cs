@@ -118,7 +118,7 @@ public sealed record BroadcastAckResult(IReadOnlyList<AckResponse> Responses, in
 /// <summary>A socket as seen through the adapter (local or on another node).</summary>
 public class RemoteSocket
 {
-    private readonly Socket? _local;
+    private readonly SocketIOSocket? _local;
 
     /// <summary>A socket of another node, as a cluster adapter reports it.</summary>
     public RemoteSocket(string id, IReadOnlySet<string> rooms, IReadOnlyDictionary<string, object?> data, JsonElement auth)
@@ -129,7 +129,7 @@ public class RemoteSocket
         Auth = auth;
     }
 
-    internal RemoteSocket(Socket local)
+    internal RemoteSocket(SocketIOSocket local)
         : this(local.Id, new HashSet<string>(local.Rooms), local.DataCopy(), local.Handshake.Auth)
     {
         _local = local;

@@ -14,7 +14,7 @@ public class InMemoryAdapter : IAdapter
     private readonly TimeProvider _time;
 
     /// <summary>The adapter of <paramref name="nsp"/>.</summary>
-    public InMemoryAdapter(Namespace nsp)
+    public InMemoryAdapter(SocketIONamespace nsp)
     {
         ArgumentNullException.ThrowIfNull(nsp);
         Namespace = nsp;
@@ -27,7 +27,7 @@ public class InMemoryAdapter : IAdapter
     }
 
     /// <summary>The namespace this adapter serves.</summary>
-    public Namespace Namespace { get; }
+    public SocketIONamespace Namespace { get; }
 
     /// <summary>The rooms that have at least one socket.</summary>
     public IReadOnlyCollection<string> Rooms => _index.Rooms;
@@ -163,7 +163,7 @@ public class InMemoryAdapter : IAdapter
     /// room, or everyone, possibly minus a few) iterate a cached array of the members, rebuilt
     /// only when membership changes: a broadcast neither copies nor looks up its recipients.
     /// </summary>
-    protected void Apply<TState>(BroadcastOptions options, Action<Socket, TState> action, TState state)
+    protected void Apply<TState>(BroadcastOptions options, Action<SocketIOSocket, TState> action, TState state)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(action);

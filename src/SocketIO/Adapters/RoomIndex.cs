@@ -4,12 +4,12 @@ namespace SocketIO.Adapters;
 /// The room index of one namespace on this node: which sockets are in which room, and the cached
 /// arrays of a room's (and everyone's) sockets that a broadcast iterates. Thread-safe.
 /// </summary>
-internal sealed class RoomIndex(Namespace nsp)
+internal sealed class RoomIndex(SocketIONamespace nsp)
 {
     private readonly Dictionary<string, Room> _rooms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SocketRoomSet> _sids = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
-    private Socket[]? _everyone;
+    private SocketIOSocket[]? _everyone;
 
     /// <summary>The rooms that have at least one socket.</summary>
     public IReadOnlyCollection<string> Rooms
@@ -136,9 +136,9 @@ internal sealed class RoomIndex(Namespace nsp)
     /// members of its room (or of everyone) and the ids to skip, or the union of its rooms minus
     /// the excluded when it names several rooms.
     /// </summary>
-    public (Socket[] Recipients, HashSet<string>? Excluded) Recipients(BroadcastOptions options)
+    public (SocketIOSocket[] Recipients, HashSet<string>? Excluded) Recipients(BroadcastOptions options)
     {
-        Socket[] recipients;
+        SocketIOSocket[] recipients;
         HashSet<string>? excluded = null;
         lock (_gate)
         {
@@ -176,10 +176,10 @@ internal sealed class RoomIndex(Namespace nsp)
         return (recipients, excluded);
     }
 
-    private Socket[] Resolve(IEnumerable<string> ids)
+    private SocketIOSocket[] Resolve(IEnumerable<string> ids)
     {
         var sockets = nsp.SocketsById;
-        var result = new List<Socket>();
+        var result = new List<SocketIOSocket>();
         foreach (var id in ids)
         {
             if (sockets.TryGetValue(id, out var socket))
@@ -191,7 +191,7 @@ internal sealed class RoomIndex(Namespace nsp)
         return [.. result];
     }
 
-    private Socket[] UnionOfRooms(BroadcastOptions options)
+    private SocketIOSocket[] UnionOfRooms(BroadcastOptions options)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var room in options.Rooms)
@@ -238,7 +238,7 @@ internal sealed class RoomIndex(Namespace nsp)
 
         public IEnumerable<string> Ids => _many ?? (_one is null ? [] : [_one]);
 
-        public Socket[]? Snapshot { get; set; }
+        public SocketIOSocket[]? Snapshot { get; set; }
 
         public bool Add(string id)
         {

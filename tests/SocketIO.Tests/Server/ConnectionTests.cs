@@ -289,7 +289,7 @@ public sealed partial class ConnectionTests
         var (client, main) = await server.ConnectAsync();
         var a = await server.SocketAsync(client, await client.ConnectAsync("/a"));
         var b = await server.SocketAsync(client, await client.ConnectAsync("/b"));
-        static void Who(Socket socket) => socket.On("who", ctx => ctx.Socket.Emit("me", ctx.Socket.Namespace.Name));
+        static void Who(SocketIOSocket socket) => socket.On("who", ctx => ctx.Socket.Emit("me", ctx.Socket.Namespace.Name));
         Who(main);
         Who(a);
         Who(b);

@@ -6,7 +6,7 @@ namespace SocketIO.Tests.Server;
 [Collection(ServerTestGroup.Name)]
 public sealed class EventHandlerTests
 {
-    private static void Register(Socket socket, string eventName, string tag) =>
+    private static void Register(SocketIOSocket socket, string eventName, string tag) =>
         socket.On(eventName, ctx => ctx.Socket.Emit("got", ctx.EventName, tag));
 
     // a few handlers are kept in an array, many in a dictionary: both sides of the switch

@@ -30,7 +30,7 @@ public sealed class HeartbeatTests
     });
 
     /// <summary>A WebSocket client joined to "/"; its server-side socket acks "sync" with its argument.</summary>
-    private static async Task<(SioClient Client, Socket Socket)> ConnectWebSocketAsync(SioTestServer server)
+    private static async Task<(SioClient Client, SocketIOSocket Socket)> ConnectWebSocketAsync(SioTestServer server)
     {
         var (client, socket) = await server.ConnectAsync();
         socket.On("sync", ctx => ctx.Ack(ctx.GetArg<int>(0)));
@@ -48,7 +48,7 @@ public sealed class HeartbeatTests
     }
 
     /// <summary>Opens a long-polling session and joins "/"; the server-side socket acks "sync".</summary>
-    private static async Task<(string EngineSid, Socket Socket)> ConnectPollingAsync(SioTestServer server)
+    private static async Task<(string EngineSid, SocketIOSocket Socket)> ConnectPollingAsync(SioTestServer server)
     {
         var (status, open) = await server.GetAsync(string.Empty).WaitAsync(SioTestServer.Deadline);
         Assert.Equal(200, status);

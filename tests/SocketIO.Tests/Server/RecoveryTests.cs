@@ -27,7 +27,7 @@ public sealed class RecoveryTests
     }
 
     /// <summary>Closes the client and waits until the server has processed its disconnection.</summary>
-    private static async Task DropAsync(SioClient client, Socket socket)
+    private static async Task DropAsync(SioClient client, SocketIOSocket socket)
     {
         var gone = new Signal<string>();
         socket.OnDisconnect(gone.Set);

@@ -10,7 +10,7 @@ public sealed class RoomsTests
 {
     private const string Marker = "42[\"marker\"]";
 
-    private static async Task ExpectMarkerAsync(SioClient client, Socket socket)
+    private static async Task ExpectMarkerAsync(SioClient client, SocketIOSocket socket)
     {
         socket.Emit("marker");
         await client.ExpectAsync(Marker);

@@ -36,7 +36,7 @@ public sealed class SendQueueMetricsTests
         Assert.Equal(12, drops.Dropped);
     }
 
-    private static async Task<Socket> ConnectPollingClientAsync(SioTestServer server)
+    private static async Task<SocketIOSocket> ConnectPollingClientAsync(SioTestServer server)
     {
         var (_, open) = await server.GetAsync("");
         string engineSid;

@@ -1,7 +1,7 @@
 namespace SocketIO.Tests.Server;
 
 /// <summary>
-/// <see cref="SocketIOOptions.ServeMainNamespace"/> and <see cref="Socket.OnConnectAborted"/>:
+/// <see cref="SocketIOOptions.ServeMainNamespace"/> and <see cref="SocketIOSocket.OnConnectAborted"/>:
 /// what an application serving only its own namespaces, or reserving something per connection in
 /// middleware, relies on.
 /// </summary>

@@ -23,7 +23,7 @@ public sealed class ServerTestGroup
 /// <summary>
 /// A Socket.IO server for one test: Kestrel on 127.0.0.1, an ephemeral port, the library mapped at
 /// /socket.io/. Namespaces are configured by the test through <see cref="Io"/>; <see cref="Track"/>
-/// makes the server-side <see cref="Socket"/> of each connection available by its id.
+/// makes the server-side <see cref="SocketIOSocket"/> of each connection available by its id.
 /// </summary>
 public sealed class SioTestServer : IAsyncDisposable
 {
@@ -33,8 +33,8 @@ public sealed class SioTestServer : IAsyncDisposable
     public const string Path = "/socket.io/";
 
     private readonly WebApplication _app;
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<Socket>> _sockets = new(StringComparer.Ordinal);
-    private readonly HashSet<Namespace> _tracked = [];
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<SocketIOSocket>> _sockets = new(StringComparer.Ordinal);
+    private readonly HashSet<SocketIONamespace> _tracked = [];
 
     private SioTestServer(WebApplication app, int port)
     {
@@ -74,7 +74,7 @@ public sealed class SioTestServer : IAsyncDisposable
     public Uri HttpUri(string query) => new($"http://127.0.0.1:{Port}{Path}?EIO=4&transport=polling{query}");
 
     /// <summary>Registers the sockets connecting to <paramref name="nsp"/> (for a dynamic parent: to its children).</summary>
-    public Namespace Track(Namespace nsp)
+    public SocketIONamespace Track(SocketIONamespace nsp)
     {
         lock (_tracked)
         {
@@ -92,12 +92,12 @@ public sealed class SioTestServer : IAsyncDisposable
     /// The server-side socket with this id on this Engine.IO session, once its connection handlers
     /// ran (a recovered socket keeps its id, so the id alone is not enough).
     /// </summary>
-    public Task<Socket> SocketAsync(string engineSid, string id) => Slot(engineSid, id).Task.WaitAsync(Deadline);
+    public Task<SocketIOSocket> SocketAsync(string engineSid, string id) => Slot(engineSid, id).Task.WaitAsync(Deadline);
 
-    public Task<Socket> SocketAsync(SioClient client, string id) => SocketAsync(client.EngineSid, id);
+    public Task<SocketIOSocket> SocketAsync(SioClient client, string id) => SocketAsync(client.EngineSid, id);
 
     /// <summary>Opens a WebSocket client, connects it to <paramref name="nsp"/> and returns it with its server-side socket.</summary>
-    public async Task<(SioClient Client, Socket Socket)> ConnectAsync(string nsp = "/", string? auth = null)
+    public async Task<(SioClient Client, SocketIOSocket Socket)> ConnectAsync(string nsp = "/", string? auth = null)
     {
         var client = await SioClient.OpenAsync(this);
         var sid = await client.ConnectAsync(nsp, auth);
@@ -118,8 +118,8 @@ public sealed class SioTestServer : IAsyncDisposable
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
-    private TaskCompletionSource<Socket> Slot(string engineSid, string id) =>
-        _sockets.GetOrAdd(engineSid + "@" + id, static _ => new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously));
+    private TaskCompletionSource<SocketIOSocket> Slot(string engineSid, string id) =>
+        _sockets.GetOrAdd(engineSid + "@" + id, static _ => new TaskCompletionSource<SocketIOSocket>(TaskCreationOptions.RunContinuationsAsynchronously));
 
     public async ValueTask DisposeAsync()
     {

@@ -13,7 +13,7 @@ public sealed class SlowConsumerTests
     private const char RecordSeparator = '\u001e';
 
     /// <summary>Opens a polling session, joins "/" and drains the queue; the client then stops polling.</summary>
-    private static async Task<(string EngineSid, Socket Socket, string? Pid)> ConnectPollingClientAsync(SioTestServer server)
+    private static async Task<(string EngineSid, SocketIOSocket Socket, string? Pid)> ConnectPollingClientAsync(SioTestServer server)
     {
         var (status, open) = await server.GetAsync("");
         Assert.Equal(200, status);
@@ -42,7 +42,7 @@ public sealed class SlowConsumerTests
     }
 
     /// <summary>Emits "first" and polls it: its offset is where the client's state stands.</summary>
-    private static async Task<string> PollFirstOffsetAsync(SioTestServer server, string engineSid, Socket socket)
+    private static async Task<string> PollFirstOffsetAsync(SioTestServer server, string engineSid, SocketIOSocket socket)
     {
         socket.Emit("first");
         var (_, body) = await server.GetAsync($"&sid={engineSid}");

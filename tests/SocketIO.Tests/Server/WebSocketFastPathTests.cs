@@ -1103,7 +1103,7 @@ public sealed class WebSocketFastPathTests
     }
 
     /// <summary>A raw client through the handshake and CONNECT to "/", with its server-side socket.</summary>
-    private static async Task<(RawConn Raw, Socket Socket)> OpenRawSioAsync(Host host, int receiveBuffer = 0)
+    private static async Task<(RawConn Raw, SocketIOSocket Socket)> OpenRawSioAsync(Host host, int receiveBuffer = 0)
     {
         var raw = await RawConn.ConnectAsync(host.Port, receiveBuffer);
         try
@@ -1132,7 +1132,7 @@ public sealed class WebSocketFastPathTests
     private sealed class Host : IAsyncDisposable
     {
         private readonly WebApplication _app;
-        private readonly ConcurrentDictionary<string, TaskCompletionSource<Socket>> _sockets = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, TaskCompletionSource<SocketIOSocket>> _sockets = new(StringComparer.Ordinal);
         private bool _stopped;
 
         private Host(WebApplication app, int port, ConnectionLog connections)
@@ -1196,7 +1196,7 @@ public sealed class WebSocketFastPathTests
 
         public Uri PollingUri(string query) => new($"http://127.0.0.1:{Port}/socket.io/?EIO=4&transport=polling{query}");
 
-        public Task<Socket> SocketAsync(string engineSid, string id) => Slot(engineSid, id).Task.WaitAsync(Deadline);
+        public Task<SocketIOSocket> SocketAsync(string engineSid, string id) => Slot(engineSid, id).Task.WaitAsync(Deadline);
 
         public async Task<(int Status, string Body)> GetAsync(Uri uri)
         {
@@ -1217,8 +1217,8 @@ public sealed class WebSocketFastPathTests
             await _app.StopAsync();
         }
 
-        private TaskCompletionSource<Socket> Slot(string engineSid, string id) =>
-            _sockets.GetOrAdd(engineSid + "@" + id, static _ => new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously));
+        private TaskCompletionSource<SocketIOSocket> Slot(string engineSid, string id) =>
+            _sockets.GetOrAdd(engineSid + "@" + id, static _ => new TaskCompletionSource<SocketIOSocket>(TaskCreationOptions.RunContinuationsAsynchronously));
 
         public async ValueTask DisposeAsync()
         {

@@ -804,7 +804,7 @@ public sealed class WebSocketWriteTests
     /// Events at every frame-length boundary, a burst (several frames per batch, unpacked and sent
     /// one by one) with a binary attachment inside it, then a forced close.
     /// </summary>
-    private static async Task ExerciseHttp2WebSocketAsync(H2Client ws, Socket socket)
+    private static async Task ExerciseHttp2WebSocketAsync(H2Client ws, SocketIOSocket socket)
     {
         int[] lengths = [10, 125, 126, 65535, 65536, 200_000];
         foreach (var length in lengths)
@@ -927,7 +927,7 @@ public sealed class WebSocketWriteTests
     /// <summary>A raw WebSocket client connected to "/" of a test server, with its server-side socket.</summary>
     private sealed class RawSio : IAsyncDisposable
     {
-        private RawSio(RawFrameClient frames, Socket socket)
+        private RawSio(RawFrameClient frames, SocketIOSocket socket)
         {
             Frames = frames;
             Socket = socket;
@@ -935,7 +935,7 @@ public sealed class WebSocketWriteTests
 
         public RawFrameClient Frames { get; }
 
-        public Socket Socket { get; }
+        public SocketIOSocket Socket { get; }
 
         public static async Task<RawSio> OpenAsync(SioTestServer server)
         {
@@ -1192,7 +1192,7 @@ public sealed class WebSocketWriteTests
     private sealed class Http2Host : IAsyncDisposable
     {
         private readonly WebApplication _app;
-        private readonly TaskCompletionSource<Socket> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<SocketIOSocket> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         private Http2Host(WebApplication app, int port)
         {
@@ -1221,7 +1221,7 @@ public sealed class WebSocketWriteTests
             return new Http2Host(app, new Uri(address).Port);
         }
 
-        public async Task<Socket> SocketAsync(string id)
+        public async Task<SocketIOSocket> SocketAsync(string id)
         {
             var socket = await _connected.Task.WaitAsync(SioTestServer.Deadline);
             Assert.Equal(id, socket.Id);

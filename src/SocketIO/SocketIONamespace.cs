@@ -10,16 +10,16 @@ namespace SocketIO;
 /// namespace (created by <see cref="SocketIOServer.Of(Func{string, JsonElement, bool})"/>) is the
 /// parent of the concrete namespaces it accepts; they share its middleware and handlers.
 /// </summary>
-public sealed class Namespace
+public sealed class SocketIONamespace
 {
-    private readonly List<Func<Socket, CancellationToken, ValueTask>> _middlewares = [];
-    private readonly List<Func<Socket, ValueTask>> _connectionHandlers = [];
-    private readonly ConcurrentDictionary<string, Namespace> _children = new(StringComparer.Ordinal);
-    private readonly Namespace? _parent;
+    private readonly List<Func<SocketIOSocket, CancellationToken, ValueTask>> _middlewares = [];
+    private readonly List<Func<SocketIOSocket, ValueTask>> _connectionHandlers = [];
+    private readonly ConcurrentDictionary<string, SocketIONamespace> _children = new(StringComparer.Ordinal);
+    private readonly SocketIONamespace? _parent;
     private IAdapter? _adapter;
     private long _ackIds;
 
-    internal Namespace(SocketIOServer server, string name, Namespace? parent = null)
+    internal SocketIONamespace(SocketIOServer server, string name, SocketIONamespace? parent = null)
     {
         Server = server;
         Name = name;
@@ -51,16 +51,16 @@ public sealed class Namespace
     }
 
     /// <summary>Connected sockets of this node, by id.</summary>
-    public IReadOnlyDictionary<string, Socket> Sockets => SocketsById;
+    public IReadOnlyDictionary<string, SocketIOSocket> Sockets => SocketsById;
 
-    internal ConcurrentDictionary<string, Socket> SocketsById { get; } = new(StringComparer.Ordinal);
+    internal ConcurrentDictionary<string, SocketIOSocket> SocketsById { get; } = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Adds middleware, run in order for every connection before it is accepted. Throwing
     /// <see cref="ConnectRejectedException"/> (or any exception) refuses the connection: the client
     /// gets connect_error with the message (and <c>data</c>).
     /// </summary>
-    public Namespace Use(Func<Socket, CancellationToken, ValueTask> middleware)
+    public SocketIONamespace Use(Func<SocketIOSocket, CancellationToken, ValueTask> middleware)
     {
         ArgumentNullException.ThrowIfNull(middleware);
         lock (_middlewares)
@@ -72,7 +72,7 @@ public sealed class Namespace
     }
 
     /// <summary>Runs <paramref name="handler"/> for every socket that joins, after the middleware accepted it.</summary>
-    public Namespace OnConnection(Func<Socket, ValueTask> handler)
+    public SocketIONamespace OnConnection(Func<SocketIOSocket, ValueTask> handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
         lock (_connectionHandlers)
@@ -84,7 +84,7 @@ public sealed class Namespace
     }
 
     /// <summary>Runs <paramref name="handler"/> for every socket that joins, after the middleware accepted it.</summary>
-    public Namespace OnConnection(Action<Socket> handler)
+    public SocketIONamespace OnConnection(Action<SocketIOSocket> handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
         return OnConnection(socket =>
@@ -146,10 +146,10 @@ public sealed class Namespace
 
     internal long NextAckId() => Interlocked.Increment(ref _ackIds) - 1;
 
-    internal Namespace Child(string name) => _children.GetOrAdd(name, static (n, parent) => new Namespace(parent.Server, n, parent), this);
+    internal SocketIONamespace Child(string name) => _children.GetOrAdd(name, static (n, parent) => new SocketIONamespace(parent.Server, n, parent), this);
 
     /// <summary>Runs recovery and middleware; returns the socket to connect, or null when refused.</summary>
-    internal async Task<Socket?> AddAsync(Client client, JsonElement auth)
+    internal async Task<SocketIOSocket?> AddAsync(Client client, JsonElement auth)
     {
         var recovery = Server.Options.ConnectionStateRecovery;
         RestoredSession? restored = null;
@@ -168,12 +168,12 @@ public sealed class Namespace
             }
         }
 
-        var socket = new Socket(this, client, auth, restored?.Session);
+        var socket = new SocketIOSocket(this, client, auth, restored?.Session);
         socket.Restored = restored;
         if (restored is null || recovery?.SkipMiddlewares != true)
         {
             var owner = _parent ?? this;
-            Func<Socket, CancellationToken, ValueTask>[] middlewares;
+            Func<SocketIOSocket, CancellationToken, ValueTask>[] middlewares;
             lock (owner._middlewares)
             {
                 middlewares = [.. owner._middlewares];
@@ -249,7 +249,7 @@ public sealed class Namespace
         client.Send(Server.Parser.Encode(SocketPacketType.ConnectError, Name, null, payload));
     }
 
-    internal void CompleteConnect(Socket socket)
+    internal void CompleteConnect(SocketIOSocket socket)
     {
         SocketsById[socket.Id] = socket;
         var restored = socket.Restored;
@@ -264,7 +264,7 @@ public sealed class Namespace
         }
 
         var owner = _parent ?? this;
-        Func<Socket, ValueTask>[] handlers;
+        Func<SocketIOSocket, ValueTask>[] handlers;
         lock (owner._connectionHandlers)
         {
             handlers = [.. owner._connectionHandlers];
@@ -303,5 +303,5 @@ public sealed class Namespace
         }
     }
 
-    internal void Remove(Socket socket) => SocketsById.TryRemove(new KeyValuePair<string, Socket>(socket.Id, socket));
+    internal void Remove(SocketIOSocket socket) => SocketsById.TryRemove(new KeyValuePair<string, SocketIOSocket>(socket.Id, socket));
 }
