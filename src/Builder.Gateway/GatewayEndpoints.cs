@@ -59,40 +59,67 @@ internal static class GatewayEndpoints
             return (null, Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes."));
         }
 
+        // the body read from Kestrel's own buffers (no copy until it is whole), then parsed once
+        // into a standalone element (no pooled document to clone)
+        var reader = request.BodyReader;
+        System.IO.Pipelines.ReadResult read;
+        while (true)
+        {
+            read = await reader.ReadAsync(request.HttpContext.RequestAborted);
+            if (read.Buffer.Length > maxBytes)
+            {
+                reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+                return (null, Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes."));
+            }
+
+            if (read.IsCompleted || read.IsCanceled)
+            {
+                break;
+            }
+
+            reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+        }
+
         try
         {
-            using var limited = new MemoryStream();
-            var buffer = new byte[8192];
-            int read;
-            while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
-            {
-                if (limited.Length + read > maxBytes)
-                {
-                    return (null, Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes."));
-                }
+            return ParseBody(read.Buffer, allowArray);
+        }
+        finally
+        {
+            reader.AdvanceTo(read.Buffer.End);
+        }
+    }
 
-                limited.Write(buffer, 0, read);
+    private static (JsonElement? Body, IResult? Error) ParseBody(System.Buffers.ReadOnlySequence<byte> body, bool allowArray)
+    {
+        if (body.IsEmpty)
+        {
+            return (null, Problem(400, "INVALID_JSON", "The body is empty; a JSON object is expected."));
+        }
+
+        ReadOnlyMemory<byte> bytes = body.IsSingleSegment ? body.First : System.Buffers.BuffersExtensions.ToArray(body);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.Span))
+        {
+            // JSON is UTF-8 (RFC 8259): strings that are not would fail later, when read
+            return (null, Problem(400, "INVALID_JSON", "The body is not valid UTF-8."));
+        }
+
+        try
+        {
+            var json = new Utf8JsonReader(bytes.Span);
+            var root = JsonElement.ParseValue(ref json);
+            if (json.Read())
+            {
+                // ParseValue reads one value: anything after it is not a JSON body
+                throw new JsonException($"'{(char)bytes.Span[(int)json.TokenStartIndex]}' after the end of the JSON value (position {json.TokenStartIndex}).");
             }
 
-            if (limited.Length == 0)
-            {
-                return (null, Problem(400, "INVALID_JSON", "The body is empty; a JSON object is expected."));
-            }
-
-            var bytes = limited.ToArray();
-            if (!System.Text.Unicode.Utf8.IsValid(bytes))
-            {
-                // JSON is UTF-8 (RFC 8259): strings that are not would fail later, when read
-                return (null, Problem(400, "INVALID_JSON", "The body is not valid UTF-8."));
-            }
-
-            using var doc = JsonDocument.Parse(bytes);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object && !(allowArray && doc.RootElement.ValueKind == JsonValueKind.Array))
+            if (root.ValueKind != JsonValueKind.Object && !(allowArray && root.ValueKind == JsonValueKind.Array))
             {
                 return (null, Problem(400, "INVALID_JSON", allowArray ? "The body must be a JSON object or an array of them." : "The body must be a JSON object."));
             }
 
-            return (doc.RootElement.Clone(), null);
+            return (root, null);
         }
         catch (JsonException ex)
         {
