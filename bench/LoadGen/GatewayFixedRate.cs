@@ -126,4 +126,41 @@ internal static partial class Commands
         m["acceptP99Ms"] = ack.Count > 0 ? Math.Round(ack.Quantile(0.99) / 1000, 3) : null;
         return m;
     }
+
+    /// <summary>
+    /// The same timetable as <see cref="FixedRate"/> run inside the gateway's process: GatewayBench's
+    /// <c>/bench/publish?rate=R</c> publishes through <c>EventPublisher</c>, each event stamped
+    /// with its scheduled time as sentAt.
+    /// </summary>
+    private static JsonObject FixedRateInProcess(Engine engine, CpuMeter cpu, IReadOnlyList<Conn> targets, string url, string apiKey, int projects, int rate, int seconds, TimeSpan drain, TimeSpan idle, int burstId)
+    {
+        var perProject = Math.Max(1, (int)Math.Round((double)rate * seconds / projects));
+        var scheduledSeconds = perProject * projects / (double)rate;
+        var m = Burst.Measure(engine, cpu, targets, perProject, burstId, async () =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/publish?prefix=bench-&projects={projects}&events={perProject}&rate={rate}&drain={(int)drain.TotalSeconds}&burstId={burstId}");
+            request.Headers.Add("X-Api-Key", apiKey);
+            using var response = await s_http.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            return response.IsSuccessStatusCode ? text : throw new HttpRequestException($"/bench/publish answered {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
+        }, idle, TimeSpan.FromSeconds(scheduledSeconds) + drain + idle + TimeSpan.FromSeconds(5));
+        var answer = m["trigger"];
+        m.Remove("trigger");
+        m["projects"] = projects;
+        m["clientsPerProject"] = targets.Count / Math.Max(1, projects);
+        m["offeredRate"] = rate;
+        m["offeredSeconds"] = seconds;
+        m["scheduledSeconds"] = Math.Round(scheduledSeconds, 3);
+        m["posted"] = perProject * projects;
+        m["accepted"] = Count(answer?["published"]);
+        m["rejected"] = Count(answer?["rejected"]);
+        m["unanswered"] = answer is null ? perProject * projects : Count(answer["unanswered"]);
+        m["firstRejection"] = answer?["firstRejection"]?.DeepClone();
+        m["firstFailure"] = m["triggerError"]?.DeepClone();
+        m["sendSeconds"] = Count(answer?["sendSeconds"]) is { } s ? Math.Round(s, 3) : null;
+        m["senderLagMaxMs"] = Count(answer?["senderLagMaxMs"]);
+        m["answeredSeconds"] = Count(answer?["seconds"]) is { } a ? Math.Round(a, 3) : null;
+        m["achievedPerSec"] = Count(answer?["publishesPerSec"]);
+        return m;
+    }
 }
