@@ -19,8 +19,10 @@
 #
 # Environment overrides: REPS, CLIENTS, FANOUT, BROADCASTS, BATCH, FIXED_RATE, FIXED_SECONDS,
 # CONCURRENCY, GW_PROJECTS, GW_PER_PROJECT, GW_EVENTS, GW_PRODUCERS, GW_BATCH_EVENTS (events per project
-# of the batched bursts), GW_DURABILITY (normal|full: the gateway's sqlite log), SERVERS ("node ours raw";
-# also node-msgpack, ours-msgpack),
+# of the batched bursts), GW_FIXED_RATE / GW_FIXED_SECONDS (the gateway's fixed-rate phase: single
+# events POSTed at that aggregate rate for that long, round-robin over the projects; 0 skips it),
+# GW_DURABILITY (normal|full: the gateway's sqlite log), SERVERS ("node ours raw"; also node-msgpack,
+# ours-msgpack),
 # SKIP_GATEWAY=1, SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1 when there are 2+ cores),
 # PORT_BASE (default 41000), BENCH_NO_BUILD=1, OURS_DLL (another build of bench/BenchHost, e.g. an
 # older commit's, to measure a change side by side), OURS_ARGS (extra BenchHost arguments, e.g.
@@ -33,7 +35,7 @@ MODE=full
 for arg in "$@"; do
   case "$arg" in
     --short) MODE=short ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -44,11 +46,13 @@ log() { printf '==> %s\n' "$*" >&2; }
 if [ "$MODE" = short ]; then
   : "${REPS:=1}" "${CLIENTS:=200}" "${FANOUT:=50,200}" "${BROADCASTS:=20}" "${FIXED_RATE:=20}" "${FIXED_SECONDS:=1}"
   : "${CONCURRENCY:=50}" "${GW_PROJECTS:=20}" "${GW_PER_PROJECT:=5}" "${GW_EVENTS:=3}" "${GW_PRODUCERS:=4}" "${GW_REPS:=1}" "${GW_BATCH_EVENTS:=10}"
+  : "${GW_FIXED_RATE:=100}" "${GW_FIXED_SECONDS:=1}"
   : "${SETTLE:=1}" "${IDLE_TIMEOUT:=5}"
   : "${OUT_DIR:=$ROOT/bench/results/tmp/short}"
 else
   : "${REPS:=3}" "${CLIENTS:=10000}" "${FANOUT:=1000,5000,10000}" "${BROADCASTS:=200}" "${FIXED_RATE:=20}" "${FIXED_SECONDS:=10}"
   : "${CONCURRENCY:=100}" "${GW_PROJECTS:=1000}" "${GW_PER_PROJECT:=10}" "${GW_EVENTS:=10}" "${GW_PRODUCERS:=32}" "${GW_REPS:=3}" "${GW_BATCH_EVENTS:=100}"
+  : "${GW_FIXED_RATE:=2000}" "${GW_FIXED_SECONDS:=10}"
   : "${SETTLE:=3}" "${IDLE_TIMEOUT:=10}"
   : "${OUT_DIR:=$ROOT/bench/results}"
 fi
@@ -169,10 +173,11 @@ if [ "$SKIP_GATEWAY" != 1 ]; then
   GW_API_KEY="bench-ingest-key-0123456789"
   for rep in $(seq 1 "$GW_REPS"); do
     port=$((PORT_BASE + 900 + rep))
-    log "rep $rep: gateway on port $port ($GW_PROJECTS projects x $GW_PER_PROJECT clients, $GW_EVENTS events each)"
+    log "rep $rep: gateway on port $port ($GW_PROJECTS projects x $GW_PER_PROJECT clients, $GW_EVENTS events each; fixed $GW_FIXED_RATE/s x ${GW_FIXED_SECONDS}s)"
     start_server gateway "$port"
-    if ! timeout 400 "${LOADGEN[@]}" gateway --url "http://127.0.0.1:$port" --server gateway --rep "$rep" --server-pid "$SERVER_PID" \
+    if ! timeout $((400 + GW_FIXED_SECONDS * 2)) "${LOADGEN[@]}" gateway --url "http://127.0.0.1:$port" --server gateway --rep "$rep" --server-pid "$SERVER_PID" \
         --projects "$GW_PROJECTS" --per-project "$GW_PER_PROJECT" --events "$GW_EVENTS" --producers "$GW_PRODUCERS" --batch-events "$GW_BATCH_EVENTS" \
+        --fixed-rate "$GW_FIXED_RATE" --fixed-seconds "$GW_FIXED_SECONDS" \
         --concurrency "$CONCURRENCY" --jwt-secret "$GW_SECRET" --api-key "$GW_API_KEY" --idle-timeout "$IDLE_TIMEOUT" \
         "${STRICT[@]}" --out "$RUN_DIR/$(printf '%02d' "$((90 + rep))")-gateway.json"; then
       echo "load client failed against the gateway (rep $rep); server log: $RUN_DIR/gateway-$port.log" >&2

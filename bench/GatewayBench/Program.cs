@@ -11,6 +11,9 @@
 //       p % S == K are published, by W producers of this node.
 //       With batch=B (default 1) each call publishes B consecutive events of one project through
 //       EventPublisher.PublishBatchAsync.
+//       With rate=R (single events), the fixed-rate form: events·projects events on a timetable of
+//       R per second, round-robin over the projects, sentAt the scheduled time (FixedRateAsync);
+//       drain=D (default 10) seconds after the last scheduled one, unreturned calls are cancelled.
 //   POST /bench/noop/{projectId}/events
 //       the ceiling of the HTTP layer: reads the body and answers 202, nothing else.
 //   GET /bench/log?prefix=P&projects=N
@@ -46,6 +49,18 @@ bench.MapGet("/publish", async (HttpRequest request, EventPublisher publisher, I
     var shards = Math.Clamp(Num(q["shards"].FirstOrDefault(), 1), 1, 1024);
     var shard = Math.Clamp(Num(q["shard"].FirstOrDefault(), 0), 0, shards - 1);
     var batch = Math.Clamp(Num(q["batch"].FirstOrDefault(), 1), 1, 1000);
+    var rate = Math.Clamp(Num(q["rate"].FirstOrDefault(), 0), 0, 1_000_000);
+    if (rate > 0)
+    {
+        if ((long)events * projects > 10_000_000)
+        {
+            return Results.Json(new { error = new { code = "BAD_REQUEST", message = "rate: events × projects must be at most 10 000 000" } }, statusCode: 400);
+        }
+
+        var drain = TimeSpan.FromSeconds(Math.Clamp(Num(q["drain"].FirstOrDefault(), 10), 0, 600));
+        return Results.Json(await FixedRateAsync(publisher, prefix, projects, events, rate, burstId, drain));
+    }
+
     var published = 0;
     var rejected = 0;
     string? firstRejection = null;
@@ -161,6 +176,91 @@ app.Run();
 
 static (string Prefix, int Projects) Scope(IQueryCollection q) =>
     (q["prefix"].FirstOrDefault() ?? "bench-", Math.Clamp(Num(q["projects"].FirstOrDefault(), 1000), 1, 1_000_000));
+
+// the fixed-rate form of /bench/publish (rate=R): event k of events·projects is due at t0 + k/R,
+// goes to project k mod projects with seq k div projects and carries its scheduled time as sentAt
+// (a late call or a slow publication counts in the latency: no coordinated omission); one
+// project's events are published one after the other, the others are not held back. A thread of
+// its own keeps the timetable, waking about every millisecond; publications not returned `drain`
+// after the last scheduled time are cancelled and counted as unanswered.
+static async Task<object> FixedRateAsync(EventPublisher publisher, string prefix, int projects, int events, int rate, int burstId, TimeSpan drain)
+{
+    var total = events * projects;
+    var published = 0;
+    var rejected = 0;
+    var unanswered = 0;
+    string? firstRejection = null;
+    var gate = new object();
+    long lastTs = 0;
+    long lagMaxTicks = 0;
+    var chains = new Task[projects];
+    Array.Fill(chains, Task.CompletedTask);
+    var scheduled = total / (double)rate;
+    using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(scheduled) + drain);
+    var wall0 = NowMs();
+    var t0 = Stopwatch.GetTimestamp();
+
+    async Task PublishAsync(Task previous, int project, int seq, double sentAt, CancellationToken ct)
+    {
+        await previous.ConfigureAwait(false);
+        try
+        {
+            var payload = new BenchStatus("agent-uuid", "ui", "working", "Generating UI layout for Dashboard page", 65, "Selected 5 components from library", seq, burstId, sentAt);
+            var result = await publisher.PublishAsync(prefix + project.ToString(CultureInfo.InvariantCulture), "agent:status:update", payload, ct).ConfigureAwait(false);
+            if (result.Ok)
+            {
+                Interlocked.Increment(ref published);
+                var now = Stopwatch.GetTimestamp();
+                lock (gate)
+                {
+                    lastTs = Math.Max(lastTs, now);
+                }
+            }
+            else
+            {
+                Interlocked.Increment(ref rejected);
+                Interlocked.CompareExchange(ref firstRejection, string.Join("; ", result.Errors.Select(e => $"{e.Field} {e.Message}")), null);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref unanswered);
+        }
+    }
+
+    await Task.Factory.StartNew(() =>
+    {
+        var perEvent = Stopwatch.Frequency / (double)rate;
+        for (var k = 0; k < total; k++)
+        {
+            var due = t0 + (long)(k * perEvent);
+            while (Stopwatch.GetTimestamp() < due)
+            {
+                Thread.Sleep(1);
+            }
+
+            lagMaxTicks = Math.Max(lagMaxTicks, Stopwatch.GetTimestamp() - due);
+            var project = k % projects;
+            chains[project] = PublishAsync(chains[project], project, k / projects, wall0 + (k * 1000.0 / rate), cts.Token);
+        }
+    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+    var sendSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    await Task.WhenAll(chains).ConfigureAwait(false);
+    var seconds = lastTs > t0 ? Stopwatch.GetElapsedTime(t0, lastTs).TotalSeconds : 0;
+    return new
+    {
+        published,
+        rejected,
+        unanswered,
+        firstRejection,
+        rate,
+        scheduledSeconds = scheduled,
+        sendSeconds,
+        senderLagMaxMs = Math.Round(lagMaxTicks * 1000.0 / Stopwatch.Frequency, 3),
+        seconds,
+        publishesPerSec = seconds > 0 ? Math.Round(published / seconds) : 0,
+    };
+}
 
 static int Num(string? s, int fallback) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : fallback;
 

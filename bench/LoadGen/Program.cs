@@ -377,8 +377,7 @@ internal static partial class Commands
         var logged = 0;
         var bursts = new List<JsonObject>();
         var targets = engine.All.Where(c => c.State == ConnState.Ready).ToList();
-        static string Event(int seq, int burstId) =>
-            $"{{\"type\":\"agent:status:update\",\"payload\":{{\"agentId\":\"agent-uuid\",\"agentType\":\"ui\",\"status\":\"working\",\"currentTask\":\"Generating UI layout for Dashboard page\",\"progress\":65,\"message\":\"Selected 5 components from library\",\"seq\":{seq},\"burstId\":\"{burstId}\",\"sentAt\":{Clock.NowMs().ToString("R", CultureInfo.InvariantCulture)}}}}}";
+        static string Event(int seq, int burstId) => GatewayEvent(seq, burstId, Clock.NowMs());
         async Task<(int Accepted, int Rejected, string? FirstRejection, double Seconds)> PostAllAsync(string path, int count, int burstId, int batch)
         {
             var accepted = 0;
@@ -486,6 +485,33 @@ internal static partial class Commands
             Console.Error.WriteLine($"[gateway] in-process API, {batch} event(s) per call: {ip["accepted"]} events published ({ip["publishesPerSec"]}/s, {ip["rejected"]} rejected), {ip["received"]}/{ip["expected"]} deliveries ({ip["deliveriesPerSec"]}/s), p50 {ip["latencyP50Ms"]} ms p99 {ip["latencyP99Ms"]} ms, losses {ip["losses"]}");
         }
 
+        // the fixed-rate run (the issue 13 bar): single events POSTed at a fixed aggregate rate,
+        // round-robin over every project, on an absolute timetable (see FixedRate)
+        var fixedRate = o.Int("fixed-rate", 0);
+        var fixedSeconds = o.Int("fixed-seconds", 10);
+        if (fixedRate > 0 && fixedSeconds > 0)
+        {
+            Thread.Sleep(500);
+            var fx = FixedRate(engine, cpu, targets, url, apiKey, projects, fixedRate, fixedSeconds, TimeSpan.FromSeconds(o.Int("fixed-drain", 10)),
+                TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), 700);
+            logged += (int)fx["accepted"]!;
+            result["gatewayFixedRate"] = fx;
+            bursts.Add(fx);
+            Console.Error.WriteLine($"[gateway] fixed rate {fixedRate}/s over {projects} projects for {fx["scheduledSeconds"]} s: {fx["accepted"]}/{fx["posted"]} events accepted ({fx["achievedPerSec"]}/s achieved, {fx["rejected"]} rejected, {fx["unanswered"]} unanswered, sender lag max {fx["senderLagMaxMs"]} ms), {fx["received"]}/{fx["expected"]} deliveries, p50 {fx["latencyP50Ms"]} ms p99 {fx["latencyP99Ms"]} ms max {fx["latencyMaxMs"]} ms from the scheduled send, losses {fx["losses"]}, duplicate/out of order {fx["outOfOrder"]}");
+
+            // the same timetable inside the gateway's process (bench/GatewayBench /bench/publish?rate=R)
+            if (o.Int("fixed-inprocess", 1) != 0)
+            {
+                Thread.Sleep(500);
+                var ip = FixedRateInProcess(engine, cpu, targets, url, apiKey, projects, fixedRate, fixedSeconds, TimeSpan.FromSeconds(o.Int("fixed-drain", 10)),
+                    TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), 701);
+                logged += (int)(Count(ip["accepted"]) ?? 0);
+                result["gatewayInProcessFixedRate"] = ip;
+                bursts.Add(ip);
+                Console.Error.WriteLine($"[gateway] in-process fixed rate {fixedRate}/s over {projects} projects for {ip["scheduledSeconds"]} s: {ip["accepted"]}/{ip["posted"]} events published ({ip["achievedPerSec"]}/s achieved, {ip["rejected"]} rejected, {ip["unanswered"]} unanswered, sender lag max {ip["senderLagMaxMs"]} ms), {ip["received"]}/{ip["expected"]} deliveries, p50 {ip["latencyP50Ms"]} ms p99 {ip["latencyP99Ms"]} ms max {ip["latencyMaxMs"]} ms from the scheduled call, losses {ip["losses"]}, duplicate/out of order {ip["outOfOrder"]}");
+            }
+        }
+
         // every accepted event is in its project's log, in order, without a gap
         var log = await ReadLogBackAsync(url, apiKey, projects, logged);
         result["log"] = log;
@@ -501,6 +527,21 @@ internal static partial class Commands
         }
 
         var strict = Strict(o, result, failed, bursts);
+        foreach (var (key, name) in new[] { ("gatewayFixedRate", "fixed-rate run"), ("gatewayInProcessFixedRate", "in-process fixed-rate run") })
+        {
+            if (strict == 0 && o.Str("strict") is not null && result[key] is JsonObject f
+                && (Count(f["losses"]) is not 0 || Count(f["outOfOrder"]) is not 0 || Count(f["rejected"]) is not 0 || Count(f["unanswered"]) is not 0 || Count(f["received"]) != Count(f["expected"])))
+            {
+                Console.Error.WriteLine($"loadgen --strict [gateway]: the {name} lost, duplicated or reordered events: losses {f["losses"]}, duplicate/out of order {f["outOfOrder"]}, rejected {f["rejected"]} ({f["firstRejection"]}), unanswered {f["unanswered"]} ({f["firstFailure"]}), deliveries {f["received"]}/{f["expected"]}");
+                strict = 3;
+            }
+        }
+
+        if (strict != 0)
+        {
+            return strict;
+        }
+
         if (strict == 0 && o.Str("strict") is not null && (result["log"]?["missingEvents"] is not JsonNode missing || (double)missing != 0 || Num(result["log"]?["projectsWithGaps"]) is not 0))
         {
             Console.Error.WriteLine($"loadgen --strict [gateway]: the log does not hold every accepted event in order: {result["log"]?.ToJsonString()}");

@@ -138,7 +138,9 @@ internal static class Report
             gatewaySummary = [];
             md.AppendLine("## (5) Gateway end to end (ours only: Node.js has no gateway)").AppendLine();
             var g0 = gateway[0]["gateway"]!;
-            md.AppendLine(CultureInfo.InvariantCulture, $"{g0["projects"]} projects × {g0["clientsPerProject"]} clients (JWT in the auth payload, `join-project`), then {g0["events"]} `agent:status:update` events per project from {g0["producers"]} concurrent producers, twice: first POSTed to `/api/projects/{{id}}/events` (X-Api-Key), then published inside the gateway's process through `EventPublisher` (the in-process API the build runner uses; `bench/GatewayBench`). Each project's events come from one producer, in order. Latency runs from the producer's `sentAt` (before the POST or the call) to the client's read. Afterwards the log of every project is read back.").AppendLine();
+            var fx0 = gateway.Select(r => r["gatewayFixedRate"]).FirstOrDefault(f => f is not null);
+            md.AppendLine(CultureInfo.InvariantCulture, $"{g0["projects"]} projects × {g0["clientsPerProject"]} clients (JWT in the auth payload, `join-project`), then, one phase after another against the same viewers, `agent:status:update` events from {g0["producers"]} concurrent producers: POSTs to a do-nothing endpoint in the same process (`/bench/noop`, the ceiling of the HTTP layer), {g0["events"]} single events per project POSTed to `/api/projects/{{id}}/events` (X-Api-Key), POSTs of JSON arrays, then the same published inside the gateway's process through `EventPublisher` (the in-process API the build runner uses; `bench/GatewayBench`), single and in batches. Each project's events come from one producer, in order; latency runs from the producer's `sentAt` (before the POST or the call) to the client's read.{(fx0 is null ? string.Empty : $" Then the fixed-rate phase: {fx0["posted"]} single events POSTed at {fx0["offeredRate"]}/s for {fx0["scheduledSeconds"]} s, round-robin over every project, each due on an absolute timetable and stamped with its scheduled time as `sentAt`, so its latency runs from when it was due (a late send or a queued request counts; no coordinated omission).")}{(gateway.Any(r => r["gatewayInProcessFixedRate"] is not null) ? " The same timetable again inside the gateway's process (`/bench/publish?rate=`, `EventPublisher.PublishAsync`)." : string.Empty)} Afterwards the log of every project is read back.").AppendLine();
+            var perRep = AppendGatewayReps(md, gateway);
             string Cell(IEnumerable<JsonObject> rs, Func<JsonObject, double?> get, string format, JsonObject into, string key)
             {
                 var values = rs.Select(get).Where(v => v is not null && !double.IsNaN(v.Value)).Select(v => v!.Value).Order().ToList();
@@ -195,9 +197,9 @@ internal static class Report
             }
 
             md.AppendLine();
-            var log = Table("the log, read back after both",
+            var log = Table("the log, read back after every phase",
             [
-                ("events accepted (both APIs)", r => Num(r["log"]?["expectedEvents"]), "N0"),
+                ("events accepted (every phase)", r => Num(r["log"]?["expectedEvents"]), "N0"),
                 ("events in the log", r => Num(r["log"]?["events"]), "N0"),
                 ("accepted events missing from the log", r => Num(r["log"]?["missingEvents"]), "N0"),
                 ("projects whose seqs have a gap", r => Num(r["log"]?["projectsWithGaps"]), "N0"),
@@ -206,6 +208,7 @@ internal static class Report
             gatewaySummary["httpApi"] = http;
             gatewaySummary["inProcessApi"] = inProcess;
             gatewaySummary["log"] = log;
+            gatewaySummary["perRep"] = perRep;
         }
 
         md.AppendLine("## Runs").AppendLine();
@@ -255,6 +258,104 @@ internal static class Report
         var losses = sizes.Sum(s => summary[$"fanout{s}.losses"]?["ours"]?["max"] is JsonNode n ? (double)n : 0) + (summary["fixed.losses"]?["ours"]?["max"] is JsonNode f ? (double)f : 0);
         Line("zero losses (ours, every run)", losses, v => v == 0, " lost");
         md.AppendLine();
+    }
+
+    /// <summary>Scenario 5 per repetition and the median: the rates of every phase, latencies, losses; then the issue 13 bar against the medians.</summary>
+    private static JsonObject AppendGatewayReps(StringBuilder md, List<JsonObject> gateway)
+    {
+        var runs = gateway.OrderBy(r => Num(r["rep"]) ?? 0).ToList();
+        IEnumerable<int> Sizes(string prefix) => runs.SelectMany(r => r.Select(p => p.Key))
+            .Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && int.TryParse(k.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            .Select(k => int.Parse(k.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture)).Distinct().Order();
+        double? Sum(JsonObject r, string field) =>
+            r.Where(p => p.Key.StartsWith("gateway", StringComparison.Ordinal) && p.Value is JsonObject).Select(p => Num(p.Value![field])).Aggregate((double?)0, (a, v) => a + (v ?? 0));
+        double? Log(JsonObject r, bool extra) => Num(r["log"]?["missingEvents"]) is { } m ? Math.Max(0, extra ? -m : m) : null;
+
+        var fx = runs.Select(r => r["gatewayFixedRate"]).FirstOrDefault(f => f is not null);
+        var fixedLabel = fx is null ? "fixed rate" : $"fixed {Num(fx["offeredRate"]):N0}/s × {fx["scheduledSeconds"]} s over {fx["projects"]} projects × {fx["clientsPerProject"]}";
+        var rows = new List<(string Key, string Label, Func<JsonObject, double?> Get, string Format)>
+        {
+            ("ceilingPostsPerSec", "do-nothing endpoint (ceiling): POSTs/s", r => Num(r["httpCeiling"]?["postsPerSec"]), "N0"),
+            ("httpSinglePerSec", "HTTP single events accepted/s", r => Num(r["gateway"]?["publishesPerSec"]), "N0"),
+            ("httpSingleOfCeiling", "HTTP single events: fraction of the ceiling", r => Num(r["gateway"]?["ofCeiling"]), "0.00"),
+        };
+        foreach (var b in Sizes("gatewayBatch"))
+        {
+            rows.Add(($"httpBatch{b}PerSec", $"HTTP ×{b} (arrays of {b}) events accepted/s", r => Num(r[$"gatewayBatch{b}"]?["publishesPerSec"]), "N0"));
+        }
+
+        rows.Add(("inProcessSinglePerSec", "in-process single events/s", r => Num(r["gatewayInProcess"]?["publishesPerSec"]), "N0"));
+        foreach (var b in Sizes("gatewayInProcessBatch"))
+        {
+            rows.Add(($"inProcessBatch{b}PerSec", $"in-process ×{b} (batch calls) events/s", r => Num(r[$"gatewayInProcessBatch{b}"]?["publishesPerSec"]), "N0"));
+        }
+
+        rows.AddRange(
+        [
+            ("httpSingleP50Ms", "HTTP single: publish → viewer p50 ms", r => Num(r["gateway"]?["latencyP50Ms"]), "0.0"),
+            ("httpSingleP99Ms", "HTTP single: publish → viewer p99 ms", r => Num(r["gateway"]?["latencyP99Ms"]), "0.0"),
+            ("fixedAchievedPerSec", $"{fixedLabel}: events accepted/s achieved", r => Num(r["gatewayFixedRate"]?["achievedPerSec"]), "N0"),
+            ("fixedP50Ms", "fixed rate: scheduled send → viewer p50 ms", r => Num(r["gatewayFixedRate"]?["latencyP50Ms"]), "0.0"),
+            ("fixedP99Ms", "fixed rate: scheduled send → viewer p99 ms", r => Num(r["gatewayFixedRate"]?["latencyP99Ms"]), "0.0"),
+            ("fixedMaxMs", "fixed rate: scheduled send → viewer max ms", r => Num(r["gatewayFixedRate"]?["latencyMaxMs"]), "0.0"),
+            ("fixedAcceptP99Ms", "fixed rate: scheduled send → 202 p99 ms", r => Num(r["gatewayFixedRate"]?["acceptP99Ms"]), "0.0"),
+            ("fixedSenderLagMaxMs", "fixed rate: load client's sender lag behind the timetable, max ms", r => Num(r["gatewayFixedRate"]?["senderLagMaxMs"]), "0.0"),
+            ("fixedDeliveries", "fixed rate: deliveries received", r => Num(r["gatewayFixedRate"]?["received"]), "N0"),
+            ("fixedExpected", "fixed rate: deliveries expected", r => Num(r["gatewayFixedRate"]?["expected"]), "N0"),
+            ("fixedNotAccepted", "fixed rate: events rejected or unanswered", r => r["gatewayFixedRate"] is JsonNode f ? (Num(f["rejected"]) ?? 0) + (Num(f["unanswered"]) ?? 0) : null, "N0"),
+            ("fixedInProcessAchievedPerSec", "in-process fixed rate (same timetable, `EventPublisher`): events published/s achieved", r => Num(r["gatewayInProcessFixedRate"]?["achievedPerSec"]), "N0"),
+            ("fixedInProcessP50Ms", "in-process fixed rate: scheduled call → viewer p50 ms", r => Num(r["gatewayInProcessFixedRate"]?["latencyP50Ms"]), "0.0"),
+            ("fixedInProcessP99Ms", "in-process fixed rate: scheduled call → viewer p99 ms", r => Num(r["gatewayInProcessFixedRate"]?["latencyP99Ms"]), "0.0"),
+            ("fixedInProcessMaxMs", "in-process fixed rate: scheduled call → viewer max ms", r => Num(r["gatewayInProcessFixedRate"]?["latencyMaxMs"]), "0.0"),
+            ("fixedInProcessNotAccepted", "in-process fixed rate: events rejected or unanswered", r => r["gatewayInProcessFixedRate"] is JsonNode f ? (Num(f["rejected"]) ?? 0) + (Num(f["unanswered"]) ?? 0) : null, "N0"),
+            ("lostDeliveries", "lost deliveries (every phase)", r => Sum(r, "losses"), "N0"),
+            ("duplicateDeliveries", "duplicate or out-of-order deliveries (every phase)", r => Sum(r, "outOfOrder"), "N0"),
+            ("logMissing", "log: accepted events missing", r => Log(r, false), "N0"),
+            ("logExtra", "log: events beyond those accepted (duplicates)", r => Log(r, true), "N0"),
+            ("logGaps", "log: projects whose seqs have a gap", r => Num(r["log"]?["projectsWithGaps"]), "N0"),
+        ]);
+
+        var summary = new JsonObject();
+        md.AppendLine("Per repetition (each run against a freshly started gateway) and the median:").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"| metric | {string.Join(" | ", runs.Select(r => $"rep {r["rep"]}"))} | median |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"|---|{string.Concat(runs.Select(_ => "---:|"))}---:|");
+        foreach (var (key, label, get, format) in rows)
+        {
+            var values = runs.Select(get).ToList();
+            var present = values.Where(v => v is not null && !double.IsNaN(v.Value)).Select(v => v!.Value).Order().ToList();
+            if (present.Count == 0)
+            {
+                continue;
+            }
+
+            var median = Median(present);
+            summary[key] = new JsonObject
+            {
+                ["label"] = label,
+                ["median"] = Math.Round(median, 3),
+                ["values"] = new JsonArray([.. values.Select(v => v is { } x ? (JsonNode)Math.Round(x, 3) : null)]),
+            };
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {string.Join(" | ", values.Select(v => v is { } x && !double.IsNaN(x) ? x.ToString(format, CultureInfo.InvariantCulture) : "–"))} | **{median.ToString(format, CultureInfo.InvariantCulture)}** |");
+        }
+
+        md.AppendLine();
+        double? M(string key) => summary[key]?["median"] is JsonNode n ? (double)n : null;
+        double? Max(string key) => summary[key]?["values"]?.AsArray().Select(v => v is null ? (double?)null : (double)v).Max();
+        md.AppendLine("The bar of issue 13 against these medians (it names 1 000 projects × 10 viewers and 2 000 events/s for the fixed rate; a smaller run is labelled with its own size):").AppendLine();
+        md.AppendLine("| bar | measured | met |");
+        md.AppendLine("|---|---:|---|");
+        void Line(string bar, double? value, Func<double, bool> ok, string format, string unit) =>
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {bar} | {(value is { } v ? v.ToString(format, CultureInfo.InvariantCulture) + unit : "–")} | {(value is { } w ? ok(w) ? "yes" : "**no**" : "–")} |");
+        Line("HTTP single events ≥ 20 000 accepted/s", M("httpSinglePerSec"), v => v >= 20_000, "N0", "/s");
+        Line("HTTP single events ≥ 0.60 of the do-nothing ceiling", M("httpSingleOfCeiling"), v => v >= 0.6, "0.00", "×");
+        var inProcess = summary.Where(p => p.Key.StartsWith("inProcess", StringComparison.Ordinal)).Select(p => M(p.Key)).Max();
+        Line("in-process ≥ 100 000 events/s (the faster of single and batch)", inProcess, v => v >= 100_000, "N0", "/s");
+        var barSize = fx is not null && Num(fx["offeredRate"]) == 2000 && Num(fx["projects"]) == 1000 && Num(fx["clientsPerProject"]) == 10;
+        Line($"p99 publish → delivery ≤ 20 ms, {fixedLabel}{(barSize || fx is null ? string.Empty : " (not the bar's size: met only as a smoke check)")}", M("fixedP99Ms"), v => v <= 20, "0.0", " ms");
+        double? bad = summary["logMissing"] is null ? null : new[] { "lostDeliveries", "duplicateDeliveries", "logMissing", "logExtra", "logGaps", "fixedNotAccepted", "fixedInProcessNotAccepted" }.Select(Max).Sum();
+        Line("0 lost, 0 gaps, 0 duplicates (every run, every phase, and the log)", bad, v => v == 0, "N0", string.Empty);
+        md.AppendLine();
+        return summary;
     }
 
     private static double? Num(JsonNode? n) => n is null ? null : n.GetValueKind() == JsonValueKind.Number ? (double)n : null;
