@@ -26,7 +26,8 @@
 # SKIP_GATEWAY=1, SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1 when there are 2+ cores),
 # PORT_BASE (default 41000), BENCH_NO_BUILD=1, OURS_DLL (another build of bench/BenchHost, e.g. an
 # older commit's, to measure a change side by side), OURS_ARGS (extra BenchHost arguments, e.g.
-# "--flush-deferrals 0"), OUT_DIR (where latest.md/json go).
+# "--flush-deferrals 0"), GW_DLL (another build of bench/GatewayBench, likewise, for scenario 5),
+# OUT_DIR (where latest.md/json go).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -126,7 +127,7 @@ start_server() { # name port
         Builder__Ingest__ApiKeys__0="$GW_API_KEY" Builder__Jwt__Secret="$GW_SECRET" Builder__Store__Provider=sqlite Builder__Store__Path="$RUN_DIR/gateway-$port.db" Builder__Store__Durability="$GW_DURABILITY" \
         Builder__Limits__MaxConnectionsPerAddress=1000000 Builder__Limits__MaxHandshakesPerAddress=1000000 \
         Logging__LogLevel__Default=Warning \
-        "${PIN_SERVER[@]}" dotnet "$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
+        "${PIN_SERVER[@]}" dotnet "${GW_DLL:-$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll}" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
     *) echo "unknown server '$name' in SERVERS (node, node-msgpack, ours, ours-msgpack, raw)" >&2; exit 2 ;;
   esac
   SERVER_PID=$!
