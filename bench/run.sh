@@ -36,7 +36,7 @@ MODE=full
 for arg in "$@"; do
   case "$arg" in
     --short) MODE=short ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
