@@ -66,8 +66,18 @@ public class InMemoryAdapter : IAdapter
             data = _recovery.Store(data, options);
         }
 
-        var encoded = Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, data, options.Volatile);
-        Apply(options, static (socket, state) => socket.SendEncoded(state), encoded);
+        // encoded once, for the first recipient: a broadcast to a room nobody is in on this node
+        // (a project's events while nobody watches) costs no encoding
+        EncodedPacket? encoded = null;
+        var (recipients, excluded) = _index.Recipients(options);
+        foreach (var socket in recipients)
+        {
+            if (socket.Connected && (excluded is null || !excluded.Contains(socket.Id)))
+            {
+                encoded ??= Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, data, options.Volatile);
+                socket.SendEncoded(encoded);
+            }
+        }
     }
 
     /// <inheritdoc/>

@@ -1,3 +1,4 @@
+using SocketIO.Parser;
 namespace SocketIO.Tests.Server;
 
 /// <summary>
@@ -47,6 +48,47 @@ public sealed class RoomsTests
         server.Io.To("r").Emit("ev", 2);
         await ExpectMarkerAsync(a, sa);
         await ExpectMarkerAsync(b, sb);
+    }
+
+    [Fact]
+    public async Task A_broadcast_is_encoded_once_for_its_recipients_and_not_at_all_for_an_empty_room()
+    {
+        var parser = new CountingParser(new JsonPacketParser());
+        await using var server = await SioTestServer.StartAsync(o => o.Parser = parser);
+        var (a, sa) = await server.ConnectAsync();
+        var (b, sb) = await server.ConnectAsync();
+        await using var _a = a;
+        await using var _b = b;
+        sa.Join("r");
+        sb.Join("r");
+
+        var before = parser.Events;
+        server.Io.To("nobody-here").Emit("ev", 1);
+        Assert.Equal(before, parser.Events);
+
+        server.Io.To("r").Emit("ev", 2);
+        await a.ExpectAsync("42[\"ev\",2]");
+        await b.ExpectAsync("42[\"ev\",2]");
+        Assert.Equal(before + 1, parser.Events);
+    }
+
+    private sealed class CountingParser(ISocketIOParser inner) : ISocketIOParser
+    {
+        private int _events;
+
+        public int Events => Volatile.Read(ref _events);
+
+        public EncodedPacket Encode(SocketPacketType type, string nsp, long? id, object? data, bool isVolatile = false)
+        {
+            if (type == SocketPacketType.Event)
+            {
+                Interlocked.Increment(ref _events);
+            }
+
+            return inner.Encode(type, nsp, id, data, isVolatile);
+        }
+
+        public IPacketDecoder CreateDecoder() => inner.CreateDecoder();
     }
 
     [Fact]
