@@ -1,4 +1,5 @@
 using SocketIO.Parser;
+
 namespace SocketIO.Tests.Server;
 
 /// <summary>
