@@ -24,6 +24,9 @@ internal static partial class EngineLog
     [LoggerMessage(EventId = 1004, EventName = "WebSocketAcceptedAndClosed", Level = LogLevel.Debug, Message = "{Path}{Query}: WebSocket accepted and closed (the session cannot upgrade, or the transport is not websocket)")]
     public static partial void WebSocketAcceptedAndClosed(ILogger logger, string path, string query);
 
+    [LoggerMessage(EventId = 1005, EventName = "UpgradeOfClosedSession", Level = LogLevel.Debug, Message = "Session {Sid} closed during its upgrade: the upgraded WebSocket is closed")]
+    public static partial void UpgradeOfClosedSession(ILogger logger, string sid);
+
     [LoggerMessage(EventId = 1010, EventName = "SendQueueFull", Level = LogLevel.Warning, Message = "Session {Sid}: send queue full ({Count} packets, {Bytes} bytes), closing slow consumer")]
     public static partial void SendQueueFull(ILogger logger, string sid, int count, long bytes);
 

@@ -22,11 +22,14 @@ public sealed partial class EngineSession
         using var timeout = new CancellationTokenSource(_options.UpgradeTimeout, _options.TimeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, Closed);
         var buffer = new byte[64];
+        // until the probe is answered, the session's end ends the probe (the client, still
+        // polling, learns of the end there); from the answer on, only the upgrade timeout does
+        var token = linked.Token;
         try
         {
             while (true)
             {
-                var result = await socket.ReceiveAsync(buffer, linked.Token);
+                var result = await socket.ReceiveAsync(buffer, token);
                 if (result.MessageType != WebSocketMessageType.Text || !result.EndOfMessage)
                 {
                     break;
@@ -35,7 +38,18 @@ public sealed partial class EngineSession
                 var text = buffer.AsSpan(0, result.Count);
                 if (text.SequenceEqual("2probe"u8))
                 {
-                    await socket.SendAsync(EngineMessage.PongProbe.Frame, WebSocketMessageType.Text, true, linked.Token);
+                    if (!IsOpen)
+                    {
+                        break;
+                    }
+
+                    // Once the client has the answer it pauses polling: it waits for its pending
+                    // requests, sends no more GETs, and then sends "5" here. Should the session end
+                    // meanwhile, this socket is the only way left to tell it, and a probe that fails
+                    // in its pause is ignored (the reference client then waits, paused, for its ping
+                    // timeout): the probe stays until "5" and is then closed
+                    token = timeout.Token;
+                    await socket.SendAsync(EngineMessage.PongProbe.Frame, WebSocketMessageType.Text, true, token);
                     lock (_gate)
                     {
                         _upgrading = true;
@@ -43,6 +57,15 @@ public sealed partial class EngineSession
 
                     Volatile.Read(ref _pollWaiter)?.TrySetResult();
                     continue;
+                }
+
+                if (text.SequenceEqual("5"u8) && _upgrading && !IsOpen)
+                {
+                    // the session ended during the upgrade: the client now reads this socket only
+                    EngineLog.UpgradeOfClosedSession(_server.Log, Id);
+                    await CloseSocketQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, null);
+                    await DrainCloseAsync(socket, token);
+                    return;
                 }
 
                 if (text.SequenceEqual("5"u8) && _upgrading)
@@ -75,6 +98,21 @@ public sealed partial class EngineSession
         }
 
         socket.Abort();
+    }
+
+    /// <summary>Reads and drops what the client still sends until its close frame, the end of the connection, or <paramref name="token"/>.</summary>
+    private static async Task DrainCloseAsync(WebSocket socket, CancellationToken token)
+    {
+        var buffer = new byte[64];
+        try
+        {
+            while ((await socket.ReceiveAsync(buffer, token)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+        {
+        }
     }
 
     private async Task ReadLoopAsync(WebSocketTransport transport)
