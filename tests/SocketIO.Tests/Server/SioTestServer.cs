@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text;
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -116,6 +117,24 @@ public sealed class SioTestServer : IAsyncDisposable
         content.Headers.ContentType = new MediaTypeHeaderValue("text/plain");
         using var response = await Http.PostAsync(HttpUri(query), content);
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>A polling session connected to "/" with plain HTTP requests: its Engine.IO sid and the server-side socket.</summary>
+    public async Task<(string EngineSid, SocketIOSocket Socket)> ConnectOverPollingAsync()
+    {
+        var (status, open) = await GetAsync(string.Empty);
+        Assert.Equal(200, status);
+        string engineSid;
+        using (var json = JsonDocument.Parse(open[1..]))
+        {
+            engineSid = json.RootElement.GetProperty("sid").GetString()!;
+        }
+
+        Assert.Equal((200, "ok"), await PostAsync($"&sid={engineSid}", "40"));
+        var (_, connect) = await GetAsync($"&sid={engineSid}");
+        Assert.StartsWith("40{", connect, StringComparison.Ordinal);
+        using var reply = JsonDocument.Parse(connect[2..]);
+        return (engineSid, await SocketAsync(engineSid, reply.RootElement.GetProperty("sid").GetString()!));
     }
 
     private TaskCompletionSource<SocketIOSocket> Slot(string engineSid, string id) =>

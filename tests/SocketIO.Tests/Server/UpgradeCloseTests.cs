@@ -1,4 +1,3 @@
-using System.Text.Json;
 using EngineIO;
 using Microsoft.Extensions.Time.Testing;
 using SocketIO.Tests.Protocol;
@@ -23,7 +22,7 @@ public sealed class UpgradeCloseTests
     public async Task SessionClosedAfterTheProbeAnswer_TheProbeWaitsForTheUpgrade_ThenIsClosedWithACloseFrame(EngineWebSocketMode mode, EngineCloseReasonKind reason)
     {
         await using var server = await SioTestServer.StartAsync(o => o.Engine.WebSocketMode = mode);
-        var (engineSid, socket) = await ConnectOverPollingAsync(server);
+        var (engineSid, socket) = await server.ConnectOverPollingAsync();
         var disconnected = new Signal<string>();
         socket.OnDisconnect(disconnected.Set);
 
@@ -60,7 +59,7 @@ public sealed class UpgradeCloseTests
             o.Engine.WebSocketMode = mode;
             o.Engine.TimeProvider = time;
         });
-        var (engineSid, socket) = await ConnectOverPollingAsync(server);
+        var (engineSid, socket) = await server.ConnectOverPollingAsync();
 
         await using var ws = await RawWebSocket.ConnectAsync(server.WsUri($"&sid={engineSid}"));
         await ws.SendTextAsync("2probe");
@@ -81,7 +80,7 @@ public sealed class UpgradeCloseTests
     public async Task SessionClosedBeforeTheProbeAnswer_TheProbeIsDroppedUnanswered(EngineWebSocketMode mode)
     {
         await using var server = await SioTestServer.StartAsync(o => o.Engine.WebSocketMode = mode);
-        var (engineSid, socket) = await ConnectOverPollingAsync(server);
+        var (engineSid, socket) = await server.ConnectOverPollingAsync();
 
         // the client is still polling: it learns of the close there, the probe is of no use
         await using var ws = await RawWebSocket.ConnectAsync(server.WsUri($"&sid={engineSid}"));
@@ -98,23 +97,5 @@ public sealed class UpgradeCloseTests
         await ws.WaitForCloseAsync(SioTestServer.Deadline);
         Assert.Empty(ws.DrainBufferedMessages());
         Assert.Equal(400, (await server.GetAsync($"&sid={engineSid}")).Status);
-    }
-
-    /// <summary>A polling session connected to "/": its sid and the server-side socket.</summary>
-    private static async Task<(string EngineSid, SocketIOSocket Socket)> ConnectOverPollingAsync(SioTestServer server)
-    {
-        var (status, open) = await server.GetAsync(string.Empty);
-        Assert.Equal(200, status);
-        string engineSid;
-        using (var json = JsonDocument.Parse(open[1..]))
-        {
-            engineSid = json.RootElement.GetProperty("sid").GetString()!;
-        }
-
-        Assert.Equal((200, "ok"), await server.PostAsync($"&sid={engineSid}", "40"));
-        var (_, connect) = await server.GetAsync($"&sid={engineSid}");
-        Assert.StartsWith("40{", connect, StringComparison.Ordinal);
-        using var reply = JsonDocument.Parse(connect[2..]);
-        return (engineSid, await server.SocketAsync(engineSid, reply.RootElement.GetProperty("sid").GetString()!));
     }
 }

@@ -321,19 +321,7 @@ public sealed class WebSocketWriteTests
     public async Task Upgrade_PacketsQueuedDuringTheProbe_GoOutOverTheWebSocketFirstAndInOrder()
     {
         await using var server = await SioTestServer.StartAsync();
-        var (status, open) = await server.GetAsync(string.Empty);
-        Assert.Equal(200, status);
-        string engineSid;
-        using (var json = JsonDocument.Parse(open[1..]))
-        {
-            engineSid = json.RootElement.GetProperty("sid").GetString()!;
-        }
-
-        Assert.Equal((200, "ok"), await server.PostAsync($"&sid={engineSid}", "40"));
-        var (_, connect) = await server.GetAsync($"&sid={engineSid}");
-        Assert.StartsWith("40{", connect, StringComparison.Ordinal);
-        using var reply = JsonDocument.Parse(connect[2..]);
-        var socket = await server.SocketAsync(engineSid, reply.RootElement.GetProperty("sid").GetString()!);
+        var (engineSid, socket) = await server.ConnectOverPollingAsync();
 
         await using var ws = await RawWebSocket.ConnectAsync(server.WsUri($"&sid={engineSid}"));
         await ws.SendTextAsync("2probe");
