@@ -23,7 +23,8 @@
 #
 # Environment overrides: REPS, CLIENTS, BROADCASTS, BURSTS, CONCURRENCY, SERVERS ("node ours"),
 # MODES ("cluster single"), SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1), PORT_BASE
-# (default 43000), MAX_BURST_SECONDS (300: a burst not delivered by then counts its missing deliveries
+# (default 23000: below the ephemeral port range, so no port the kernel hands to a client or a
+# port-0 listener collides with a node), MAX_BURST_SECONDS (300: a burst not delivered by then counts its missing deliveries
 # as lost), OUT_DIR; with --gateway GW_PROJECTS, GW_PER_PROJECT, GW_EVENTS, GW_PRODUCERS.
 set -euo pipefail
 
@@ -52,7 +53,7 @@ else
   : "${OUT_DIR:=$ROOT/bench/results}"
   STRICT=()
 fi
-: "${PORT_BASE:=43000}" "${MAX_BURST_SECONDS:=300}"
+: "${PORT_BASE:=23000}" "${MAX_BURST_SECONDS:=300}"
 if [ "$SCENARIO" = gateway ]; then
   : "${SERVERS:=gateway}" "${MODES:=cluster single-redis single}"
   if [ "$MODE" = short ]; then

@@ -24,10 +24,11 @@
 # GW_DURABILITY (normal|full: the gateway's sqlite log), SERVERS ("node ours raw"; also node-msgpack,
 # ours-msgpack),
 # SKIP_GATEWAY=1, SERVER_CPUS / CLIENT_CPUS (taskset lists; default 0 / 1 when there are 2+ cores),
-# PORT_BASE (default 41000), BENCH_NO_BUILD=1, OURS_DLL (another build of bench/BenchHost, e.g. an
-# older commit's, to measure a change side by side), OURS_ARGS (extra BenchHost arguments, e.g.
-# "--flush-deferrals 0"), GW_DLL (another build of bench/GatewayBench, likewise, for scenario 5),
-# OUT_DIR (where latest.md/json go).
+# PORT_BASE (default 21000: below the ephemeral port range, so no port the kernel hands to a client
+# or a port-0 listener collides with a server), BENCH_NO_BUILD=1, OURS_DLL (another build of
+# bench/BenchHost, e.g. an older commit's, to measure a change side by side), OURS_ARGS (extra
+# BenchHost arguments, e.g. "--flush-deferrals 0"), GW_DLL (another build of bench/GatewayBench,
+# likewise, for scenario 5), OUT_DIR (where latest.md/json go).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,7 +58,7 @@ else
   : "${SETTLE:=3}" "${IDLE_TIMEOUT:=10}"
   : "${OUT_DIR:=$ROOT/bench/results}"
 fi
-: "${BATCH:=1}" "${SERVERS:=node ours raw}" "${PORT_BASE:=41000}" "${SKIP_GATEWAY:=0}" "${GW_DURABILITY:=normal}"
+: "${BATCH:=1}" "${SERVERS:=node ours raw}" "${PORT_BASE:=21000}" "${SKIP_GATEWAY:=0}" "${GW_DURABILITY:=normal}"
 
 # --- file descriptors: 10 000 sockets in the client and as many in the server ---------------------
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
