@@ -117,11 +117,7 @@ internal static partial class Commands
             inWatch.Start();
             var answers = await Task.WhenAll(urls.Select(async (node, k) =>
             {
-                using var request = new HttpRequestMessage(HttpMethod.Get, $"{node}/bench/publish?prefix=bench-&projects={projects}&events={events}&producers={Math.Max(1, producers / urls.Length)}&burstId={inProcessBurst}&shard={k}&shards={urls.Length}");
-                request.Headers.Add("X-Api-Key", apiKey);
-                using var response = await s_http.SendAsync(request);
-                var text = await response.Content.ReadAsStringAsync();
-                return response.IsSuccessStatusCode ? JsonNode.Parse(text)! : throw new HttpRequestException($"{node}/bench/publish answered {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
+                return JsonNode.Parse(await BenchPublishAsync(node, apiKey, $"prefix=bench-&projects={projects}&events={events}&producers={Math.Max(1, producers / urls.Length)}&burstId={inProcessBurst}&shard={k}&shards={urls.Length}"))!;
             }));
             inWatch.Stop();
             foreach (var a in answers)
@@ -188,6 +184,16 @@ internal static partial class Commands
         }
 
         return 0;
+    }
+
+    /// <summary>GatewayBench's in-process producers (<c>GET /bench/publish?{query}</c>): its JSON answer, or an exception naming the refusal.</summary>
+    private static async Task<string> BenchPublishAsync(string url, string apiKey, string query)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/publish?{query}");
+        request.Headers.Add("X-Api-Key", apiKey);
+        using var response = await s_http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return response.IsSuccessStatusCode ? text : throw new HttpRequestException($"{url}/bench/publish answered {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
     }
 
     /// <summary>Every project's log read back (bench/GatewayBench /bench/log): events kept, gaps, and how many of the <paramref name="logged"/> accepted events are missing.</summary>

@@ -136,14 +136,8 @@ internal static partial class Commands
     {
         var perProject = Math.Max(1, (int)Math.Round((double)rate * seconds / projects));
         var scheduledSeconds = perProject * projects / (double)rate;
-        var m = Burst.Measure(engine, cpu, targets, perProject, burstId, async () =>
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/publish?prefix=bench-&projects={projects}&events={perProject}&rate={rate}&drain={(int)drain.TotalSeconds}&burstId={burstId}");
-            request.Headers.Add("X-Api-Key", apiKey);
-            using var response = await s_http.SendAsync(request);
-            var text = await response.Content.ReadAsStringAsync();
-            return response.IsSuccessStatusCode ? text : throw new HttpRequestException($"/bench/publish answered {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
-        }, idle, TimeSpan.FromSeconds(scheduledSeconds) + drain + idle + TimeSpan.FromSeconds(5));
+        var m = Burst.Measure(engine, cpu, targets, perProject, burstId, () =>
+            BenchPublishAsync(url, apiKey, $"prefix=bench-&projects={projects}&events={perProject}&rate={rate}&drain={(int)drain.TotalSeconds}&burstId={burstId}"), idle, TimeSpan.FromSeconds(scheduledSeconds) + drain + idle + TimeSpan.FromSeconds(5));
         var answer = m["trigger"];
         m.Remove("trigger");
         m["projects"] = projects;

@@ -460,14 +460,8 @@ internal static partial class Commands
             Thread.Sleep(500);
             var count = batch == 1 ? inProcessEvents : Math.Max(batchEvents, batch);
             var inProcessBurst = 501 + (batch == 1 ? 0 : 20 + batch);
-            var ip = Burst.Measure(engine, cpu, targets, count, inProcessBurst, async () =>
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/bench/publish?prefix=bench-&projects={projects}&events={count}&producers={producers}&burstId={inProcessBurst}&batch={batch}");
-                request.Headers.Add("X-Api-Key", apiKey);
-                using var response = await s_http.SendAsync(request);
-                var text = await response.Content.ReadAsStringAsync();
-                return response.IsSuccessStatusCode ? text : throw new HttpRequestException($"/bench/publish answered {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
-            }, TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), TimeSpan.FromSeconds(o.Int("max-burst-seconds", 180)));
+            var ip = Burst.Measure(engine, cpu, targets, count, inProcessBurst, () =>
+                BenchPublishAsync(url, apiKey, $"prefix=bench-&projects={projects}&events={count}&producers={producers}&burstId={inProcessBurst}&batch={batch}"), TimeSpan.FromSeconds(o.Int("idle-timeout", 5)), TimeSpan.FromSeconds(o.Int("max-burst-seconds", 180)));
             var answer = ip["trigger"];
             ip.Remove("trigger");
             ip["projects"] = projects;

@@ -56,7 +56,7 @@ internal static class GatewayEndpoints
     {
         if (request.ContentLength > maxBytes)
         {
-            return (null, Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes."));
+            return (null, TooLarge(maxBytes));
         }
 
         // the body read from Kestrel's own buffers (no copy until it is whole), then parsed once
@@ -69,7 +69,7 @@ internal static class GatewayEndpoints
             if (read.Buffer.Length > maxBytes)
             {
                 reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
-                return (null, Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes."));
+                return (null, TooLarge(maxBytes));
             }
 
             if (read.IsCompleted || read.IsCanceled)
@@ -89,6 +89,8 @@ internal static class GatewayEndpoints
             reader.AdvanceTo(read.Buffer.End);
         }
     }
+
+    private static IResult TooLarge(int maxBytes) => Problem(413, "PAYLOAD_TOO_LARGE", $"The body is larger than {maxBytes} bytes.");
 
     private static (JsonElement? Body, IResult? Error) ParseBody(System.Buffers.ReadOnlySequence<byte> body, bool allowArray)
     {

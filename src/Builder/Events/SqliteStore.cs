@@ -52,7 +52,7 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         }
 
         Durability = durability;
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _connection = new SqliteConnection(ConnectionString(path));
         _connection.Open();
 
         // the events in a rowid table (appended at its end, so a commit writes few pages whatever
@@ -113,6 +113,9 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
 
     /// <summary>WAL checkpoints the background checkpointer has run so far (tests).</summary>
     public long Checkpoints => _checkpointer.Count;
+
+    /// <summary>A connection of its own to the file (no pool: closing it releases the file).</summary>
+    private static string ConnectionString(string path) => new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString();
 
     /// <summary>The durability this store was opened with.</summary>
     public SqliteDurability Durability { get; }
@@ -546,7 +549,7 @@ public sealed class SqliteStore : IEventLog, IDecisionStore, IBuildStore
         {
             _storeGate = storeGate;
             _walPath = Path.GetFullPath(path) + "-wal";
-            _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+            _connection = new SqliteConnection(ConnectionString(path));
             _connection.Open();
             _thread = new Thread(Run) { IsBackground = true, Name = "sqlite-checkpoint" };
             _thread.Start();

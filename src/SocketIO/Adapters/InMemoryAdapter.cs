@@ -72,7 +72,7 @@ public class InMemoryAdapter : IAdapter
         var (recipients, excluded) = _index.Recipients(options);
         foreach (var socket in recipients)
         {
-            if (socket.Connected && (excluded is null || !excluded.Contains(socket.Id)))
+            if (Receives(socket, excluded))
             {
                 encoded ??= Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, data, options.Volatile);
                 socket.SendEncoded(encoded);
@@ -180,12 +180,16 @@ public class InMemoryAdapter : IAdapter
         var (recipients, excluded) = _index.Recipients(options);
         foreach (var socket in recipients)
         {
-            if (socket.Connected && (excluded is null || !excluded.Contains(socket.Id)))
+            if (Receives(socket, excluded))
             {
                 action(socket, state);
             }
         }
     }
+
+    /// <summary>Whether a socket of a broadcast's rooms gets it: connected, and not in a room it excepts.</summary>
+    private static bool Receives(SocketIOSocket socket, HashSet<string>? excluded) =>
+        socket.Connected && (excluded is null || !excluded.Contains(socket.Id));
 
     private static object?[] BuildEventData(BroadcastMessage message)
     {
