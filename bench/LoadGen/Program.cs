@@ -22,6 +22,13 @@ try
     }
 
     var opts = Options.Parse(args.Skip(1));
+
+    // The client runs pinned to one core, where the thread pool starts with one worker and, when
+    // starved, adds threads slowly. A phase that opens hundreds of HTTP connections at once (the
+    // fixed-rate phase after a stall) starved it for up to a second, which the phase then measured
+    // as the server's latency (p99 900 ms with the server idle at the time). The pool starts sized.
+    ThreadPool.GetMinThreads(out var minWorkers, out var minIo);
+    ThreadPool.SetMinThreads(Math.Max(minWorkers, 64), Math.Max(minIo, 64));
     return args[0] switch
     {
         "run" => await Commands.RunAsync(opts),

@@ -306,9 +306,9 @@ internal sealed class GatewayLifetime(BuilderHub hub, DecisionService decisions,
         // the process as operators watch it (and the abuse tests read it): memory and GC heap
         metrics.Gauge("process.resident_memory", "By", "Resident memory (working set) of the process", () => Environment.WorkingSet);
         metrics.Gauge("dotnet.gc_heap", "By", "Bytes allocated on the managed heap", () => GC.GetTotalMemory(false));
-        var interval = TimeSpan.FromSeconds(options.Heartbeat.IntervalSeconds);
-        _heartbeat = time.CreateTimer(_ => hub.Beat(), null, interval, interval);
-        logger.LogInformation("Builder gateway ready: namespace {Namespace}, heartbeat every {Interval}", BuilderHub.NamespaceName, interval);
+        // each socket is pinged once per interval; the sockets are served in slices, one every BeatPeriod
+        _heartbeat = time.CreateTimer(_ => hub.Beat(), null, hub.BeatPeriod, hub.BeatPeriod);
+        logger.LogInformation("Builder gateway ready: namespace {Namespace}, heartbeat every {Interval}", BuilderHub.NamespaceName, TimeSpan.FromSeconds(options.Heartbeat.IntervalSeconds));
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -37,6 +37,7 @@ public sealed class BuilderHub
     private readonly (string Event, Func<SocketEventContext, ValueTask> Handler)[] _handlers;
     private readonly Func<SocketEventContext, ValueTask> _onPong;
     private readonly Func<SocketEventContext, ValueTask> _onUnknown;
+    private long _beats = -1;
 
     public BuilderHub(SocketIONamespace nsp, TokenValidator tokens, ProjectAccess access, IProjectRooms rooms, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
     {
@@ -414,12 +415,29 @@ public sealed class BuilderHub
         }
     }
 
-    /// <summary>One heartbeat round: sockets that missed too many pongs are disconnected, the others pinged.</summary>
+    /// <summary>
+    /// How often <see cref="Beat"/> runs. Each run serves one slice of the sockets (by a hash of the
+    /// socket id), so every socket is pinged once per <c>Heartbeat:IntervalSeconds</c> and the pings
+    /// of many sockets are spread over the interval: pinging 10 000 sockets in one go (and reading
+    /// their 10 000 pongs) held a core for hundreds of milliseconds, every event published meanwhile
+    /// waiting behind it.
+    /// </summary>
+    public TimeSpan BeatPeriod => TimeSpan.FromSeconds(_options.Heartbeat.IntervalSeconds) / BeatSlices;
+
+    /// <summary>The number of slices of an interval: one run every 250 ms, at most 120 runs per interval.</summary>
+    internal int BeatSlices => Math.Clamp(_options.Heartbeat.IntervalSeconds * 4, 1, 120);
+
+    /// <summary>
+    /// One heartbeat run (every <see cref="BeatPeriod"/>): the sockets of the next slice that missed
+    /// too many pongs are disconnected, the others pinged.
+    /// </summary>
     public void Beat()
     {
+        var slices = (uint)BeatSlices;
+        var slice = (uint)((ulong)Interlocked.Increment(ref _beats) % slices);
         foreach (var socket in Namespace.Sockets.Values)
         {
-            if (StateOf(socket) is not { } state)
+            if ((uint)socket.Id.GetHashCode(StringComparison.Ordinal) % slices != slice || StateOf(socket) is not { } state)
             {
                 continue;
             }
