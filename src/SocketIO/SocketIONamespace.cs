@@ -161,9 +161,9 @@ public sealed class SocketIONamespace
 
             // the replay goes through the bounded send queue in one go: a backlog it cannot hold
             // would overflow it at once, so such a client starts a fresh session (recovered false)
-            if (restored is not null && (restored.MissedPackets.Count + 1 > Server.Options.Engine.MaxBufferedPackets || !ReplayFits(restored)))
+            if (restored is not null && (restored.MissedCount + 1 > Server.Options.Engine.MaxBufferedPackets || !ReplayFits(restored)))
             {
-                SocketIOLog.RecoveryDeclined(Server.Log, restored.Session.Pid, restored.MissedPackets.Count);
+                SocketIOLog.RecoveryDeclined(Server.Log, restored.Session.Pid, restored.MissedCount);
                 restored = null;
             }
         }
@@ -217,14 +217,14 @@ public sealed class SocketIONamespace
         return socket;
     }
 
-    /// <summary>Whether the replay of <paramref name="restored"/> fits the send queue's byte budget (it is encoded once more when sent: a rare path).</summary>
+    /// <summary>Whether the replay of <paramref name="restored"/> fits the send queue's byte budget (argument arrays are encoded once more when sent: a rare path).</summary>
     private bool ReplayFits(RestoredSession restored)
     {
         var budget = Server.Options.Engine.MaxBufferedBytes;
         var bytes = 0L;
-        foreach (var missed in restored.MissedPackets)
+        foreach (var packet in ReplayPackets(restored))
         {
-            foreach (var message in Server.Parser.Encode(SocketPacketType.Event, Name, null, missed).Messages)
+            foreach (var message in packet.Messages)
             {
                 bytes += message.Frame.Length;
             }
@@ -236,6 +236,20 @@ public sealed class SocketIONamespace
         }
 
         return true;
+    }
+
+    /// <summary>The missed events of <paramref name="restored"/> as sent, in order.</summary>
+    private IEnumerable<EncodedPacket> ReplayPackets(RestoredSession restored)
+    {
+        foreach (var missed in restored.MissedPackets)
+        {
+            yield return Server.Parser.Encode(SocketPacketType.Event, Name, null, missed);
+        }
+
+        foreach (var encoded in restored.EncodedMissedPackets)
+        {
+            yield return encoded;
+        }
     }
 
     private void Reject(Client client, string message, object? data)
@@ -257,9 +271,9 @@ public sealed class SocketIONamespace
         socket.OnConnected(restored?.Session.Rooms);
         if (restored is not null)
         {
-            foreach (var missed in restored.MissedPackets)
+            foreach (var packet in ReplayPackets(restored))
             {
-                socket.SendEncoded(Server.Parser.Encode(SocketPacketType.Event, Name, null, missed));
+                socket.SendEncoded(packet);
             }
         }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SocketIO.Parser;
 
 namespace SocketIO.Adapters;
 
@@ -60,8 +61,20 @@ public sealed record BroadcastMessage(string EventName, object?[] Args);
 /// <summary>A socket's state kept while it is disconnected, for connection state recovery.</summary>
 public sealed record PersistedSession(string SocketId, string Pid, IReadOnlyList<string> Rooms, IReadOnlyDictionary<string, object?> Data);
 
-/// <summary>A restored session with the events it missed, in order (each an argument array ending with its offset).</summary>
-public sealed record RestoredSession(PersistedSession Session, IReadOnlyList<object?[]> MissedPackets);
+/// <summary>
+/// A restored session with the events it missed, in order: as argument arrays ending with their
+/// offset (<see cref="MissedPackets"/>, encoded when sent), or already encoded
+/// (<see cref="EncodedMissedPackets"/>, sent as they are; the in-memory adapter's form). An adapter
+/// fills one of the two; if both, the argument arrays are sent first.
+/// </summary>
+public sealed record RestoredSession(PersistedSession Session, IReadOnlyList<object?[]> MissedPackets)
+{
+    /// <summary>The missed events already encoded, in order (empty unless the adapter kept them so).</summary>
+    public IReadOnlyList<EncodedPacket> EncodedMissedPackets { get; init; } = [];
+
+    /// <summary>How many events the session missed.</summary>
+    public int MissedCount => MissedPackets.Count + EncodedMissedPackets.Count;
+}
 
 /// <summary>
 /// Room membership and fan-out for one namespace. The in-memory adapter serves one node; a

@@ -61,9 +61,11 @@ public class InMemoryAdapter : IAdapter
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(options);
         var data = BuildEventData(message);
+        StoredPacket? stored = null;
         if (_recovery is not null && !options.Volatile)
         {
-            data = _recovery.Store(data, options);
+            stored = _recovery.Store(data, options);
+            data = stored.Data!;
         }
 
         // encoded once, for the first recipient: a broadcast to a room nobody is in on this node
@@ -77,6 +79,12 @@ public class InMemoryAdapter : IAdapter
                 encoded ??= Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, data, options.Volatile);
                 socket.SendEncoded(encoded);
             }
+        }
+
+        // the recovery store keeps the packet rather than the arguments, which then die young
+        if (encoded is not null)
+        {
+            stored?.SetEncoded(encoded);
         }
     }
 
@@ -208,8 +216,22 @@ public class InMemoryAdapter : IAdapter
     }
 
     /// <inheritdoc/>
-    public virtual ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset) =>
-        ValueTask.FromResult(_recovery?.Restore(pid, offset));
+    public virtual ValueTask<RestoredSession?> RestoreSessionAsync(string pid, string offset)
+    {
+        if (_recovery?.Restore(pid, offset) is not { } restored)
+        {
+            return ValueTask.FromResult<RestoredSession?>(null);
+        }
+
+        // the missed events as sent: kept encoded, or encoded now (nobody on this node got them)
+        var encoded = new EncodedPacket[restored.Missed.Count];
+        for (var i = 0; i < encoded.Length; i++)
+        {
+            encoded[i] = restored.Missed[i].Encode(data => Namespace.Server.Parser.Encode(SocketPacketType.Event, Namespace.Name, null, data));
+        }
+
+        return ValueTask.FromResult<RestoredSession?>(new RestoredSession(restored.Session, []) { EncodedMissedPackets = encoded });
+    }
 
     /// <summary>Stops the recovery store's expiry timer.</summary>
     public void Dispose()

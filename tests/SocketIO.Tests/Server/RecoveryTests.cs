@@ -58,6 +58,33 @@ public sealed class RecoveryTests
     }
 
     [Fact]
+    public async Task StoredBroadcast_KeepsItsEncodedPacket_NotItsArguments()
+    {
+        await using var server = await SioTestServer.StartAsync(o => EnableRecovery(o));
+        var (client, _) = await server.ConnectAsync();
+        await using var _cl = client;
+
+        var argument = EmitAndForget(server);
+        await ExpectEventWithOffsetAsync(client, "[\"e\",{\"text\":\"kept as sent\"}]");
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+
+        // the store holds the frame that was sent; the argument object is garbage
+        Assert.False(argument.IsAlive, "the recovery store still holds the broadcast's argument");
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference EmitAndForget(SioTestServer server)
+    {
+        var argument = new StoredArgument("kept as sent");
+        server.Io.Emit("e", argument);
+        return new WeakReference(argument);
+    }
+
+    private sealed record StoredArgument(string Text);
+
+    [Fact]
     public async Task WithoutRecovery_ConnectReplyHasNoPid_AndEventsNoOffset()
     {
         await using var server = await SioTestServer.StartAsync();
