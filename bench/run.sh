@@ -28,9 +28,10 @@
 # or a port-0 listener collides with a server), BENCH_NO_BUILD=1, OURS_DLL (another build of
 # bench/BenchHost, e.g. an older commit's, to measure a change side by side), OURS_ARGS (extra
 # BenchHost arguments, e.g. "--flush-deferrals 0"), GW_DLL (another build of bench/GatewayBench,
-# likewise, for scenario 5), GW_ENV (extra NAME=VALUE settings of the gateway's process only, e.g.
-# "DOTNET_GCgen0size=0x400000", the runtime setting docs/architecture.md recommends for latency),
-# OUT_DIR (where latest.md/json go).
+# likewise, for scenario 5), GW_ENV (NAME=VALUE settings of the gateway's process only; default
+# "DOTNET_GCgen0size=0x1000000", the gateway's runtime setting as `dotnet run` applies it from
+# launchSettings.json, see docs/architecture.md "Runtime configuration"; GW_ENV=" " runs it on the
+# runtime's defaults), OUT_DIR (where latest.md/json go).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -130,7 +131,7 @@ start_server() { # name port
       (cd src/Builder.Gateway && exec env ASPNETCORE_ENVIRONMENT=Production \
         Builder__Ingest__ApiKeys__0="$GW_API_KEY" Builder__Jwt__Secret="$GW_SECRET" Builder__Store__Provider=sqlite Builder__Store__Path="$RUN_DIR/gateway-$port.db" Builder__Store__Durability="$GW_DURABILITY" \
         Builder__Limits__MaxConnectionsPerAddress=1000000 Builder__Limits__MaxHandshakesPerAddress=1000000 \
-        Logging__LogLevel__Default=Warning ${GW_ENV:-} \
+        Logging__LogLevel__Default=Warning ${GW_ENV-DOTNET_GCgen0size=0x1000000} \
         "${PIN_SERVER[@]}" dotnet "${GW_DLL:-$ROOT/bench/GatewayBench/$BIN/GatewayBench.dll}" --urls "http://127.0.0.1:$port") >"$logf" 2>&1 & ;;
     *) echo "unknown server '$name' in SERVERS (node, node-msgpack, ours, ours-msgpack, raw)" >&2; exit 2 ;;
   esac
