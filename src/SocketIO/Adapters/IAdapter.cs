@@ -28,9 +28,12 @@ public sealed record BroadcastOptions
     public TimeSpan? Timeout { get; init; }
 
     /// <summary>Whether a socket in <paramref name="socketRooms"/> is a recipient.</summary>
-    public bool Includes(IReadOnlySet<string> socketRooms)
+    public bool Includes(IReadOnlySet<string> socketRooms) => Includes(Rooms, Except, socketRooms);
+
+    /// <summary>Whether a socket in <paramref name="socketRooms"/> gets a broadcast to <paramref name="rooms"/> (all when empty) except <paramref name="except"/>.</summary>
+    internal static bool Includes(IReadOnlyCollection<string> rooms, IReadOnlyCollection<string> except, IReadOnlySet<string> socketRooms)
     {
-        foreach (var room in Except)
+        foreach (var room in except)
         {
             if (socketRooms.Contains(room))
             {
@@ -38,12 +41,12 @@ public sealed record BroadcastOptions
             }
         }
 
-        if (Rooms.Count == 0)
+        if (rooms.Count == 0)
         {
             return true;
         }
 
-        foreach (var room in Rooms)
+        foreach (var room in rooms)
         {
             if (socketRooms.Contains(room))
             {

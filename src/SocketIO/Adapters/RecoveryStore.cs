@@ -187,30 +187,6 @@ internal sealed class StoredPacket(long seq, string[] rooms, string[] except, ob
         return encoded;
     }
 
-    /// <summary>Whether a socket in <paramref name="socketRooms"/> was a recipient (as <see cref="BroadcastOptions.Includes"/>).</summary>
-    public bool Includes(IReadOnlySet<string> socketRooms)
-    {
-        foreach (var room in except)
-        {
-            if (socketRooms.Contains(room))
-            {
-                return false;
-            }
-        }
-
-        if (rooms.Length == 0)
-        {
-            return true;
-        }
-
-        foreach (var room in rooms)
-        {
-            if (socketRooms.Contains(room))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    /// <summary>Whether a socket in <paramref name="socketRooms"/> was a recipient.</summary>
+    public bool Includes(IReadOnlySet<string> socketRooms) => BroadcastOptions.Includes(rooms, except, socketRooms);
 }
