@@ -38,6 +38,7 @@ public sealed class BuilderHub
     private readonly Func<SocketEventContext, ValueTask> _onPong;
     private readonly Func<SocketEventContext, ValueTask> _onUnknown;
     private long _beats = -1;
+    private readonly HeartbeatSlices _heartbeat;
 
     public BuilderHub(SocketIONamespace nsp, TokenValidator tokens, ProjectAccess access, IProjectRooms rooms, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
     {
@@ -50,6 +51,7 @@ public sealed class BuilderHub
         _log = log;
         _snapshots = snapshots;
         _options = options;
+        _heartbeat = new HeartbeatSlices(Math.Clamp(options.Heartbeat.IntervalSeconds * 4, 1, 120));
         _time = time;
         _metrics = metrics;
         _logger = logger;
@@ -137,14 +139,17 @@ public sealed class BuilderHub
 
         state.Attached = true;
         _metrics.ConnectionAccepted();
+        _heartbeat.Add(socket);
         socket.OnDisconnect(_ =>
         {
+            _heartbeat.Remove(socket);
             state.ReleaseSlot();
             state.ExpiryTimer?.Dispose();
         });
         if (!socket.Conn.IsOpen)
         {
             // closed before its disconnect handler was in place
+            _heartbeat.Remove(socket);
             state.ReleaseSlot();
         }
 
@@ -417,15 +422,13 @@ public sealed class BuilderHub
 
     /// <summary>
     /// How often <see cref="Beat"/> runs. Each run serves one slice of the sockets (by a hash of the
-    /// socket id), so every socket is pinged once per <c>Heartbeat:IntervalSeconds</c> and the pings
-    /// of many sockets are spread over the interval: pinging 10 000 sockets in one go (and reading
-    /// their 10 000 pongs) held a core for hundreds of milliseconds, every event published meanwhile
-    /// waiting behind it.
+    /// socket id; <see cref="HeartbeatSlices"/>), so every socket is pinged once per
+    /// <c>Heartbeat:IntervalSeconds</c> and the pings of many sockets are spread over the interval:
+    /// pinging 10 000 sockets in one go (and reading their 10 000 pongs) held a core for hundreds of
+    /// milliseconds, every event published meanwhile waiting behind it. One run every 250 ms, at
+    /// most 120 runs per interval.
     /// </summary>
-    public TimeSpan BeatPeriod => TimeSpan.FromSeconds(_options.Heartbeat.IntervalSeconds) / BeatSlices;
-
-    /// <summary>The number of slices of an interval: one run every 250 ms, at most 120 runs per interval.</summary>
-    internal int BeatSlices => Math.Clamp(_options.Heartbeat.IntervalSeconds * 4, 1, 120);
+    public TimeSpan BeatPeriod => TimeSpan.FromSeconds(_options.Heartbeat.IntervalSeconds) / _heartbeat.Count;
 
     /// <summary>
     /// One heartbeat run (every <see cref="BeatPeriod"/>): the sockets of the next slice that missed
@@ -433,26 +436,34 @@ public sealed class BuilderHub
     /// </summary>
     public void Beat()
     {
-        var slices = (uint)BeatSlices;
-        var slice = (uint)((ulong)Interlocked.Increment(ref _beats) % slices);
-        foreach (var socket in Namespace.Sockets.Values)
+        var slice = (int)((ulong)Interlocked.Increment(ref _beats) % (ulong)_heartbeat.Count);
+        var sockets = _heartbeat.Rent(slice, out var count);
+        try
         {
-            if ((uint)socket.Id.GetHashCode(StringComparison.Ordinal) % slices != slice || StateOf(socket) is not { } state)
+            for (var i = 0; i < count; i++)
             {
-                continue;
-            }
+                var socket = sockets[i];
+                if (StateOf(socket) is not { } state)
+                {
+                    continue;
+                }
 
-            if (Volatile.Read(ref state.MissedPongs) >= _options.Heartbeat.MaxMissed)
-            {
-                _metrics.HeartbeatDisconnect();
-                SendError(socket, ErrorCodes.HeartbeatTimeout, $"No pong for {_options.Heartbeat.MaxMissed} pings: disconnecting.", new { missed = state.MissedPongs }, false, []);
-                socket.Disconnect();
-                continue;
-            }
+                if (Volatile.Read(ref state.MissedPongs) >= _options.Heartbeat.MaxMissed)
+                {
+                    _metrics.HeartbeatDisconnect();
+                    SendError(socket, ErrorCodes.HeartbeatTimeout, $"No pong for {_options.Heartbeat.MaxMissed} pings: disconnecting.", new { missed = state.MissedPongs }, false, []);
+                    socket.Disconnect();
+                    continue;
+                }
 
-            Interlocked.Increment(ref state.MissedPongs);
-            Interlocked.CompareExchange(ref state.PingSentAt, _time.GetTimestamp(), 0);
-            socket.Volatile.Emit("ping", (object?)null);
+                Interlocked.Increment(ref state.MissedPongs);
+                Interlocked.CompareExchange(ref state.PingSentAt, _time.GetTimestamp(), 0);
+                socket.Volatile.Emit("ping", (object?)null);
+            }
+        }
+        finally
+        {
+            HeartbeatSlices.Return(sockets);
         }
     }
 
