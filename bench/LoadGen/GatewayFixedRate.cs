@@ -35,7 +35,10 @@ internal static partial class Commands
         string? firstRejection = null;
         string? firstFailure = null;
         var ack = new Histogram();
-        var answers = new List<(double Due, double Latency)>(); // under the lock of ack
+        // LOADGEN_FIXED_DUMP=FILE: one line per accepted POST, "<scheduled s from start> <202 latency ms>",
+        // to line the stalls up with a trace of the server (docs/benchmarks.md); kept under the lock of ack
+        var dumpPath = Environment.GetEnvironmentVariable("LOADGEN_FIXED_DUMP");
+        List<(double Due, double Latency)>? answers = dumpPath is null ? null : [];
         var lagMaxUs = 0L;
         long lastAnswerTs = 0;
         long t0 = 0;
@@ -60,7 +63,7 @@ internal static partial class Commands
                     lock (ack)
                     {
                         ack.Record((long)(Clock.Seconds(dueTs, now) * 1e6));
-                        answers.Add((Clock.Seconds(t0, dueTs), Clock.Seconds(dueTs, now)));
+                        answers?.Add((Clock.Seconds(t0, dueTs), Clock.Seconds(dueTs, now)));
                         lastAnswerTs = Math.Max(lastAnswerTs, now);
                     }
                 }
@@ -106,9 +109,7 @@ internal static partial class Commands
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
         var m = Burst.Measure(engine, cpu, targets, perProject, burstId, Run, idle, TimeSpan.FromSeconds(scheduledSeconds) + drain + idle + TimeSpan.FromSeconds(5));
-        // LOADGEN_FIXED_DUMP=FILE: one line per accepted POST, "<scheduled s from start> <202 latency ms>",
-        // to line the stalls up with a trace of the server (docs/benchmarks.md)
-        if (Environment.GetEnvironmentVariable("LOADGEN_FIXED_DUMP") is { } dumpPath)
+        if (dumpPath is not null && answers is not null)
         {
             File.WriteAllLines(dumpPath, answers.OrderBy(a => a.Due).Select(a => string.Create(CultureInfo.InvariantCulture, $"{a.Due:F4} {a.Latency * 1000:F2}")));
         }

@@ -37,8 +37,8 @@ public sealed class BuilderHub
     private readonly (string Event, Func<SocketEventContext, ValueTask> Handler)[] _handlers;
     private readonly Func<SocketEventContext, ValueTask> _onPong;
     private readonly Func<SocketEventContext, ValueTask> _onUnknown;
-    private long _beats = -1;
     private readonly HeartbeatSlices _heartbeat;
+    private long _beats = -1;
 
     public BuilderHub(SocketIONamespace nsp, TokenValidator tokens, ProjectAccess access, IProjectRooms rooms, DecisionService decisions, IEventLog log, SnapshotBuilder snapshots, BuilderOptions options, TimeProvider time, GatewayMetrics metrics, ILogger<BuilderHub> logger)
     {

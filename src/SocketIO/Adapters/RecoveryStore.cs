@@ -24,7 +24,6 @@ internal sealed class RecoveryStore : IDisposable
     private readonly string _offsetPrefix = SessionId.New()[..8];
     private readonly Dictionary<string, (PersistedSession Session, DateTimeOffset DisconnectedAt)> _sessions = new(StringComparer.Ordinal);
     private readonly Queue<StoredPacket> _packets = new();
-    private static readonly string[] NoRooms = [];
     private readonly ITimer _cleanup;
     private long _nextOffset;
 
@@ -38,8 +37,8 @@ internal sealed class RecoveryStore : IDisposable
     /// <summary>Stores a broadcast's data; the stored packet's <see cref="StoredPacket.Data"/> is the data with its offset appended.</summary>
     public StoredPacket Store(object?[] data, BroadcastOptions options)
     {
-        var rooms = Copy(options.Rooms);
-        var except = Copy(options.Except);
+        string[] rooms = options.Rooms.Count == 0 ? [] : [.. options.Rooms];
+        string[] except = options.Except.Count == 0 ? [] : [.. options.Except];
         lock (_gate)
         {
             var offset = _offsetPrefix + "-" + (++_nextOffset).ToString("x", CultureInfo.InvariantCulture);
@@ -55,23 +54,6 @@ internal sealed class RecoveryStore : IDisposable
 
             return packet;
         }
-    }
-
-    private static string[] Copy(IReadOnlySet<string> rooms)
-    {
-        if (rooms.Count == 0)
-        {
-            return NoRooms;
-        }
-
-        var copy = new string[rooms.Count];
-        var i = 0;
-        foreach (var room in rooms)
-        {
-            copy[i++] = room;
-        }
-
-        return copy;
     }
 
     /// <summary>Keeps the session of a socket that disconnected.</summary>
