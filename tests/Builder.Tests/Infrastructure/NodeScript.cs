@@ -60,7 +60,6 @@ public sealed class NodeScript : IAsyncDisposable
         var node = new NodeScript(process);
         process.OutputDataReceived += (_, e) => node.OnLine(e.Data, stdout: true);
         process.ErrorDataReceived += (_, e) => node.OnLine(e.Data, stdout: false);
-        process.Exited += (_, _) => node._steps.Writer.TryComplete();
         process.Start();
         process.StandardInput.Close();
         process.BeginOutputReadLine();
@@ -72,6 +71,13 @@ public sealed class NodeScript : IAsyncDisposable
     {
         if (line is null)
         {
+            // the end of stdout, not the process's exit, ends the steps: Exited can be raised
+            // before the reader has handed over the last lines (a "done" step was lost so)
+            if (stdout)
+            {
+                _steps.Writer.TryComplete();
+            }
+
             return;
         }
 
